@@ -1,0 +1,80 @@
+//! The table of every action: its name, who may call it, and its handler. To add an action, add
+//! one line here and its handler in the group's file; protocol.md must then document it (a test
+//! compares the two).
+
+mod accounts;
+mod passwords;
+mod session;
+
+use deadpool_postgres::GenericClient;
+
+use crate::auth::Caller;
+use crate::db::audit::{self, Actor};
+use crate::error::ApiError;
+use crate::registry::{action, Access::*, ActionSpec, Ctx};
+
+/// Every action of the protocol.
+pub fn all() -> Vec<ActionSpec> {
+    vec![
+        action("ping", Public, session::ping),
+        action("authorization", Anyone, session::authorization),
+        action("logout", User, session::logout),
+        action("whoami", User, session::whoami),
+        action("adduser", Anyone, accounts::adduser),
+        action("add_invite", Admin, accounts::add_invite),
+        action("change_password", User, passwords::change_password),
+        action("restore_password", Anyone, passwords::restore_password),
+        action("reset_password", Anyone, passwords::reset_password),
+    ]
+}
+
+/// Writes the audit row of this request's change; call inside the change's transaction.
+async fn audit(c: &impl GenericClient, ctx: &Ctx, object: &str) -> Result<(), ApiError> {
+    let actor = match &ctx.caller {
+        Caller::User(u) => Actor {
+            user_id: Some(u.user_id),
+            login: Some(&u.login),
+        },
+        Caller::Anonymous => Actor {
+            user_id: None,
+            login: None,
+        },
+    };
+    audit::record(c, &actor, ctx.action, object, &ctx.raw_params).await
+}
+
+/// The `create-admin` command: creates an admin, or resets an account's password and makes it admin.
+pub async fn create_admin(
+    config: &crate::config::Config,
+    login: &str,
+    password: String,
+) -> Result<uuid::Uuid, String> {
+    let login = crate::validate::login(login)?;
+    crate::validate::password(&password)?;
+    let pool = crate::db::create_pool(config)?;
+    crate::db::migrate::run(&pool).await?;
+    let hasher = crate::auth::PasswordHasher::new(config.bcrypt_cost, 1);
+    let hash = hasher.hash(password).await.map_err(|e| e.to_string())?;
+    let uniqcode = crate::auth::random_secret(16).map_err(|e| e.to_string())?;
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let id =
+        crate::db::users::upsert_admin(&tx, &login, &hash, &crate::auth::hash_secret(&uniqcode))
+            .await
+            .map_err(|e| e.to_string())?;
+    let actor = Actor {
+        user_id: None,
+        login: Some("create-admin"),
+    };
+    audit::record(
+        &tx,
+        &actor,
+        "create_admin",
+        &format!("user:{id}"),
+        &serde_json::json!({"login": login}),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(id)
+}

@@ -1,0 +1,151 @@
+//! Changing and recovering passwords: `change_password`, `restore_password`, `reset_password`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::audit;
+use crate::auth::{self, Role};
+use crate::db;
+use crate::error::{ApiError, Reason};
+use crate::params::PasswordParam;
+use crate::registry::Ctx;
+use crate::{validate, AppState};
+
+/// How long a reset link works.
+const RESET_TTL: Duration = Duration::from_secs(3600);
+/// Reset mails per account per hour; more requests are answered ok but send nothing.
+const RESETS_PER_HOUR: i64 = 5;
+
+#[derive(Serialize)]
+pub struct UserRef {
+    userid: Uuid,
+    login: String,
+}
+
+fn new_password(p: PasswordParam) -> Result<String, ApiError> {
+    let pw = p.confirmed().map_err(|m| Reason::bad_password.msg(m))?;
+    validate::password(&pw).map_err(|m| Reason::bad_password.msg(format!("newpassword: {m}")))?;
+    Ok(pw)
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordParams {
+    login: String,
+    oldpassword: Option<String>,
+    newpassword: PasswordParam,
+}
+
+/// `change_password`: users change their own (with the old one); admins anyone's. Every other
+/// session of that user ends.
+pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRef, ApiError> {
+    let caller = ctx.caller.user()?;
+    let admin = caller.role == Role::Admin;
+    let login = p.login.to_ascii_lowercase();
+    if login != caller.login && !admin {
+        return Err(Reason::forbidden.msg("you may change only your own password"));
+    }
+    let newpassword = new_password(p.newpassword)?;
+    let target = db::users::credentials_by_login(&ctx.state.db().await?, &login)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg("no such user"))?;
+    match (p.oldpassword, admin) {
+        (None, false) => return Err(Reason::bad_password.msg("oldpassword is required")),
+        (None, true) => {}
+        (Some(old), _) => {
+            if !ctx
+                .state
+                .hasher
+                .verify(old, target.password_hash.clone())
+                .await?
+            {
+                return Err(Reason::bad_password.msg("the old password is wrong"));
+            }
+        }
+    }
+    let hash = ctx.state.hasher.hash(newpassword).await?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    db::users::set_password(&tx, target.user_id, &hash).await?;
+    let keep = (target.user_id == caller.user_id).then_some(&caller.session_hash);
+    db::sessions::delete_all_of_user(&tx, target.user_id, keep).await?;
+    audit(&tx, &ctx, &format!("user:{}", target.user_id)).await?;
+    tx.commit().await?;
+    Ok(UserRef {
+        userid: target.user_id,
+        login: target.login,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RestorePasswordParams {
+    email: String,
+}
+
+/// `restore_password`: ok for every well-formed address; mails a reset link when an account has it.
+pub async fn restore_password(
+    ctx: Ctx,
+    p: RestorePasswordParams,
+) -> Result<serde_json::Value, ApiError> {
+    let email = validate::email(&p.email).map_err(|m| Reason::bad_email.msg(m))?;
+    // The work happens after the answer, so its timing says nothing about whether the address is known.
+    let state = Arc::clone(&ctx.state);
+    tokio::spawn(async move {
+        if let Err(e) = send_reset_links(&state, &email).await {
+            tracing::error!(error = %e, "sending a password reset link failed");
+        }
+    });
+    Ok(serde_json::json!({}))
+}
+
+async fn send_reset_links(state: &AppState, email: &str) -> Result<(), ApiError> {
+    let client = state.db().await?;
+    for owner in db::users::by_email(&client, email).await? {
+        if db::tokens::recent_resets(&client, owner.user_id).await? >= RESETS_PER_HOUR {
+            tracing::warn!(user_id = %owner.user_id, "reset mail limit reached; not sending");
+            continue;
+        }
+        let token = auth::random_secret(32)?;
+        db::tokens::insert_reset(
+            &client,
+            &auth::hash_secret(&token),
+            owner.user_id,
+            RESET_TTL,
+        )
+        .await?;
+        state
+            .mailer
+            .send_reset(&owner.email, &owner.login, &token)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct ResetPasswordParams {
+    token: String,
+    newpassword: PasswordParam,
+}
+
+/// `reset_password`: sets a new password with a mailed token and ends all sessions of the user.
+pub async fn reset_password(ctx: Ctx, p: ResetPasswordParams) -> Result<UserRef, ApiError> {
+    let newpassword = new_password(p.newpassword)?;
+    let hash = ctx.state.hasher.hash(newpassword).await?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let user_id = db::tokens::consume_reset(&tx, &auth::hash_secret(p.token.trim()))
+        .await?
+        .ok_or_else(|| Reason::bad_token.msg("the reset link is unknown, used or expired"))?;
+    db::users::set_password(&tx, user_id, &hash).await?;
+    db::sessions::delete_all_of_user(&tx, user_id, None).await?;
+    audit(&tx, &ctx, &format!("user:{user_id}")).await?;
+    let login = db::users::login_of(&tx, user_id).await?;
+    tx.commit().await?;
+    Ok(UserRef {
+        userid: user_id,
+        login,
+    })
+}

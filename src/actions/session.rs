@@ -1,0 +1,135 @@
+//! Signing in and out: `authorization`, `logout`, `whoami`, and the database-free `ping`.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{self, CookieChange, Throttle};
+use crate::db;
+use crate::error::{ApiError, Reason};
+use crate::params::YesNo;
+use crate::registry::Ctx;
+
+#[derive(Deserialize)]
+pub struct PingParams {}
+
+#[derive(Serialize)]
+pub struct PingResult {
+    version: &'static str,
+}
+
+/// `ping`: the version; touches neither session nor database.
+pub async fn ping(_ctx: Ctx, _p: PingParams) -> Result<PingResult, ApiError> {
+    Ok(PingResult {
+        version: crate::VERSION,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct AuthorizationParams {
+    login: String,
+    password: Option<String>,
+    uniqcode: Option<String>,
+    session: Option<YesNo>,
+}
+
+#[derive(Serialize)]
+pub struct AuthorizationResult {
+    userid: Uuid,
+    login: String,
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookie: Option<String>,
+}
+
+/// `authorization`: checks a password or uniqcode and opens a session unless `session` is "no".
+pub async fn authorization(
+    ctx: Ctx,
+    p: AuthorizationParams,
+) -> Result<AuthorizationResult, ApiError> {
+    let state = &ctx.state;
+    let login = p.login.to_ascii_lowercase();
+    let throttle = Throttle {
+        state,
+        login: login.clone(),
+        addr: ctx.client_ip,
+    };
+    throttle.begin().await?;
+    let found = {
+        let client = state.db().await?;
+        db::users::credentials_by_login(&client, &login).await?
+    };
+    let valid = match (&p.password, &p.uniqcode, &found) {
+        (Some(pw), _, Some(user)) => {
+            state
+                .hasher
+                .verify(pw.clone(), user.password_hash.clone())
+                .await?
+        }
+        (Some(pw), _, None) => {
+            state.hasher.verify_dummy(pw.clone()).await?;
+            false
+        }
+        (None, Some(code), Some(user)) => auth::secret_matches(code, &user.uniqcode_hash),
+        (None, Some(_), None) => false,
+        (None, None, _) => return Err(Reason::bad_params.msg("send `password` or `uniqcode`")),
+    };
+    let Some(user) = found else {
+        return Err(Reason::bad_login.msg("no such user"));
+    };
+    if !valid {
+        return Err(Reason::bad_password.msg("wrong password"));
+    }
+    if user.disabled {
+        return Err(Reason::account_disabled.msg("this account is disabled"));
+    }
+    throttle.succeeded().await?;
+    let cookie = if p.session.unwrap_or(YesNo(true)).0 {
+        let client = state.db().await?;
+        let cookie = auth::open_session(&client, user.user_id).await?;
+        ctx.set_cookie(CookieChange::Set(cookie.clone()));
+        Some(cookie)
+    } else {
+        None
+    };
+    Ok(AuthorizationResult {
+        userid: user.user_id,
+        login: user.login,
+        role: user.role.as_str(),
+        cookie,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LogoutParams {
+    #[serde(rename = "login")]
+    _login: Option<serde_json::Value>,
+}
+
+/// `logout`: ends the caller's session and clears the HTTP cookie.
+pub async fn logout(ctx: Ctx, _p: LogoutParams) -> Result<serde_json::Value, ApiError> {
+    let user = ctx.caller.user()?;
+    let client = ctx.state.db().await?;
+    db::sessions::delete(&client, &user.session_hash).await?;
+    ctx.set_cookie(CookieChange::Clear);
+    Ok(serde_json::json!({}))
+}
+
+#[derive(Deserialize)]
+pub struct WhoamiParams {}
+
+#[derive(Serialize)]
+pub struct WhoamiResult {
+    userid: Uuid,
+    login: String,
+    role: &'static str,
+}
+
+/// `whoami`: the session's user.
+pub async fn whoami(ctx: Ctx, _p: WhoamiParams) -> Result<WhoamiResult, ApiError> {
+    let user = ctx.caller.user()?;
+    Ok(WhoamiResult {
+        userid: user.user_id,
+        login: user.login.clone(),
+        role: user.role.as_str(),
+    })
+}

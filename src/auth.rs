@@ -1,0 +1,232 @@
+//! Who is calling: cookie sessions, roles, secrets and their hashes, password hashing off the
+//! reactor, and the login rate limit. Everything that must hold across instances lives in
+//! PostgreSQL; nothing here keeps per-process state but the bcrypt semaphore and dummy hash.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::{OnceCell, Semaphore};
+use uuid::Uuid;
+
+use crate::db;
+use crate::error::{ApiError, Reason};
+use crate::AppState;
+use deadpool_postgres::GenericClient;
+
+/// Name of the HTTP cookie that carries the session.
+pub const SESSION_COOKIE: &str = "hostplane_session";
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+/// A signed-in user, as resolved from a session cookie.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub user_id: Uuid,
+    pub login: String,
+    pub role: Role,
+    /// SHA-256 of the cookie, the key of the session row.
+    pub session_hash: [u8; 32],
+}
+
+/// The caller of a request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    User(SessionUser),
+}
+
+impl Caller {
+    /// The signed-in user; `auth_required` otherwise.
+    pub fn user(&self) -> Result<&SessionUser, ApiError> {
+        match self {
+            Caller::User(u) => Ok(u),
+            Caller::Anonymous => Err(Reason::auth_required.into()),
+        }
+    }
+}
+
+/// What the answer should do with the session cookie.
+#[derive(Debug, Clone)]
+pub enum CookieChange {
+    Set(String),
+    Clear,
+}
+
+/// SHA-256 of a secret, the form in which secrets are stored and looked up.
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Constant-time equality of a secret with a stored hash.
+pub fn secret_matches(secret: &str, stored_hash: &[u8]) -> bool {
+    hash_secret(secret).ct_eq(stored_hash).into()
+}
+
+/// A random secret of `bytes` bytes as lowercase hex.
+pub fn random_secret(bytes: usize) -> Result<String, ApiError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf).map_err(ApiError::internal)?;
+    Ok(hex::encode(buf))
+}
+
+/// The session cookie value in its canonical form, or None when it cannot be one of ours.
+pub fn canonical_cookie(raw: &str) -> Option<String> {
+    Uuid::parse_str(raw.trim()).ok().map(|u| u.to_string())
+}
+
+/// Finds the `hostplane_session` value in a `Cookie` header.
+pub fn cookie_from_header(header: &str) -> Option<&str> {
+    header.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == SESSION_COOKIE).then(|| value.trim_matches('"'))
+    })
+}
+
+/// Resolves a cookie to its live session, sliding the idle expiry at most once a minute.
+pub async fn resolve_session(
+    state: &AppState,
+    cookie: &str,
+) -> Result<Option<SessionUser>, ApiError> {
+    let Some(cookie) = canonical_cookie(cookie) else {
+        return Ok(None);
+    };
+    let hash = hash_secret(&cookie);
+    let client = state.db().await?;
+    let Some(found) = db::sessions::lookup(&client, &hash, &state.config).await? else {
+        return Ok(None);
+    };
+    if found.stale {
+        db::sessions::touch(&client, &hash).await?;
+    }
+    Ok(Some(SessionUser {
+        user_id: found.user_id,
+        login: found.login,
+        role: found.role,
+        session_hash: hash,
+    }))
+}
+
+/// Opens a session for a user; returns the cookie value (a UUID v4).
+pub async fn open_session(client: &impl GenericClient, user_id: Uuid) -> Result<String, ApiError> {
+    let cookie = Uuid::new_v4().to_string();
+    db::sessions::insert(client, &hash_secret(&cookie), user_id).await?;
+    Ok(cookie)
+}
+
+/// bcrypt hashing and verification on blocking threads, at most `bcrypt_threads` at once, so a
+/// wave of logins queues here instead of taking every core from the reactor.
+pub struct PasswordHasher {
+    cost: u32,
+    permits: Semaphore,
+    dummy: OnceCell<String>,
+}
+
+impl PasswordHasher {
+    pub fn new(cost: u32, threads: usize) -> Self {
+        PasswordHasher {
+            cost,
+            permits: Semaphore::new(threads.max(1)),
+            dummy: OnceCell::new(),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(ApiError::internal)
+    }
+
+    /// Hashes a password at the configured cost.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let cost = self.cost;
+        self.blocking(move || bcrypt::hash(password, cost))
+            .await?
+            .map_err(ApiError::internal)
+    }
+
+    /// Checks a password against a stored hash.
+    pub async fn verify(&self, password: String, hash: String) -> Result<bool, ApiError> {
+        Ok(self
+            .blocking(move || bcrypt::verify(password, &hash))
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// Spends the same time as [`verify`](Self::verify) against a hash that matches nothing, so an
+    /// unknown login cannot be told from a wrong password by timing.
+    pub async fn verify_dummy(&self, password: String) -> Result<(), ApiError> {
+        let dummy = self
+            .dummy
+            .get_or_try_init(|| async {
+                let seed = random_secret(16)?;
+                self.hash(seed).await
+            })
+            .await?
+            .clone();
+        self.verify(password, dummy).await.map(|_| ())
+    }
+}
+
+/// The login rate limit: counters per login name and per client address in PostgreSQL.
+pub struct Throttle<'a> {
+    pub state: &'a AppState,
+    pub login: String,
+    pub addr: IpAddr,
+}
+
+impl Throttle<'_> {
+    /// Counts this attempt before the password is checked (so parallel guesses cannot slip past
+    /// the limit), answering `too_many_attempts` once either counter is over its limit.
+    pub async fn begin(&self) -> Result<(), ApiError> {
+        let client = self.state.db().await?;
+        let c = &self.state.config;
+        let (login_n, addr_n) = db::throttle::count_attempt(
+            &client,
+            &self.login,
+            &self.addr.to_string(),
+            c.limit_window,
+        )
+        .await?;
+        if login_n > c.login_limit || addr_n > c.addr_limit {
+            return Err(Reason::too_many_attempts.msg("too many failed attempts, try again later"));
+        }
+        Ok(())
+    }
+
+    /// A successful login does not count as a failure: take its attempt back.
+    pub async fn succeeded(&self) -> Result<(), ApiError> {
+        let client = self.state.db().await?;
+        db::throttle::forgive_attempt(&client, &self.login, &self.addr.to_string()).await
+    }
+}
+
+/// Shared handle type for the hasher.
+pub type Hasher = Arc<PasswordHasher>;

@@ -1,0 +1,80 @@
+//! Migrations: the plain SQL files of `sql/`, applied in order in one transaction under an
+//! advisory lock (so instances starting together do not race) and recorded in `schema_migrations`.
+
+use deadpool_postgres::Pool;
+
+/// Every migration, in order. A unit test checks this list against the files in `sql/`.
+pub const MIGRATIONS: &[(&str, &str)] =
+    &[("0001_accounts", include_str!("../../sql/0001_accounts.sql"))];
+
+/// Applies pending migrations; returns the names applied now.
+pub async fn run(pool: &Pool) -> Result<Vec<&'static str>, String> {
+    let mut client = pool.get().await.map_err(|e| {
+        format!(
+            "cannot connect to the database: {}",
+            crate::error::error_chain(&e)
+        )
+    })?;
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let fail =
+        |e: tokio_postgres::Error| format!("migration failed: {}", crate::error::error_chain(&e));
+    // Keyed by schema, so parallel test schemas migrate independently.
+    tx.batch_execute(
+        "SET LOCAL client_min_messages = warning;
+         SELECT pg_advisory_xact_lock(72461, hashtext(current_schema()));
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             version text PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );",
+    )
+    .await
+    .map_err(fail)?;
+    let applied: Vec<String> = tx
+        .query("SELECT version FROM schema_migrations", &[])
+        .await
+        .map_err(fail)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut done = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        if applied.iter().any(|a| a == version) {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(|e| {
+            format!(
+                "migration {version} failed: {}",
+                crate::error::error_chain(&e)
+            )
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(fail)?;
+        done.push(*version);
+    }
+    tx.commit().await.map_err(fail)?;
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_sql_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .map(|n| n.trim_end_matches(".sql").to_string())
+            .collect();
+        files.sort();
+        let listed: Vec<String> = super::MIGRATIONS
+            .iter()
+            .map(|(v, _)| v.to_string())
+            .collect();
+        assert_eq!(files, listed);
+    }
+}

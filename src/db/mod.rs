@@ -1,0 +1,96 @@
+//! The database layer: the pool, migrations, and one module of SQL per table group.
+//! Every statement is prepared once per connection (`prepare_cached`) and takes parameters.
+
+pub mod audit;
+pub mod migrate;
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
+
+use std::str::FromStr;
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Parses `DATABASE_URL`, adding a statement timeout so no query can hold a request forever.
+pub fn pg_config(config: &Config) -> Result<tokio_postgres::Config, String> {
+    let mut pg = tokio_postgres::Config::from_str(&config.database_url)
+        .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+    let timeout = format!("-c statement_timeout={}", config.db_timeout.as_millis());
+    let options = match pg.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} {timeout}"),
+        _ => timeout,
+    };
+    pg.options(&options);
+    pg.connect_timeout(config.db_timeout);
+    if pg.get_application_name().is_none() {
+        pg.application_name("hostplane");
+    }
+    Ok(pg)
+}
+
+/// Builds the connection pool; connections are opened lazily.
+pub fn create_pool(config: &Config) -> Result<Pool, String> {
+    let manager = Manager::from_config(
+        pg_config(config)?,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(config.db_pool_size)
+        .wait_timeout(Some(config.db_timeout))
+        .create_timeout(Some(config.db_timeout))
+        .recycle_timeout(Some(config.db_timeout))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| format!("cannot build the database pool: {e}"))
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Runs a prepared query and returns all rows.
+pub async fn query(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<Row>, ApiError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query(&st, params).await?)
+}
+
+/// Runs a prepared query that returns at most one row.
+pub async fn query_opt(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<Row>, ApiError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&st, params).await?)
+}
+
+/// Runs a prepared query that returns exactly one row.
+pub async fn query_one(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Row, ApiError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query_one(&st, params).await?)
+}
+
+/// Runs a prepared statement and returns the number of rows it touched.
+pub async fn execute(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<u64, ApiError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.execute(&st, params).await?)
+}

@@ -1,0 +1,147 @@
+//! The one error type of the service: every failure is either a [`Reason`] the caller can act on
+//! (answered as `{"response":"error","reason":...}` with the reason's HTTP status) or an internal
+//! error (logged once with its source chain, answered as `{"response":"system error"}`).
+
+use http::StatusCode;
+
+macro_rules! reasons {
+    ($($(#[doc = $doc:literal])* $name:ident = $status:literal;)*) => {
+        /// Every reason an error answer can carry. The variant name is the wire string.
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Reason { $($(#[doc = $doc])* $name,)* }
+
+        impl Reason {
+            /// All reasons, for the test that keeps protocol.md in step.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name,)*];
+
+            /// The reason as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Reason::$name => stringify!($name),)* }
+            }
+
+            /// The HTTP status an answer with this reason carries.
+            pub fn status(self) -> StatusCode {
+                let code: u16 = match self { $(Reason::$name => $status,)* };
+                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+        }
+    };
+}
+
+reasons! {
+    /// The body is not valid JSON.
+    bad_json = 400;
+    /// The body is JSON but not an envelope: not an object, or `action`/`params`/`cookie` ill-typed.
+    bad_request = 400;
+    /// No action of that name.
+    unknown_action = 400;
+    /// A param is missing or has the wrong type or range; the message names it.
+    bad_params = 400;
+    bad_login = 400;
+    bad_password = 400;
+    bad_email = 400;
+    bad_invite = 400;
+    bad_token = 400;
+    bad_domain = 400;
+    bad_docroot = 400;
+    auth_required = 401;
+    forbidden = 403;
+    /// The account is disabled by an admin.
+    account_disabled = 403;
+    /// The request came from a foreign Origin or with a form content type while using the HTTP cookie.
+    cross_site = 403;
+    not_found = 404;
+    method_not_allowed = 405;
+    request_timeout = 408;
+    already_exists = 409;
+    domain_exists = 409;
+    node_not_empty = 409;
+    quota_exceeded = 409;
+    body_too_large = 413;
+    unsupported_media_type = 415;
+    too_many_attempts = 429;
+}
+
+/// An answer other than ok.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// An error the caller can act on; `message` is optional human text.
+    #[error("{}", reason.as_str())]
+    Client {
+        reason: Reason,
+        message: Option<String>,
+    },
+    /// Our fault. The source is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Reason {
+    /// This reason with a human message attached.
+    pub fn msg(self, message: impl Into<String>) -> ApiError {
+        ApiError::Client {
+            reason: self,
+            message: Some(message.into()),
+        }
+    }
+}
+
+impl From<Reason> for ApiError {
+    fn from(reason: Reason) -> Self {
+        ApiError::Client {
+            reason,
+            message: None,
+        }
+    }
+}
+
+impl ApiError {
+    /// Wraps any error as an internal one.
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// The HTTP status of this answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Client { reason, .. } => reason.status(),
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The reason, when this is a client error.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            ApiError::Client { reason, .. } => Some(*reason),
+            ApiError::Internal(_) => None,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            return Reason::already_exists.into();
+        }
+        ApiError::internal(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+/// The full source chain of an error, for the log line of an internal error.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

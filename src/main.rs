@@ -1,0 +1,120 @@
+//! The `hostplane` command: `serve`, `migrate`, `create-admin`.
+//!
+//! Reads `HOSTPLANE_LOG` (a tracing filter, default `info,tokio_postgres=warn`), `HOSTPLANE_ADMIN_PASSWORD` for
+//! `create-admin`, and everything [`hostplane::config`] reads.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hostplane::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "hostplane",
+    version,
+    about = "Command machine of a multi-node hosting platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations and serve the API until SIGTERM or ctrl-c.
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Create an admin account, or reset its password and make it admin. The password comes
+    /// from HOSTPLANE_ADMIN_PASSWORD or, if unset, one line of standard input.
+    CreateAdmin {
+        /// The admin's login.
+        login: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOSTPLANE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hostplane: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hostplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    let config = Config::from_env()?;
+    match command {
+        Command::Serve => {
+            let app = hostplane::Application::build(config).await?;
+            tracing::info!(listen = %app.local_addr(), "hostplane is serving POST /api");
+            app.run_until(shutdown_signal()).await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let pool = hostplane::db::create_pool(&config)?;
+            let applied = hostplane::db::migrate::run(&pool).await?;
+            println!(
+                "applied {} migration(s): {}",
+                applied.len(),
+                applied.join(", ")
+            );
+            Ok(())
+        }
+        Command::CreateAdmin { login } => {
+            let password = match std::env::var("HOSTPLANE_ADMIN_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let userid = hostplane::actions::create_admin(&config, &login, password).await?;
+            println!("admin {login} ready (userid {userid})");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,129 @@
+//! Wire types of the envelope: decoding a request body and encoding the three kinds of answer.
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, Reason};
+
+/// A request envelope after the first decoding step: the action name and its still-untyped params.
+#[derive(Debug)]
+pub struct Envelope {
+    pub action: String,
+    pub params: Value,
+    pub cookie: Option<String>,
+}
+
+impl Envelope {
+    /// Decodes a body into an envelope. `bad_json` when it is not JSON, `bad_request` when it is
+    /// JSON but not an envelope.
+    pub fn decode(body: &[u8]) -> Result<Envelope, ApiError> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| Reason::bad_json.msg(format!("the body is not valid JSON: {e}")))?;
+        let Value::Object(mut map) = value else {
+            return Err(Reason::bad_request.msg("the envelope must be a JSON object"));
+        };
+        let action = match map.remove("action") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(Reason::bad_request.msg("`action` must be a string")),
+            None => return Err(Reason::bad_request.msg("`action` is missing")),
+        };
+        let params = match map.remove("params") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(Reason::bad_request.msg("`params` must be an object")),
+        };
+        let cookie = match map.remove("cookie") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(Reason::bad_request.msg("`cookie` must be a string")),
+        };
+        Ok(Envelope {
+            action,
+            params,
+            cookie,
+        })
+    }
+}
+
+/// `{"response":"ok","result":RESULT}` around an already encoded result.
+pub fn ok_body(result_json: &[u8]) -> Bytes {
+    const HEAD: &[u8] = br#"{"response":"ok","result":"#;
+    let mut out = Vec::with_capacity(HEAD.len() + result_json.len() + 1);
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(result_json);
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+/// The error envelopes, in wire order (`response` first).
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    response: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+fn encode(e: &ErrorEnvelope<'_>) -> Bytes {
+    Bytes::from(
+        serde_json::to_vec(e).unwrap_or_else(|_| br#"{"response":"system error"}"#.to_vec()),
+    )
+}
+
+/// `{"response":"error","reason":REASON,"message":...}`.
+pub fn error_body(reason: Reason, message: Option<&str>) -> Bytes {
+    encode(&ErrorEnvelope {
+        response: "error",
+        reason: Some(reason.as_str()),
+        message,
+        request_id: None,
+    })
+}
+
+/// `{"response":"system error","request_id":ID}`; the id lets an operator find the log line.
+pub fn system_error_body(request_id: &str) -> Bytes {
+    encode(&ErrorEnvelope {
+        response: "system error",
+        reason: None,
+        message: None,
+        request_id: Some(request_id),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_default_to_empty_object() {
+        let e = Envelope::decode(br#"{"action":"ping"}"#).unwrap();
+        assert_eq!(e.params, serde_json::json!({}));
+        assert!(e.cookie.is_none());
+    }
+
+    #[test]
+    fn non_object_params_are_a_bad_request() {
+        let e = Envelope::decode(br#"{"action":"ping","params":[1]}"#).unwrap_err();
+        assert_eq!(e.reason(), Some(Reason::bad_request));
+    }
+
+    #[test]
+    fn error_envelopes_start_with_response() {
+        let body = error_body(Reason::forbidden, Some("no"));
+        assert_eq!(
+            &body[..],
+            br#"{"response":"error","reason":"forbidden","message":"no"}"#
+        );
+    }
+
+    #[test]
+    fn garbage_is_bad_json() {
+        let e = Envelope::decode(b"{\"action\":").unwrap_err();
+        assert_eq!(e.reason(), Some(Reason::bad_json));
+    }
+}

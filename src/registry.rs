@@ -1,0 +1,176 @@
+//! The action registry: a map from action name to a boxed async handler plus who may call it.
+//!
+//! Decoding happens in two steps (as in jsonrpsee): the envelope gives a name and raw params;
+//! the registry finds the action, checks the caller, and only then decodes the params into the
+//! handler's own typed struct, so `unknown_action`, `auth_required` and `bad_params` stay distinct.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::auth::{Caller, CookieChange, Role};
+use crate::error::{ApiError, Reason};
+use crate::AppState;
+
+/// Who may call an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, and the caller is not even looked up (no database work).
+    Public,
+    /// Anyone; a session is looked up when a cookie is sent, to learn e.g. whether an admin calls.
+    Anyone,
+    /// A signed-in user of any role.
+    User,
+    /// A signed-in admin.
+    Admin,
+}
+
+/// Everything a handler knows about the request besides its params.
+#[derive(Clone)]
+pub struct Ctx {
+    pub state: Arc<AppState>,
+    pub caller: Caller,
+    pub action: &'static str,
+    /// The params as sent, for the audit log (secrets are removed when written).
+    pub raw_params: Arc<Value>,
+    pub client_ip: IpAddr,
+    /// A Set-Cookie the HTTP layer adds to the answer.
+    cookie_change: Arc<Mutex<Option<CookieChange>>>,
+}
+
+impl Ctx {
+    pub fn new(
+        state: Arc<AppState>,
+        caller: Caller,
+        action: &'static str,
+        raw_params: Arc<Value>,
+        client_ip: IpAddr,
+    ) -> Self {
+        Ctx {
+            state,
+            caller,
+            action,
+            raw_params,
+            client_ip,
+            cookie_change: Arc::default(),
+        }
+    }
+
+    /// Asks the HTTP layer to set or clear the session cookie in the answer.
+    pub fn set_cookie(&self, change: CookieChange) {
+        if let Ok(mut slot) = self.cookie_change.lock() {
+            *slot = Some(change);
+        }
+    }
+
+    /// The cookie change a handler asked for, if any.
+    pub fn take_cookie_change(&self) -> Option<CookieChange> {
+        self.cookie_change.lock().ok().and_then(|mut s| s.take())
+    }
+
+    /// True when the caller is a signed-in admin.
+    pub fn is_admin(&self) -> bool {
+        matches!(&self.caller, Caller::User(u) if u.role == Role::Admin)
+    }
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send>>;
+type Handler = Box<dyn Fn(Ctx, Value) -> HandlerFuture + Send + Sync>;
+
+/// One entry of the action table.
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub access: Access,
+    handler: Handler,
+}
+
+/// Registers a typed `async fn(Ctx, Params) -> Result<Out, ApiError>` under `name`.
+pub fn action<P, R, F, Fut>(name: &'static str, access: Access, f: F) -> ActionSpec
+where
+    P: DeserializeOwned + Send + 'static,
+    R: Serialize,
+    F: Fn(Ctx, P) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ApiError>> + Send + 'static,
+{
+    let f = Arc::new(f);
+    ActionSpec {
+        name,
+        access,
+        handler: Box::new(move |ctx, params| {
+            let f = Arc::clone(&f);
+            Box::pin(async move {
+                let params: P = decode_params(params)?;
+                let out = f(ctx, params).await?;
+                serde_json::to_vec(&out).map_err(ApiError::internal)
+            })
+        }),
+    }
+}
+
+/// Decodes params into a handler's struct; the error names the offending param.
+pub fn decode_params<P: DeserializeOwned>(params: Value) -> Result<P, ApiError> {
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            Reason::bad_params.msg(inner.to_string())
+        } else {
+            Reason::bad_params.msg(format!("param `{path}`: {inner}"))
+        }
+    })
+}
+
+/// All actions by name.
+pub struct Registry {
+    actions: HashMap<&'static str, ActionSpec>,
+}
+
+impl Registry {
+    /// Builds the registry, refusing duplicate names.
+    pub fn new(specs: Vec<ActionSpec>) -> Result<Self, String> {
+        let mut actions = HashMap::with_capacity(specs.len());
+        for spec in specs {
+            let name = spec.name;
+            if actions.insert(name, spec).is_some() {
+                return Err(format!("action {name:?} is registered twice"));
+            }
+        }
+        Ok(Registry { actions })
+    }
+
+    /// The action of that name.
+    pub fn get(&self, name: &str) -> Option<&ActionSpec> {
+        self.actions.get(name)
+    }
+
+    /// Every action, sorted by name.
+    pub fn specs(&self) -> Vec<&ActionSpec> {
+        let mut v: Vec<_> = self.actions.values().collect();
+        v.sort_by_key(|s| s.name);
+        v
+    }
+}
+
+impl ActionSpec {
+    /// Checks the caller against the action's access rule.
+    pub fn authorize(&self, caller: &Caller) -> Result<(), ApiError> {
+        match (self.access, caller) {
+            (Access::Public | Access::Anyone, _) => Ok(()),
+            (Access::User, Caller::User(_)) => Ok(()),
+            (Access::Admin, Caller::User(u)) if u.role == Role::Admin => Ok(()),
+            (Access::Admin, Caller::User(_)) => Err(Reason::forbidden.msg("admins only")),
+            (_, Caller::Anonymous) => Err(Reason::auth_required.into()),
+        }
+    }
+
+    /// Runs the handler: decodes params, then calls it. Returns the encoded result.
+    pub async fn call(&self, ctx: Ctx, params: Value) -> Result<Vec<u8>, ApiError> {
+        (self.handler)(ctx, params).await
+    }
+}

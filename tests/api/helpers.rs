@@ -1,0 +1,272 @@
+//! Test harness: spawns the real server on a free port, in a schema of its own (so tests run in
+//! parallel), and talks to it over HTTP. Reads `DATABASE_URL` (set by scripts/test).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+use hostplane::config::Config;
+use hostplane::{AppState, Application};
+
+/// An answer as the client sees it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub set_cookie: Option<String>,
+}
+
+impl Answer {
+    /// The result of an ok answer; panics with the body otherwise.
+    #[track_caller]
+    pub fn ok(&self) -> &Value {
+        assert_eq!(
+            self.body["response"], "ok",
+            "expected ok, got {} {}",
+            self.status, self.body
+        );
+        assert_eq!(self.status, 200);
+        &self.body["result"]
+    }
+
+    /// Asserts an error answer with this reason and status.
+    #[track_caller]
+    pub fn assert_error(&self, reason: &str, status: u16) {
+        assert_eq!(
+            self.body["response"], "error",
+            "expected error {reason}, got {} {}",
+            self.status, self.body
+        );
+        assert_eq!(self.body["reason"], reason, "body: {}", self.body);
+        assert_eq!(self.status, status, "body: {}", self.body);
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    pub spool: tempfile::TempDir,
+    schema: String,
+    owns_schema: bool,
+    base_url: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub fn base_database_url() -> String {
+    std::env::var("DATABASE_URL").expect("DATABASE_URL is not set: run the tests with scripts/test")
+}
+
+/// `base` with a `search_path` option so every connection works in `schema`.
+pub fn url_with_schema(base: &str, schema: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+impl TestApp {
+    /// A server with test defaults (bcrypt cost 4, a private mail spool).
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server with test defaults changed by `tweak`.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let base = base_database_url();
+        let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let (db, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .expect("cannot reach the test database");
+        tokio::spawn(conn);
+        db.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let mut app = Self::spawn_in_schema(schema, tweak).await;
+        app.owns_schema = true;
+        app
+    }
+
+    /// A server on an existing schema (a second instance sharing one database).
+    pub async fn spawn_in_schema(schema: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let spool = tempfile::tempdir().unwrap();
+        let mut config = Config::defaults(url_with_schema(&base_database_url(), &schema));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.bcrypt_cost = 4;
+        config.db_pool_size = 4;
+        config.mail_spool = spool.path().to_path_buf();
+        tweak(&mut config);
+        let app = Application::build(config).await.expect("the app starts");
+        let addr = app.local_addr();
+        let state = app.state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            state,
+            spool,
+            schema,
+            owns_schema: false,
+            base_url: format!("http://{addr}"),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Sends any HTTP request and decodes the JSON answer.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let set_cookie = resp
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        Answer {
+            status,
+            body,
+            set_cookie,
+        }
+    }
+
+    /// Calls an action without a session.
+    pub async fn call(&self, action: &str, params: Value) -> Answer {
+        self.send(json!({"action": action, "params": params})).await
+    }
+
+    /// Calls an action with a session cookie in the envelope.
+    pub async fn call_as(&self, cookie: &str, action: &str, params: Value) -> Answer {
+        self.send(json!({"action": action, "params": params, "cookie": cookie}))
+            .await
+    }
+
+    /// Posts an envelope as JSON.
+    pub async fn send(&self, envelope: Value) -> Answer {
+        self.raw(
+            "POST",
+            "/api",
+            &[("content-type", "application/json")],
+            envelope.to_string(),
+        )
+        .await
+    }
+
+    /// Registers a user with password `password-<login>` and logs in; returns (userid, cookie).
+    pub async fn signup(&self, login: &str) -> (String, String) {
+        let pw = format!("password-{login}");
+        self.call(
+            "adduser",
+            json!({"login": login, "password": pw, "email": format!("{login}@example.com")}),
+        )
+        .await
+        .ok();
+        self.login(login, &pw).await
+    }
+
+    /// Attempts a login with a password, whatever the outcome.
+    pub async fn authorize(&self, login: &str, password: &str) -> Answer {
+        self.call(
+            "authorization",
+            json!({"login": login, "password": password}),
+        )
+        .await
+    }
+
+    /// Logs in; returns (userid, cookie).
+    pub async fn login(&self, login: &str, password: &str) -> (String, String) {
+        let a = self
+            .call(
+                "authorization",
+                json!({"login": login, "password": password}),
+            )
+            .await;
+        let r = a.ok();
+        (
+            r["userid"].as_str().unwrap().into(),
+            r["cookie"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Creates an admin `root` (password `password-root`) the way the CLI does; returns its cookie.
+    pub async fn admin(&self) -> String {
+        hostplane::actions::create_admin(&self.state.config, "root", "password-root".into())
+            .await
+            .unwrap();
+        self.login("root", "password-root").await.1
+    }
+
+    /// A connection into the test's schema, to look at what the database holds.
+    pub async fn db(&self) -> deadpool_postgres::Object {
+        self.state.pool.get().await.unwrap()
+    }
+
+    /// Stops the server (graceful shutdown).
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+        // A failed test keeps its schema for a look; a passed one cleans up.
+        if !self.owns_schema {
+            return;
+        }
+        if std::thread::panicking() {
+            eprintln!("test schema kept: {}", self.schema);
+            return;
+        }
+        let schema = self.schema.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((db, conn)) =
+                    tokio_postgres::connect(&base_database_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = db
+                        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

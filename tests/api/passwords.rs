@@ -1,0 +1,219 @@
+//! `change_password`, `restore_password` and `reset_password`.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+/// Waits for the spool to hold `n` messages and returns them.
+async fn mails(app: &TestApp, n: usize) -> Vec<String> {
+    for _ in 0..100 {
+        let found: Vec<String> = std::fs::read_dir(app.spool.path())
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect();
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("expected {n} mail(s) in the spool");
+}
+
+/// The body as a mail reader shows it: quoted-printable soft breaks and `=XX` escapes undone.
+fn decode_quoted_printable(mail: &str) -> String {
+    let joined = mail.replace("=\r\n", "").replace("=\n", "");
+    let mut out = String::new();
+    let mut rest = joined.as_str();
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        match u8::from_str_radix(rest.get(i + 1..i + 3).unwrap_or(""), 16) {
+            Ok(b) => {
+                out.push(b as char);
+                rest = &rest[i + 3..];
+            }
+            Err(_) => {
+                out.push('=');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn token_of(mail: &str) -> String {
+    let text = decode_quoted_printable(mail);
+    let start = text.find("/reset?token=").expect("a reset link") + "/reset?token=".len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_user_changes_their_password_and_other_sessions_end() {
+    let app = TestApp::spawn().await;
+    let (_, current) = app.signup("alice").await;
+    let (_, other) = app.login("alice", "password-alice").await;
+    let p =
+        json!({"login": "alice", "oldpassword": "password-alice", "newpassword": "new-password-1"});
+    app.call_as(&current, "change_password", p).await.ok();
+    app.call_as(&current, "whoami", json!({})).await.ok();
+    app.call_as(&other, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+    app.authorize("alice", "password-alice")
+        .await
+        .assert_error("bad_password", 400);
+    app.login("alice", "new-password-1").await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_old_password_is_refused() {
+    let app = TestApp::spawn().await;
+    let (_, cookie) = app.signup("alice").await;
+    let p =
+        json!({"login": "alice", "oldpassword": "not-it-at-all", "newpassword": "new-password-1"});
+    app.call_as(&cookie, "change_password", p)
+        .await
+        .assert_error("bad_password", 400);
+    let p = json!({"login": "alice", "newpassword": "new-password-1"});
+    app.call_as(&cookie, "change_password", p)
+        .await
+        .assert_error("bad_password", 400);
+    let p = json!({"login": "alice", "oldpassword": "password-alice", "newpassword": "short"});
+    app.call_as(&cookie, "change_password", p)
+        .await
+        .assert_error("bad_password", 400);
+    app.call(
+        "change_password",
+        json!({"login": "alice", "oldpassword": "password-alice", "newpassword": "new-password-1"}),
+    )
+    .await
+    .assert_error("auth_required", 401);
+}
+
+#[tokio::test]
+async fn users_cannot_change_someone_elses_password_but_admins_can() {
+    let app = TestApp::spawn().await;
+    let (_, alice) = app.signup("alice").await;
+    let (_, bob) = app.signup("bob").await;
+    let p = json!({"login": "bob", "oldpassword": "password-bob", "newpassword": "taken-over-1"});
+    app.call_as(&alice, "change_password", p)
+        .await
+        .assert_error("forbidden", 403);
+    let admin = app.admin().await;
+    let p = json!({"login": "bob", "newpassword": "reset-by-admin"});
+    app.call_as(&admin, "change_password", p).await.ok();
+    app.call_as(&bob, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+    app.login("bob", "reset-by-admin").await;
+    let p = json!({"login": "ghost", "newpassword": "reset-by-admin"});
+    app.call_as(&admin, "change_password", p)
+        .await
+        .assert_error("not_found", 404);
+}
+
+#[tokio::test]
+async fn restore_password_mails_a_single_use_link_that_resets() {
+    let app = TestApp::spawn_with(|c| c.public_url = "https://panel.example".into()).await;
+    let (_, cookie) = app.signup("alice").await;
+    app.call("restore_password", json!({"email": "ALICE@example.com"}))
+        .await
+        .ok();
+    let mail = mails(&app, 1).await.remove(0);
+    assert!(mail.contains("To: alice@example.com"), "{mail}");
+    assert!(
+        decode_quoted_printable(&mail).contains("https://panel.example/reset?token="),
+        "{mail}"
+    );
+    let token = token_of(&mail);
+    assert_eq!(token.len(), 64);
+    // Stored hashed only.
+    let n: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM password_resets WHERE token_hash = convert_to($1, 'UTF8')",
+            &[&token],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+
+    let a = app
+        .call(
+            "reset_password",
+            json!({"token": token, "newpassword": "brand-new-pass"}),
+        )
+        .await;
+    assert_eq!(a.ok()["login"], "alice");
+    app.call_as(&cookie, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+    app.login("alice", "brand-new-pass").await;
+    app.call(
+        "reset_password",
+        json!({"token": token, "newpassword": "again-new-pass"}),
+    )
+    .await
+    .assert_error("bad_token", 400);
+}
+
+#[tokio::test]
+async fn restore_password_does_not_reveal_whether_an_address_is_known() {
+    let app = TestApp::spawn().await;
+    app.signup("alice").await;
+    let known = app
+        .call("restore_password", json!({"email": "alice@example.com"}))
+        .await;
+    let unknown = app
+        .call("restore_password", json!({"email": "nobody@example.com"}))
+        .await;
+    assert_eq!(known.status, unknown.status);
+    assert_eq!(known.body, unknown.body);
+    assert_eq!(mails(&app, 1).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        std::fs::read_dir(app.spool.path()).unwrap().count(),
+        1,
+        "no mail for the unknown address"
+    );
+    app.call("restore_password", json!({"email": "not an address"}))
+        .await
+        .assert_error("bad_email", 400);
+}
+
+#[tokio::test]
+async fn expired_or_unknown_reset_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    app.signup("alice").await;
+    app.call("restore_password", json!({"email": "alice@example.com"}))
+        .await
+        .ok();
+    let token = token_of(&mails(&app, 1).await[0]);
+    app.db()
+        .await
+        .execute(
+            "UPDATE password_resets SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    app.call(
+        "reset_password",
+        json!({"token": token, "newpassword": "brand-new-pass"}),
+    )
+    .await
+    .assert_error("bad_token", 400);
+    app.call(
+        "reset_password",
+        json!({"token": "00ff", "newpassword": "brand-new-pass"}),
+    )
+    .await
+    .assert_error("bad_token", 400);
+}
