@@ -3,8 +3,13 @@
 //! compares the two).
 
 mod accounts;
+mod checks;
+mod domains;
+mod nodes;
 mod passwords;
 mod session;
+mod sites;
+mod users;
 
 use deadpool_postgres::GenericClient;
 
@@ -25,6 +30,21 @@ pub fn all() -> Vec<ActionSpec> {
         action("change_password", User, passwords::change_password),
         action("restore_password", Anyone, passwords::restore_password),
         action("reset_password", Anyone, passwords::reset_password),
+        action("get_node_list", User, nodes::get_node_list),
+        action("add_node", Admin, nodes::add_node),
+        action("delete_node", Admin, nodes::delete_node),
+        action("grant_node", Admin, nodes::grant_node),
+        action("revoke_node", Admin, nodes::revoke_node),
+        action("create_site", User, sites::create_site),
+        action("get_list_site", User, sites::get_list_site),
+        action("delete_site", User, sites::delete_site),
+        action("get_list_domain", User, domains::get_list_domain),
+        action("add_domain", User, domains::add_domain),
+        action("delete_domain", User, domains::delete_domain),
+        action("get_list_user", Admin, users::get_list_user),
+        action("set_user", Admin, users::set_user),
+        action("delete_user", Admin, users::delete_user),
+        action("get_audit_log", Admin, users::get_audit_log),
     ]
 }
 

@@ -61,3 +61,55 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// An audit row as admins read it.
+#[derive(serde::Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub at: String,
+    pub userid: Option<Uuid>,
+    pub login: Option<String>,
+    pub action: String,
+    pub object: Option<String>,
+    pub params: Value,
+}
+
+/// A page of the log, newest first, optionally of one actor and/or one action, and the total.
+pub async fn list(
+    c: &impl GenericClient,
+    actor: Option<Uuid>,
+    action: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Entry>, i64), ApiError> {
+    let filter = "($1::uuid IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2)";
+    let rows = super::query(
+        c,
+        &format!(
+            "SELECT id, hp_iso(at), actor, actor_login, action, object, params FROM audit_log
+              WHERE {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
+        ),
+        &[&actor, &action, &limit, &offset],
+    )
+    .await?;
+    let total = super::query_one(
+        c,
+        &format!("SELECT count(*) FROM audit_log WHERE {filter}"),
+        &[&actor, &action],
+    )
+    .await?
+    .get(0);
+    let entries = rows
+        .iter()
+        .map(|r| Entry {
+            id: r.get(0),
+            at: r.get(1),
+            userid: r.get(2),
+            login: r.get(3),
+            action: r.get(4),
+            object: r.get(5),
+            params: r.get(6),
+        })
+        .collect();
+    Ok((entries, total))
+}

@@ -4,8 +4,10 @@
 use deadpool_postgres::Pool;
 
 /// Every migration, in order. A unit test checks this list against the files in `sql/`.
-pub const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_accounts", include_str!("../../sql/0001_accounts.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_accounts", include_str!("../../sql/0001_accounts.sql")),
+    ("0002_hosting", include_str!("../../sql/0002_hosting.sql")),
+];
 
 /// Applies pending migrations; returns the names applied now.
 pub async fn run(pool: &Pool) -> Result<Vec<&'static str>, String> {

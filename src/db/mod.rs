@@ -2,8 +2,11 @@
 //! Every statement is prepared once per connection (`prepare_cached`) and takes parameters.
 
 pub mod audit;
+pub mod domains;
 pub mod migrate;
+pub mod nodes;
 pub mod sessions;
+pub mod sites;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -144,3 +144,152 @@ pub async fn login_of(c: &impl GenericClient, user_id: Uuid) -> Result<String, A
             .get(0),
     )
 }
+
+/// The user's own limits (None: the configured default), with the user's row locked until the
+/// transaction ends, so two requests racing for the last slot are decided one after the other.
+/// None when the user does not exist.
+pub async fn lock_limits(
+    c: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Option<(Option<i32>, Option<i32>)>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT max_sites, max_domains FROM users WHERE id = $1 FOR NO KEY UPDATE",
+        &[&user_id],
+    )
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// An account as admins see it.
+#[derive(serde::Serialize)]
+pub struct UserView {
+    pub userid: Uuid,
+    pub login: String,
+    pub role: String,
+    pub disabled: bool,
+    pub email: Vec<String>,
+    pub max_sites: Option<i32>,
+    pub max_domains: Option<i32>,
+    pub sites: i64,
+    pub domains: i64,
+    pub created_at: String,
+}
+
+const USER_VIEW: &str = "SELECT u.id, u.login, u.role, u.disabled,
+        coalesce((SELECT array_agg(e.email ORDER BY e.position) FROM user_emails e WHERE e.user_id = u.id), '{}'),
+        u.max_sites, u.max_domains,
+        (SELECT count(*) FROM sites s WHERE s.user_id = u.id),
+        (SELECT count(*) FROM domains d WHERE d.user_id = u.id),
+        hp_iso(u.created_at)
+   FROM users u";
+
+fn user_view(r: &tokio_postgres::Row) -> UserView {
+    UserView {
+        userid: r.get(0),
+        login: r.get(1),
+        role: r.get(2),
+        disabled: r.get(3),
+        email: r.get(4),
+        max_sites: r.get(5),
+        max_domains: r.get(6),
+        sites: r.get(7),
+        domains: r.get(8),
+        created_at: r.get(9),
+    }
+}
+
+/// One account as admins see it.
+pub async fn view(c: &impl GenericClient, user_id: Uuid) -> Result<Option<UserView>, ApiError> {
+    let row = query_opt(c, &format!("{USER_VIEW} WHERE u.id = $1"), &[&user_id]).await?;
+    Ok(row.as_ref().map(user_view))
+}
+
+/// A page of accounts whose login or an address contains `q`, sorted by login, and the total.
+pub async fn list(
+    c: &impl GenericClient,
+    q: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<UserView>, i64), ApiError> {
+    // `q` is matched literally: LIKE wildcards in it are escaped.
+    let pattern = q.map(|q| {
+        format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    let filter = "($1::text IS NULL OR u.login ILIKE $1 OR EXISTS
+                   (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.email ILIKE $1))";
+    let rows = query(
+        c,
+        &format!("{USER_VIEW} WHERE {filter} ORDER BY u.login LIMIT $2 OFFSET $3"),
+        &[&pattern, &limit, &offset],
+    )
+    .await?;
+    let total = query_one(
+        c,
+        &format!("SELECT count(*) FROM users u WHERE {filter}"),
+        &[&pattern],
+    )
+    .await?
+    .get(0);
+    Ok((rows.iter().map(user_view).collect(), total))
+}
+
+/// What `set_user` may change; None leaves a field as it is.
+pub struct UserChanges<'a> {
+    pub role: Option<&'a str>,
+    pub disabled: Option<bool>,
+    /// Some(None) clears the limit back to the default.
+    pub max_sites: Option<Option<i32>>,
+    pub max_domains: Option<Option<i32>>,
+}
+
+/// Applies the changes; false when the user does not exist.
+pub async fn update(
+    c: &impl GenericClient,
+    user_id: Uuid,
+    ch: &UserChanges<'_>,
+) -> Result<bool, ApiError> {
+    let n = execute(
+        c,
+        "UPDATE users SET
+            role = coalesce($2, role),
+            disabled = coalesce($3, disabled),
+            max_sites = CASE WHEN $4 THEN $5 ELSE max_sites END,
+            max_domains = CASE WHEN $6 THEN $7 ELSE max_domains END
+          WHERE id = $1",
+        &[
+            &user_id,
+            &ch.role,
+            &ch.disabled,
+            &ch.max_sites.is_some(),
+            &ch.max_sites.flatten(),
+            &ch.max_domains.is_some(),
+            &ch.max_domains.flatten(),
+        ],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+/// Deletes an account with its sites and domains; returns the nodes whose revision moved, or
+/// None when the user does not exist.
+pub async fn delete(
+    c: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Option<Vec<(i32, i64)>>, ApiError> {
+    let bumped = query(
+        c,
+        "UPDATE nodes SET revision = revision + 1
+          WHERE id IN (SELECT DISTINCT node_id FROM sites WHERE user_id = $1)
+         RETURNING id, revision",
+        &[&user_id],
+    )
+    .await?;
+    let deleted = execute(c, "DELETE FROM users WHERE id = $1", &[&user_id]).await?;
+    Ok((deleted == 1).then(|| bumped.iter().map(|r| (r.get(0), r.get(1))).collect()))
+}

@@ -270,3 +270,74 @@ impl Drop for TestApp {
         .join();
     }
 }
+
+/// An admin, a public node 1 and two users with their cookies, for resource tests.
+pub struct World {
+    pub app: TestApp,
+    pub admin: String,
+    pub alice: (String, String),
+    pub bob: (String, String),
+}
+
+impl World {
+    pub async fn new() -> World {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> World {
+        let app = TestApp::spawn_with(tweak).await;
+        let admin = app.admin().await;
+        app.call_as(
+            &admin,
+            "add_node",
+            json!({"nodeid": 1, "name": "web1", "address": "10.0.0.1", "public": true}),
+        )
+        .await
+        .ok();
+        let alice = app.signup("alice").await;
+        let bob = app.signup("bob").await;
+        World {
+            app,
+            admin,
+            alice,
+            bob,
+        }
+    }
+
+    /// Creates a site on `node` as `cookie`; returns its siteid.
+    pub async fn site(&self, cookie: &str, node: i64) -> i64 {
+        let a = self
+            .app
+            .call_as(
+                cookie,
+                "create_site",
+                json!({"nodeid": node, "properties": "default"}),
+            )
+            .await;
+        a.ok()["siteid"].as_i64().unwrap()
+    }
+
+    /// Adds a node that is not public.
+    pub async fn private_node(&self, node: i64) {
+        let p = json!({"nodeid": node, "name": format!("private{node}"), "address": format!("10.0.1.{node}")});
+        self.app.call_as(&self.admin, "add_node", p).await.ok();
+    }
+
+    /// Lets `user` use `node`.
+    pub async fn grant(&self, user: &str, node: i64) {
+        let p = json!({"userid": user, "nodeid": node});
+        self.app.call_as(&self.admin, "grant_node", p).await.ok();
+    }
+
+    /// Attaches a domain as `cookie`.
+    pub async fn domain(&self, cookie: &str, node: i64, site: i64, name: &str) {
+        self.app
+            .call_as(
+                cookie,
+                "add_domain",
+                json!({"nodeid": node, "siteid": site, "domain": name}),
+            )
+            .await
+            .ok();
+    }
+}

@@ -1,0 +1,95 @@
+//! Checks shared by the resource actions: id ranges, paging, and who may touch what.
+
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::auth::{Role, SessionUser};
+use crate::db::{self, nodes::Node, sites::Site};
+use crate::error::{ApiError, Reason};
+use crate::params::{Num, OptNum};
+use crate::registry::Ctx;
+
+/// Largest page a list action returns.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// A page of a list.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Validates `limit` (1-1000, default 100) and `offset` (>= 0, default 0). (Each list action
+/// declares both fields itself: `serde(flatten)` would lose the param name in error messages.)
+pub fn page(limit: OptNum, offset: OptNum) -> Result<Page, ApiError> {
+    let limit = limit.0.unwrap_or(100);
+    let offset = offset.0.unwrap_or(0);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Reason::bad_params.msg(format!("param `limit`: 1 to {MAX_LIMIT}")));
+    }
+    if !(0..=1_000_000_000).contains(&offset) {
+        return Err(Reason::bad_params.msg("param `offset`: 0 or more"));
+    }
+    Ok(Page { limit, offset })
+}
+
+/// A positive 32-bit id (node ids and site numbers).
+pub fn id(name: &str, n: Num) -> Result<i32, ApiError> {
+    i32::try_from(n.0).ok().filter(|v| *v > 0).ok_or_else(|| {
+        Reason::bad_params.msg(format!("param `{name}`: a positive integer below 2^31"))
+    })
+}
+
+/// Like [`id`] for an id that may be absent.
+pub fn opt_id(name: &str, n: OptNum) -> Result<Option<i32>, ApiError> {
+    n.0.map(|v| id(name, Num(v))).transpose()
+}
+
+/// The signed-in caller.
+pub fn me(ctx: &Ctx) -> Result<&SessionUser, ApiError> {
+    ctx.caller.user()
+}
+
+/// The user an action is about: the caller, or (admins only) the named user.
+pub fn target_user(ctx: &Ctx, named: Option<Uuid>) -> Result<Uuid, ApiError> {
+    let me = me(ctx)?;
+    match named {
+        None => Ok(me.user_id),
+        Some(id) if id == me.user_id || me.role == Role::Admin => Ok(id),
+        Some(_) => Err(Reason::forbidden.msg("you may only name yourself")),
+    }
+}
+
+/// The node, if the caller may place sites on it: `not_found` when it does not exist,
+/// `forbidden` when it is neither public nor granted to `user` (admins may use any node).
+pub async fn usable_node(
+    c: &impl GenericClient,
+    ctx: &Ctx,
+    node_id: i32,
+    user: Uuid,
+) -> Result<Node, ApiError> {
+    let (node, usable) = db::nodes::get_for_user(c, node_id, user)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg(format!("no node {node_id}")))?;
+    if usable || ctx.is_admin() {
+        Ok(node)
+    } else {
+        Err(Reason::forbidden.msg(format!("you may not use node {node_id}")))
+    }
+}
+
+/// The site, if it exists and the caller owns it (or is an admin); `not_found` otherwise, so
+/// nobody learns about other users' sites. `for_update` locks it for the transaction.
+pub async fn own_site(
+    c: &impl GenericClient,
+    ctx: &Ctx,
+    node_id: i32,
+    site_num: i32,
+    for_update: bool,
+) -> Result<Site, ApiError> {
+    let site = db::sites::get(c, node_id, site_num, for_update).await?;
+    match site {
+        Some(s) if ctx.is_admin() || s.user_id == me(ctx)?.user_id => Ok(s),
+        _ => Err(Reason::not_found.msg(format!("no site {site_num} on node {node_id}"))),
+    }
+}

@@ -1,0 +1,130 @@
+//! Domains: `get_list_domain`, `add_domain`, `delete_domain`.
+
+use serde::{Deserialize, Serialize};
+
+use super::audit;
+use super::checks::{self, id, opt_id, own_site, page};
+use crate::db;
+use crate::error::{ApiError, Reason};
+use crate::params::{Num, OptNum, OptUuid};
+use crate::registry::Ctx;
+use crate::validate;
+
+#[derive(Deserialize)]
+pub struct ListDomainParams {
+    nodeid: Num,
+    #[serde(default)]
+    siteid: OptNum,
+    #[serde(default)]
+    userid: OptUuid,
+    #[serde(default)]
+    limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
+}
+
+#[derive(Serialize)]
+pub struct DomainList {
+    domainlist: Vec<String>,
+    total: i64,
+}
+
+/// `get_list_domain`: sorted domains on a node, of one site and/or one user. Users see only
+/// their own; admins anyone's.
+pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList, ApiError> {
+    let node_id = id("nodeid", p.nodeid)?;
+    let site = opt_id("siteid", p.siteid)?;
+    let page = page(p.limit, p.offset)?;
+    let user = match (ctx.is_admin(), p.userid.0) {
+        (true, named) => named,
+        (false, named) => Some(checks::target_user(&ctx, named)?),
+    };
+    let client = ctx.state.db().await?;
+    if !db::nodes::exists(&client, node_id).await? {
+        return Err(Reason::not_found.msg(format!("no node {node_id}")));
+    }
+    if let Some(site) = site {
+        own_site(&client, &ctx, node_id, site, false).await?;
+    }
+    let (domainlist, total) =
+        db::domains::list(&client, node_id, site, user, page.limit, page.offset).await?;
+    Ok(DomainList { domainlist, total })
+}
+
+#[derive(Deserialize)]
+pub struct AddDomainParams {
+    nodeid: Num,
+    siteid: Num,
+    domain: String,
+}
+
+#[derive(Serialize)]
+pub struct DomainChange {
+    domain: String,
+    nodeid: i32,
+    siteid: i32,
+    sitenum: String,
+    revision: i64,
+}
+
+fn domain(raw: &str) -> Result<String, ApiError> {
+    validate::domain(raw).map_err(|m| Reason::bad_domain.msg(m))
+}
+
+/// `add_domain`: attaches a host name (stored lowercase, IDNs in punycode) to a site.
+pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, ApiError> {
+    let node_id = id("nodeid", p.nodeid)?;
+    let site_num = id("siteid", p.siteid)?;
+    let name = domain(&p.domain)?;
+    let state = &ctx.state;
+    let mut client = state.db().await?;
+    let tx = client.transaction().await?;
+    let site = own_site(&tx, &ctx, node_id, site_num, true).await?;
+    let (_, max_domains) = db::users::lock_limits(&tx, site.user_id)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg("no such user"))?;
+    let limit = max_domains.unwrap_or(state.config.default_max_domains);
+    if db::domains::count_of_user(&tx, site.user_id).await? >= i64::from(limit) {
+        return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} domain(s)")));
+    }
+    db::domains::insert(&tx, &name, node_id, site_num, site.user_id).await?;
+    let revision = db::nodes::bump_revision(&tx, node_id).await?;
+    audit(&tx, &ctx, &format!("domain:{name}")).await?;
+    tx.commit().await?;
+    Ok(DomainChange {
+        domain: name,
+        nodeid: node_id,
+        siteid: site_num,
+        sitenum: db::sites::sitenum(site_num),
+        revision,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct DeleteDomainParams {
+    domain: String,
+}
+
+/// `delete_domain`: detaches a domain from its site.
+pub async fn delete_domain(ctx: Ctx, p: DeleteDomainParams) -> Result<DomainChange, ApiError> {
+    let name = domain(&p.domain)?;
+    let me = checks::me(&ctx)?.user_id;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let found = db::domains::get(&tx, &name)
+        .await?
+        .filter(|d| ctx.is_admin() || d.user_id == me)
+        .ok_or_else(|| Reason::not_found.msg(format!("no domain {name}")))?;
+    own_site(&tx, &ctx, found.node_id, found.site_num, true).await?;
+    db::domains::delete(&tx, &name).await?;
+    let revision = db::nodes::bump_revision(&tx, found.node_id).await?;
+    audit(&tx, &ctx, &format!("domain:{name}")).await?;
+    tx.commit().await?;
+    Ok(DomainChange {
+        domain: name,
+        nodeid: found.node_id,
+        siteid: found.site_num,
+        sitenum: db::sites::sitenum(found.site_num),
+        revision,
+    })
+}

@@ -1,0 +1,150 @@
+//! Nodes: `get_node_list` for everyone; `add_node`, `delete_node`, `grant_node`, `revoke_node`
+//! for admins.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::audit;
+use super::checks::{self, id, opt_id, page};
+use crate::db::{self, nodes::Node};
+use crate::error::{ApiError, Reason};
+use crate::params::{Num, OptNum, OptUuid};
+use crate::registry::Ctx;
+use crate::validate;
+
+#[derive(Deserialize)]
+pub struct NodeListParams {
+    #[serde(default)]
+    userid: OptUuid,
+    #[serde(default)]
+    limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
+}
+
+#[derive(Serialize)]
+pub struct NodeList {
+    nodeid: Vec<i32>,
+    nodes: Vec<Node>,
+    total: i64,
+}
+
+/// `get_node_list`: the nodes a user may use (a user asks about themself; an admin about anyone,
+/// or without `userid` about all nodes).
+pub async fn get_node_list(ctx: Ctx, p: NodeListParams) -> Result<NodeList, ApiError> {
+    let page = page(p.limit, p.offset)?;
+    let filter = match (ctx.is_admin(), p.userid.0) {
+        (true, None) => None,
+        (_, named) => Some(checks::target_user(&ctx, named)?),
+    };
+    let client = ctx.state.db().await?;
+    let (nodes, total) = db::nodes::list(&client, filter, page.limit, page.offset).await?;
+    Ok(NodeList {
+        nodeid: nodes.iter().map(|n| n.nodeid).collect(),
+        nodes,
+        total,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct AddNodeParams {
+    #[serde(default)]
+    nodeid: OptNum,
+    name: String,
+    address: String,
+    #[serde(default)]
+    public: bool,
+}
+
+/// `add_node`: registers a hosting server (admins).
+pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<Node, ApiError> {
+    let node_id = opt_id("nodeid", p.nodeid)?;
+    let name = p.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(Reason::bad_params.msg("param `name`: 1 to 64 printable characters"));
+    }
+    let address = node_address(&p.address)?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let node = db::nodes::insert(&tx, node_id, name, &address, p.public).await?;
+    audit(&tx, &ctx, &format!("node:{}", node.nodeid)).await?;
+    tx.commit().await?;
+    Ok(node)
+}
+
+/// A node's address: an IP address or a host name.
+fn node_address(raw: &str) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    if let Ok(ip) = raw.parse::<std::net::IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    validate::domain(raw).map_err(|m| {
+        Reason::bad_params.msg(format!("param `address`: an IP address or host name ({m})"))
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NodeIdParams {
+    nodeid: Num,
+}
+
+#[derive(Serialize)]
+pub struct NodeRef {
+    nodeid: i32,
+}
+
+/// `delete_node`: removes a node without sites (admins).
+pub async fn delete_node(ctx: Ctx, p: NodeIdParams) -> Result<NodeRef, ApiError> {
+    let node_id = id("nodeid", p.nodeid)?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    db::nodes::delete(&tx, node_id).await?;
+    audit(&tx, &ctx, &format!("node:{node_id}")).await?;
+    tx.commit().await?;
+    Ok(NodeRef { nodeid: node_id })
+}
+
+#[derive(Deserialize)]
+pub struct GrantParams {
+    userid: Uuid,
+    nodeid: Num,
+}
+
+#[derive(Serialize)]
+pub struct Grant {
+    userid: Uuid,
+    nodeid: i32,
+}
+
+/// `grant_node`: lets a user place sites on a private node (admins).
+pub async fn grant_node(ctx: Ctx, p: GrantParams) -> Result<Grant, ApiError> {
+    change_grant(ctx, p, true).await
+}
+
+/// `revoke_node`: takes the grant back; the user's sites there stay (admins).
+pub async fn revoke_node(ctx: Ctx, p: GrantParams) -> Result<Grant, ApiError> {
+    change_grant(ctx, p, false).await
+}
+
+async fn change_grant(ctx: Ctx, p: GrantParams, grant: bool) -> Result<Grant, ApiError> {
+    let node_id = id("nodeid", p.nodeid)?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    if !db::nodes::exists(&tx, node_id).await? {
+        return Err(Reason::not_found.msg(format!("no node {node_id}")));
+    }
+    if db::users::lock_limits(&tx, p.userid).await?.is_none() {
+        return Err(Reason::not_found.msg("no such user"));
+    }
+    if grant {
+        db::nodes::grant(&tx, node_id, p.userid).await?;
+    } else {
+        db::nodes::revoke(&tx, node_id, p.userid).await?;
+    }
+    audit(&tx, &ctx, &format!("node:{node_id}")).await?;
+    tx.commit().await?;
+    Ok(Grant {
+        userid: p.userid,
+        nodeid: node_id,
+    })
+}

@@ -1,0 +1,188 @@
+//! Sites: `create_site`, `get_list_site`, `delete_site`.
+
+use serde::{Deserialize, Serialize};
+
+use super::audit;
+use super::checks::{self, id, own_site, page, usable_node};
+use crate::db::{self, sites::Site, sites::SiteView};
+use crate::error::{ApiError, Reason};
+use crate::params::{Num, OptNum, OptUuid};
+use crate::registry::Ctx;
+
+/// `properties` of `create_site`: `"default"` or `{"docroot": ...}`.
+#[derive(Deserialize, Default)]
+#[serde(
+    untagged,
+    expecting = "\"default\" or an object like {\"docroot\": \"/var/www/site1\"}"
+)]
+pub enum Properties {
+    #[default]
+    Default,
+    Named(String),
+    Custom {
+        docroot: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+pub struct CreateSiteParams {
+    nodeid: Num,
+    #[serde(default)]
+    properties: Properties,
+    #[serde(default)]
+    userid: OptUuid,
+}
+
+#[derive(Serialize)]
+pub struct CreatedSite {
+    nodeid: i32,
+    siteid: i32,
+    sitenum: String,
+    docroot: String,
+    servername: Vec<String>,
+    revision: i64,
+}
+
+/// `create_site`: a new site on a node for the caller (admins: for `userid`).
+pub async fn create_site(ctx: Ctx, p: CreateSiteParams) -> Result<CreatedSite, ApiError> {
+    let node_id = id("nodeid", p.nodeid)?;
+    let owner = checks::target_user(&ctx, p.userid.0)?;
+    let wanted_docroot = match p.properties {
+        Properties::Default | Properties::Custom { docroot: None } => None,
+        Properties::Named(s) if s == "default" => None,
+        Properties::Named(_) => {
+            return Err(Reason::bad_params.msg("param `properties`: \"default\" or an object"))
+        }
+        Properties::Custom { docroot: Some(d) } => Some(d),
+    };
+    let state = &ctx.state;
+    let mut client = state.db().await?;
+    let tx = client.transaction().await?;
+    usable_node(&tx, &ctx, node_id, owner).await?;
+    let (max_sites, _) = db::users::lock_limits(&tx, owner)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg("no such user"))?;
+    let limit = max_sites.unwrap_or(state.config.default_max_sites);
+    if db::sites::count_of_user(&tx, owner).await? >= i64::from(limit) {
+        return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} site(s)")));
+    }
+    let (num, revision) = db::sites::allocate_number(&tx, node_id).await?;
+    let sitenum = db::sites::sitenum(num);
+    let default = state.config.docroot_pattern.replace("{sitenum}", &sitenum);
+    let docroot = match wanted_docroot {
+        None => default,
+        Some(d) => docroot(&d, &default, ctx.is_admin())?,
+    };
+    let site = Site {
+        node_id,
+        site_num: num,
+        user_id: owner,
+        docroot,
+    };
+    db::sites::insert(&tx, &site, revision).await?;
+    audit(&tx, &ctx, &format!("site:{node_id}/{num}")).await?;
+    tx.commit().await?;
+    Ok(CreatedSite {
+        nodeid: node_id,
+        siteid: num,
+        sitenum,
+        docroot: site.docroot,
+        servername: Vec::new(),
+        revision,
+    })
+}
+
+/// A document root: an absolute, clean path of `[A-Za-z0-9._-]` segments. Users may only choose
+/// the site's default folder or one below it, so no site can serve another's files or the system's.
+pub fn docroot(raw: &str, default: &str, admin: bool) -> Result<String, ApiError> {
+    let path = raw.trim_end_matches('/');
+    let bad = |m: &str| Err(Reason::bad_docroot.msg(m.to_string()));
+    if !path.starts_with('/') || path.len() > 255 {
+        return bad("an absolute path of at most 255 characters");
+    }
+    for segment in path[1..].split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return bad("no empty, . or .. path segments");
+        }
+        if !segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return bad("only letters, digits, '.', '_', '-' and '/'");
+        }
+    }
+    if !admin && path != default && !path.starts_with(&format!("{default}/")) {
+        return Err(
+            Reason::bad_docroot.msg(format!("the document root must be {default} or below it"))
+        );
+    }
+    Ok(path.to_string())
+}
+
+#[derive(Deserialize)]
+pub struct ListSiteParams {
+    nodeid: Num,
+    #[serde(default)]
+    limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
+}
+
+#[derive(Serialize)]
+pub struct NodeSites {
+    nodeid: i32,
+    site: Vec<SiteView>,
+    total: i64,
+}
+
+/// `get_list_site`: the sites on a node the caller may see (their own; admins: all).
+pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>, ApiError> {
+    let node_id = id("nodeid", p.nodeid)?;
+    let page = page(p.limit, p.offset)?;
+    let me = checks::me(&ctx)?;
+    let client = ctx.state.db().await?;
+    let (_, usable) = db::nodes::get_for_user(&client, node_id, me.user_id)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg(format!("no node {node_id}")))?;
+    let filter = (!ctx.is_admin()).then_some(me.user_id);
+    let (site, total) = db::sites::list(&client, node_id, filter, page.limit, page.offset).await?;
+    if total == 0 && !usable && !ctx.is_admin() {
+        return Err(Reason::forbidden.msg(format!("you may not use node {node_id}")));
+    }
+    Ok(vec![NodeSites {
+        nodeid: node_id,
+        site,
+        total,
+    }])
+}
+
+#[derive(Deserialize)]
+pub struct SiteParams {
+    nodeid: Num,
+    siteid: Num,
+}
+
+#[derive(Serialize)]
+pub struct DeletedSite {
+    nodeid: i32,
+    siteid: i32,
+    revision: i64,
+}
+
+/// `delete_site`: removes a site and its domains; its number is not reused.
+pub async fn delete_site(ctx: Ctx, p: SiteParams) -> Result<DeletedSite, ApiError> {
+    let node_id = id("nodeid", p.nodeid)?;
+    let site_num = id("siteid", p.siteid)?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    own_site(&tx, &ctx, node_id, site_num, true).await?;
+    db::sites::delete(&tx, node_id, site_num).await?;
+    let revision = db::nodes::bump_revision(&tx, node_id).await?;
+    audit(&tx, &ctx, &format!("site:{node_id}/{site_num}")).await?;
+    tx.commit().await?;
+    Ok(DeletedSite {
+        nodeid: node_id,
+        siteid: site_num,
+        revision,
+    })
+}

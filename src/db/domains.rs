@@ -1,0 +1,91 @@
+//! Domains: unique host names across the whole system, each attached to one site.
+
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::{execute, query, query_one, query_opt};
+use crate::error::{ApiError, Reason};
+
+/// Where a domain is attached.
+pub struct DomainRow {
+    pub node_id: i32,
+    pub site_num: i32,
+    pub user_id: Uuid,
+}
+
+/// Attaches a domain; `domain_exists` when it is taken anywhere.
+pub async fn insert(
+    c: &impl GenericClient,
+    name: &str,
+    node: i32,
+    site: i32,
+    user: Uuid,
+) -> Result<(), ApiError> {
+    let inserted = execute(
+        c,
+        "INSERT INTO domains (name, node_id, site_num, user_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO NOTHING",
+        &[&name, &node, &site, &user],
+    )
+    .await?;
+    if inserted == 0 {
+        return Err(Reason::domain_exists.msg(format!("{name} is attached to a site already")));
+    }
+    Ok(())
+}
+
+pub async fn get(c: &impl GenericClient, name: &str) -> Result<Option<DomainRow>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT node_id, site_num, user_id FROM domains WHERE name = $1",
+        &[&name],
+    )
+    .await?;
+    Ok(row.map(|r| DomainRow {
+        node_id: r.get(0),
+        site_num: r.get(1),
+        user_id: r.get(2),
+    }))
+}
+
+pub async fn delete(c: &impl GenericClient, name: &str) -> Result<(), ApiError> {
+    execute(c, "DELETE FROM domains WHERE name = $1", &[&name]).await?;
+    Ok(())
+}
+
+/// Domains a user has, over all sites.
+pub async fn count_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, ApiError> {
+    Ok(query_one(
+        c,
+        "SELECT count(*) FROM domains WHERE user_id = $1",
+        &[&user],
+    )
+    .await?
+    .get(0))
+}
+
+/// A sorted page of the domains on a node, optionally of one site and/or one user, and the total.
+pub async fn list(
+    c: &impl GenericClient,
+    node: i32,
+    site: Option<i32>,
+    user: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<String>, i64), ApiError> {
+    let filter = "node_id = $1 AND ($2::int IS NULL OR site_num = $2) AND ($3::uuid IS NULL OR user_id = $3)";
+    let rows = query(
+        c,
+        &format!("SELECT name FROM domains WHERE {filter} ORDER BY name LIMIT $4 OFFSET $5"),
+        &[&node, &site, &user, &limit, &offset],
+    )
+    .await?;
+    let total = query_one(
+        c,
+        &format!("SELECT count(*) FROM domains WHERE {filter}"),
+        &[&node, &site, &user],
+    )
+    .await?
+    .get(0);
+    Ok((rows.iter().map(|r| r.get(0)).collect(), total))
+}

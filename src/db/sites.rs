@@ -1,0 +1,136 @@
+//! Sites: numbered per node from 1, never reusing a number.
+
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{execute, query, query_one, query_opt};
+use crate::error::ApiError;
+
+/// A site row.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub node_id: i32,
+    pub site_num: i32,
+    pub user_id: Uuid,
+    pub docroot: String,
+}
+
+/// A site as lists show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteView {
+    pub sitenum: String,
+    pub siteid: i32,
+    pub docroot: String,
+    pub servername: Vec<String>,
+    pub userid: Uuid,
+}
+
+/// `site7` for number 7.
+pub fn sitenum(num: i32) -> String {
+    format!("site{num}")
+}
+
+/// The site; with `for_update`, its row stays locked until the transaction ends, so a concurrent
+/// delete and a domain being attached to it happen one after the other.
+pub async fn get(
+    c: &impl GenericClient,
+    node: i32,
+    num: i32,
+    for_update: bool,
+) -> Result<Option<Site>, ApiError> {
+    const SQL: &str = "SELECT node_id, site_num, user_id, docroot FROM sites WHERE node_id = $1 AND site_num = $2";
+    const SQL_LOCKED: &str =
+        "SELECT node_id, site_num, user_id, docroot FROM sites WHERE node_id = $1 AND site_num = $2 FOR UPDATE";
+    let row = query_opt(c, if for_update { SQL_LOCKED } else { SQL }, &[&node, &num]).await?;
+    Ok(row.map(|r| Site {
+        node_id: r.get(0),
+        site_num: r.get(1),
+        user_id: r.get(2),
+        docroot: r.get(3),
+    }))
+}
+
+/// Takes the node's next site number and bumps its revision, under the node's row lock, so
+/// concurrent creations get consecutive numbers; returns (number, revision).
+pub async fn allocate_number(c: &impl GenericClient, node: i32) -> Result<(i32, i64), ApiError> {
+    let row = query_one(
+        c,
+        "UPDATE nodes SET next_site = next_site + 1, revision = revision + 1
+          WHERE id = $1 RETURNING next_site - 1, revision",
+        &[&node],
+    )
+    .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+pub async fn insert(c: &impl GenericClient, site: &Site, revision: i64) -> Result<(), ApiError> {
+    execute(
+        c,
+        "INSERT INTO sites (node_id, site_num, user_id, docroot, revision) VALUES ($1, $2, $3, $4, $5)",
+        &[&site.node_id, &site.site_num, &site.user_id, &site.docroot, &revision],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(c: &impl GenericClient, node: i32, num: i32) -> Result<(), ApiError> {
+    execute(
+        c,
+        "DELETE FROM sites WHERE node_id = $1 AND site_num = $2",
+        &[&node, &num],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sites a user has, over all nodes.
+pub async fn count_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, ApiError> {
+    Ok(
+        query_one(c, "SELECT count(*) FROM sites WHERE user_id = $1", &[&user])
+            .await?
+            .get(0),
+    )
+}
+
+/// A page of the sites on a node (of one user, or all) with their domains, and the total.
+pub async fn list(
+    c: &impl GenericClient,
+    node: i32,
+    user: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<SiteView>, i64), ApiError> {
+    let rows = query(
+        c,
+        "SELECT s.site_num, s.docroot, s.user_id,
+                coalesce((SELECT array_agg(d.name ORDER BY d.name) FROM domains d
+                           WHERE d.node_id = s.node_id AND d.site_num = s.site_num), '{}')
+           FROM sites s
+          WHERE s.node_id = $1 AND ($2::uuid IS NULL OR s.user_id = $2)
+          ORDER BY s.site_num LIMIT $3 OFFSET $4",
+        &[&node, &user, &limit, &offset],
+    )
+    .await?;
+    let total = query_one(
+        c,
+        "SELECT count(*) FROM sites WHERE node_id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
+        &[&node, &user],
+    )
+    .await?
+    .get(0);
+    let sites = rows
+        .iter()
+        .map(|r| {
+            let num: i32 = r.get(0);
+            SiteView {
+                sitenum: sitenum(num),
+                siteid: num,
+                docroot: r.get(1),
+                userid: r.get(2),
+                servername: r.get(3),
+            }
+        })
+        .collect();
+    Ok((sites, total))
+}

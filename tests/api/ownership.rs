@@ -1,0 +1,168 @@
+//! The cross-user matrix: a plain user naming another user's objects, through every registered
+//! action, gets `auth_required`, `forbidden` or `not_found`, never the data, and changes nothing.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{TestApp, World};
+
+/// Everything a change could touch, as one comparable text.
+async fn snapshot(app: &TestApp) -> String {
+    let db = app.db().await;
+    let mut out = String::new();
+    for sql in [
+        "SELECT string_agg(login || role || disabled || password_hash || coalesce(max_sites, -1), ',' ORDER BY login) FROM users",
+        "SELECT string_agg(id || name || address || public || revision || next_site, ',' ORDER BY id) FROM nodes",
+        "SELECT string_agg(node_id || '/' || user_id, ',' ORDER BY node_id, user_id) FROM node_grants",
+        "SELECT string_agg(node_id || '/' || site_num || docroot || user_id, ',' ORDER BY node_id, site_num) FROM sites",
+        "SELECT string_agg(name || node_id || site_num, ',' ORDER BY name) FROM domains",
+        "SELECT string_agg(encode(code_hash, 'hex'), ',' ORDER BY code_hash) FROM invites",
+    ] {
+        let v: Option<String> = db.query_one(sql, &[]).await.unwrap().get(0);
+        out.push_str(&v.unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
+/// What bob sends to each action to reach alice's objects. Actions that name no object of
+/// another user say so with `None`; they are still called, with no params.
+fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
+    let mine = |v: Value| Some(v);
+    vec![
+        ("ping", None),
+        (
+            "authorization",
+            mine(json!({"login": "alice", "password": "guessing-wrong", "session": "no"})),
+        ),
+        ("logout", None),
+        ("whoami", None),
+        (
+            "adduser",
+            mine(
+                json!({"login": "alice", "password": "password-x", "email": "x@example.com", "role": "admin"}),
+            ),
+        ),
+        ("add_invite", mine(json!({}))),
+        (
+            "change_password",
+            mine(
+                json!({"login": "alice", "oldpassword": "password-bob", "newpassword": "stolen-pass"}),
+            ),
+        ),
+        ("restore_password", None),
+        (
+            "reset_password",
+            mine(json!({"token": "guess", "newpassword": "stolen-pass"})),
+        ),
+        ("get_node_list", mine(json!({"userid": alice_id}))),
+        (
+            "add_node",
+            mine(json!({"nodeid": 5, "name": "taken", "address": "10.0.0.99"})),
+        ),
+        ("delete_node", mine(json!({"nodeid": 5}))),
+        ("grant_node", mine(json!({"userid": alice_id, "nodeid": 5}))),
+        (
+            "revoke_node",
+            mine(json!({"userid": alice_id, "nodeid": 5})),
+        ),
+        (
+            "create_site",
+            mine(json!({"nodeid": 5, "properties": "default"})),
+        ),
+        ("get_list_site", mine(json!({"nodeid": 5}))),
+        ("delete_site", mine(json!({"nodeid": 1, "siteid": site}))),
+        (
+            "get_list_domain",
+            mine(json!({"nodeid": 1, "siteid": site})),
+        ),
+        (
+            "add_domain",
+            mine(json!({"nodeid": 1, "siteid": site, "domain": "intruder.example.com"})),
+        ),
+        (
+            "delete_domain",
+            mine(json!({"domain": "alice-secret.example.com"})),
+        ),
+        ("get_list_user", mine(json!({}))),
+        (
+            "set_user",
+            mine(json!({"userid": alice_id, "disabled": true})),
+        ),
+        ("delete_user", mine(json!({"userid": alice_id}))),
+        ("get_audit_log", mine(json!({"userid": alice_id}))),
+    ]
+}
+
+#[tokio::test]
+async fn a_user_cannot_reach_another_users_objects_through_any_action() {
+    let w = World::new().await;
+    w.private_node(5).await;
+    w.grant(&w.alice.0, 5).await;
+    let site = w.site(&w.alice.1, 1).await;
+    w.site(&w.alice.1, 5).await;
+    w.domain(&w.alice.1, 1, site, "alice-secret.example.com")
+        .await;
+
+    let table = attacks(&w.alice.0, site);
+    let registry = hostplane::registry::Registry::new(hostplane::actions::all()).unwrap();
+    let mut covered: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+    covered.sort();
+    let registered: Vec<&str> = registry.specs().iter().map(|s| s.name).collect();
+    assert_eq!(
+        covered, registered,
+        "every action must be in the cross-user matrix"
+    );
+
+    let before = snapshot(&w.app).await;
+    for (action, params) in table {
+        let Some(params) = params else { continue };
+        let a = w.app.call_as(&w.bob.1, action, params).await;
+        let reason = a.body["reason"].as_str().unwrap_or("");
+        let refused = [
+            "auth_required",
+            "forbidden",
+            "not_found",
+            "bad_login",
+            "bad_password",
+            "bad_token",
+        ];
+        assert!(
+            refused.contains(&reason),
+            "{action}: bob was not refused: {} {}",
+            a.status,
+            a.body
+        );
+        // Errors carry no result; messages may echo bob's own input but nothing of alice's.
+        assert!(
+            a.body.get("result").is_none(),
+            "{action} answered data: {}",
+            a.body
+        );
+        assert!(
+            !a.body.to_string().contains(&w.alice.0),
+            "{action} leaked: {}",
+            a.body
+        );
+    }
+    assert_eq!(snapshot(&w.app).await, before, "nothing changed");
+    // Alice's session and data are intact.
+    let a = w
+        .app
+        .call_as(&w.alice.1, "get_list_domain", json!({"nodeid": 1}))
+        .await;
+    assert_eq!(a.ok()["domainlist"], json!(["alice-secret.example.com"]));
+}
+
+#[tokio::test]
+async fn logout_naming_another_login_ends_only_the_callers_session() {
+    let w = World::new().await;
+    w.app
+        .call_as(&w.bob.1, "logout", json!({"login": "alice"}))
+        .await
+        .ok();
+    w.app.call_as(&w.alice.1, "whoami", json!({})).await.ok();
+    w.app
+        .call_as(&w.bob.1, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+}
