@@ -57,16 +57,39 @@ pub struct SessionUser {
 pub enum Caller {
     Anonymous,
     User(SessionUser),
+    /// A node agent, authenticated by its node token.
+    Node(i32),
 }
 
 impl Caller {
-    /// The signed-in user; `auth_required` otherwise.
+    /// The signed-in user; `auth_required` (or `forbidden` for a node) otherwise.
     pub fn user(&self) -> Result<&SessionUser, ApiError> {
         match self {
             Caller::User(u) => Ok(u),
+            Caller::Node(_) => Err(Reason::forbidden.msg("node tokens may not call this action")),
             Caller::Anonymous => Err(Reason::auth_required.into()),
         }
     }
+
+    /// The node of a node agent; `forbidden` (or `auth_required`) otherwise.
+    pub fn node(&self) -> Result<i32, ApiError> {
+        match self {
+            Caller::Node(id) => Ok(*id),
+            Caller::User(_) => Err(Reason::forbidden.msg("only node agents call this action")),
+            Caller::Anonymous => Err(Reason::auth_required.into()),
+        }
+    }
+}
+
+/// A new node token: a prefix that makes it recognisable in config files, and 256 random bits.
+pub fn new_node_token() -> Result<String, ApiError> {
+    Ok(format!("hpn_{}", random_secret(32)?))
+}
+
+/// The node whose token this is.
+pub async fn resolve_node_token(state: &AppState, token: &str) -> Result<Option<i32>, ApiError> {
+    let client = state.db().await?;
+    db::nodes::by_token_hash(&client, &hash_secret(token.trim())).await
 }
 
 /// What the answer should do with the session cookie.

@@ -182,7 +182,9 @@ async fn dispatch(
         resolve_caller(state, headers, envelope.cookie.as_deref()).await?
     };
     if let Err(e) = spec.authorize(&caller) {
-        let sent_cookie = envelope.cookie.is_some() || http_cookie(headers).is_some();
+        let sent_cookie = envelope.cookie.is_some()
+            || http_cookie(headers).is_some()
+            || bearer_token(headers).is_some();
         return Err(match (e.reason(), sent_cookie) {
             (Some(Reason::auth_required), true) => {
                 Reason::auth_required.msg("the session has expired or ended; log in again")
@@ -202,6 +204,12 @@ async fn dispatch(
     result
 }
 
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 fn http_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
@@ -210,13 +218,20 @@ fn http_cookie(headers: &HeaderMap) -> Option<&str> {
         .find_map(auth::cookie_from_header)
 }
 
-/// The session behind the envelope cookie or, failing that, the HTTP cookie. A request that
-/// authenticates with the HTTP cookie must come from an allowed origin (CSRF).
+/// The node behind an `Authorization: Bearer` token, else the session behind the envelope cookie
+/// or, failing that, the HTTP cookie. A request that authenticates with the HTTP cookie must come
+/// from an allowed origin (CSRF).
 async fn resolve_caller(
     state: &AppState,
     headers: &HeaderMap,
     envelope_cookie: Option<&str>,
 ) -> Result<Caller, ApiError> {
+    if let Some(token) = bearer_token(headers) {
+        return match auth::resolve_node_token(state, token).await? {
+            Some(node) => Ok(Caller::Node(node)),
+            None => Err(Reason::auth_required.msg("unknown node token")),
+        };
+    }
     let cookie = match envelope_cookie {
         Some(c) => c,
         None => match http_cookie(headers) {

@@ -5,10 +5,12 @@
 //! and calls into [`db`], and the answer goes back the same way.
 
 pub mod actions;
+pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mail;
 pub mod params;
@@ -28,6 +30,7 @@ use tokio::net::TcpListener;
 use crate::auth::PasswordHasher;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::events::NodeEvents;
 use crate::mail::Mailer;
 use crate::registry::Registry;
 
@@ -41,6 +44,7 @@ pub struct AppState {
     pub registry: Registry,
     pub hasher: PasswordHasher,
     pub mailer: Mailer,
+    pub events: Arc<NodeEvents>,
 }
 
 impl AppState {
@@ -68,6 +72,16 @@ impl Application {
         let registry = Registry::new(actions::all())?;
         let hasher = PasswordHasher::new(config.bcrypt_cost, config.bcrypt_threads);
         let mailer = Mailer::new(&config)?;
+        let channel = {
+            let client = pool
+                .get()
+                .await
+                .map_err(|e| format!("cannot connect to the database: {e}"))?;
+            db::nodes::notify_channel(&client)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let events = Arc::new(NodeEvents::new(channel));
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -77,6 +91,7 @@ impl Application {
             registry,
             hasher,
             mailer,
+            events,
         });
         Ok(Application { listener, state })
     }
@@ -96,8 +111,20 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         let janitor = tokio::spawn(purge_expired_rows(Arc::clone(&self.state)));
+        let listener = match db::pg_config(&self.state.config) {
+            Ok(pg) => Some(tokio::spawn(
+                Arc::clone(&self.state.events).run_listener(pg),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for node changes");
+                None
+            }
+        };
         server::serve(self.listener, self.state, shutdown).await;
         janitor.abort();
+        if let Some(l) = listener {
+            l.abort();
+        }
     }
 }
 

@@ -32,6 +32,36 @@ enum Command {
         /// The admin's login.
         login: String,
     },
+    /// Run the node agent: keep an nginx folder in step with this node's sites.
+    Agent(AgentArgs),
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// Base URL of the hostplane API, e.g. http://10.0.0.1:8080.
+    #[arg(long)]
+    api: String,
+    /// File holding the node token that add_node or rotate_node_token returned.
+    #[arg(long)]
+    token_file: std::path::PathBuf,
+    /// Folder for the generated server blocks; nginx must `include DIR/*.conf;`.
+    #[arg(long)]
+    nginx_dir: std::path::PathBuf,
+    /// What the server blocks listen on: a port or ADDRESS:PORT.
+    #[arg(long, default_value = "80")]
+    listen: String,
+    /// Command that reloads nginx.
+    #[arg(long, default_value = "nginx -s reload")]
+    reload_cmd: String,
+    /// Command that checks the configuration before a reload.
+    #[arg(long, default_value = "nginx -t")]
+    test_cmd: String,
+    /// Where the agent remembers the revision it handled (default: NGINX_DIR/.hostplane-agent.json).
+    #[arg(long)]
+    state_file: Option<std::path::PathBuf>,
+    /// Seconds each sync request waits for a change (1-60).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=60))]
+    wait: u64,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +90,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<(), String> {
+    if let Command::Agent(args) = command {
+        return run_agent(args).await;
+    }
     let config = Config::from_env()?;
     match command {
         Command::Serve => {
@@ -78,6 +111,7 @@ async fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Agent(args) => run_agent(args).await,
         Command::CreateAdmin { login } => {
             let password = match std::env::var("HOSTPLANE_ADMIN_PASSWORD") {
                 Ok(p) if !p.is_empty() => p,
@@ -95,6 +129,24 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn run_agent(a: AgentArgs) -> Result<(), String> {
+    let token = std::fs::read_to_string(&a.token_file)
+        .map_err(|e| format!("cannot read the token file {}: {e}", a.token_file.display()))?;
+    let opts = hostplane::agent::AgentOptions {
+        api: a.api,
+        token: token.trim().to_string(),
+        state_file: a
+            .state_file
+            .unwrap_or_else(|| a.nginx_dir.join(".hostplane-agent.json")),
+        nginx_dir: a.nginx_dir,
+        listen: a.listen,
+        reload_cmd: a.reload_cmd,
+        test_cmd: a.test_cmd,
+        wait: a.wait,
+    };
+    hostplane::agent::run(opts, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -29,6 +29,10 @@ pub enum Access {
     User,
     /// A signed-in admin.
     Admin,
+    /// A node agent with its node token.
+    Node,
+    /// A signed-in user or a node agent; the handler decides what each may see.
+    UserOrNode,
 }
 
 /// Everything a handler knows about the request besides its params.
@@ -77,6 +81,11 @@ impl Ctx {
     /// True when the caller is a signed-in admin.
     pub fn is_admin(&self) -> bool {
         matches!(&self.caller, Caller::User(u) if u.role == Role::Admin)
+    }
+
+    /// True when the caller may see everything on this node: an admin, or the node itself.
+    pub fn sees_whole_node(&self, node_id: i32) -> bool {
+        self.is_admin() || matches!(self.caller, Caller::Node(id) if id == node_id)
     }
 }
 
@@ -162,10 +171,17 @@ impl ActionSpec {
     pub fn authorize(&self, caller: &Caller) -> Result<(), ApiError> {
         match (self.access, caller) {
             (Access::Public | Access::Anyone, _) => Ok(()),
-            (Access::User, Caller::User(_)) => Ok(()),
+            (_, Caller::Anonymous) => Err(Reason::auth_required.into()),
+            (Access::User | Access::UserOrNode, Caller::User(_)) => Ok(()),
+            (Access::Node | Access::UserOrNode, Caller::Node(_)) => Ok(()),
             (Access::Admin, Caller::User(u)) if u.role == Role::Admin => Ok(()),
             (Access::Admin, Caller::User(_)) => Err(Reason::forbidden.msg("admins only")),
-            (_, Caller::Anonymous) => Err(Reason::auth_required.into()),
+            (Access::Node, Caller::User(_)) => {
+                Err(Reason::forbidden.msg("only node agents call this action"))
+            }
+            (_, Caller::Node(_)) => {
+                Err(Reason::forbidden.msg("node tokens may not call this action"))
+            }
         }
     }
 

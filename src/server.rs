@@ -52,6 +52,8 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
+    // Long-polling agents get their answer now instead of at their timeout.
+    state.events.close();
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(state.config.drain_timeout) => {

@@ -89,7 +89,7 @@ pub async fn own_site(
 ) -> Result<Site, ApiError> {
     let site = db::sites::get(c, node_id, site_num, for_update).await?;
     match site {
-        Some(s) if ctx.is_admin() || s.user_id == me(ctx)?.user_id => Ok(s),
+        Some(s) if ctx.sees_whole_node(node_id) || s.user_id == me(ctx)?.user_id => Ok(s),
         _ => Err(Reason::not_found.msg(format!("no site {site_num} on node {node_id}"))),
     }
 }

@@ -30,14 +30,15 @@ pub struct DomainList {
 }
 
 /// `get_list_domain`: sorted domains on a node, of one site and/or one user. Users see only
-/// their own; admins anyone's.
+/// their own; admins and the node's agent anyone's.
 pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
     let site = opt_id("siteid", p.siteid)?;
     let page = page(p.limit, p.offset)?;
-    let user = match (ctx.is_admin(), p.userid.0) {
-        (true, named) => named,
-        (false, named) => Some(checks::target_user(&ctx, named)?),
+    let user = if ctx.sees_whole_node(node_id) {
+        p.userid.0
+    } else {
+        Some(checks::target_user(&ctx, p.userid.0)?)
     };
     let client = ctx.state.db().await?;
     if !db::nodes::exists(&client, node_id).await? {
@@ -89,6 +90,7 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     }
     db::domains::insert(&tx, &name, node_id, site_num, site.user_id).await?;
     let revision = db::nodes::bump_revision(&tx, node_id).await?;
+    db::sites::set_revision(&tx, node_id, site_num, revision).await?;
     audit(&tx, &ctx, &format!("domain:{name}")).await?;
     tx.commit().await?;
     Ok(DomainChange {
@@ -118,6 +120,7 @@ pub async fn delete_domain(ctx: Ctx, p: DeleteDomainParams) -> Result<DomainChan
     own_site(&tx, &ctx, found.node_id, found.site_num, true).await?;
     db::domains::delete(&tx, &name).await?;
     let revision = db::nodes::bump_revision(&tx, found.node_id).await?;
+    db::sites::set_revision(&tx, found.node_id, found.site_num, revision).await?;
     audit(&tx, &ctx, &format!("domain:{name}")).await?;
     tx.commit().await?;
     Ok(DomainChange {

@@ -3,6 +3,7 @@
 //! compares the two).
 
 mod accounts;
+mod agents;
 mod checks;
 mod domains;
 mod nodes;
@@ -36,21 +37,33 @@ pub fn all() -> Vec<ActionSpec> {
         action("grant_node", Admin, nodes::grant_node),
         action("revoke_node", Admin, nodes::revoke_node),
         action("create_site", User, sites::create_site),
-        action("get_list_site", User, sites::get_list_site),
+        action("get_list_site", UserOrNode, sites::get_list_site),
         action("delete_site", User, sites::delete_site),
-        action("get_list_domain", User, domains::get_list_domain),
+        action("get_list_domain", UserOrNode, domains::get_list_domain),
         action("add_domain", User, domains::add_domain),
         action("delete_domain", User, domains::delete_domain),
         action("get_list_user", Admin, users::get_list_user),
         action("set_user", Admin, users::set_user),
         action("delete_user", Admin, users::delete_user),
         action("get_audit_log", Admin, users::get_audit_log),
+        action("node_sync", Node, agents::node_sync),
+        action("node_report", Node, agents::node_report),
+        action("get_node_status", UserOrNode, agents::get_node_status),
+        action("rotate_node_token", Admin, agents::rotate_node_token),
     ]
 }
 
 /// Writes the audit row of this request's change; call inside the change's transaction.
 async fn audit(c: &impl GenericClient, ctx: &Ctx, object: &str) -> Result<(), ApiError> {
+    let node_label;
     let actor = match &ctx.caller {
+        Caller::Node(id) => {
+            node_label = format!("node:{id}");
+            Actor {
+                user_id: None,
+                login: Some(&node_label),
+            }
+        }
         Caller::User(u) => Actor {
             user_id: Some(u.user_id),
             login: Some(&u.login),

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::audit;
 use super::checks::{self, id, opt_id, page};
+use crate::auth;
 use crate::db::{self, nodes::Node};
 use crate::error::{ApiError, Reason};
 use crate::params::{Num, OptNum, OptUuid};
@@ -56,8 +57,16 @@ pub struct AddNodeParams {
     public: bool,
 }
 
-/// `add_node`: registers a hosting server (admins).
-pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<Node, ApiError> {
+#[derive(Serialize)]
+pub struct AddedNode {
+    #[serde(flatten)]
+    node: Node,
+    /// The node agent's token, shown only now (stored hashed).
+    token: String,
+}
+
+/// `add_node`: registers a hosting server (admins); returns its agent's token once.
+pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError> {
     let node_id = opt_id("nodeid", p.nodeid)?;
     let name = p.name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -66,10 +75,12 @@ pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<Node, ApiError> {
     let address = node_address(&p.address)?;
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
-    let node = db::nodes::insert(&tx, node_id, name, &address, p.public).await?;
+    let token = auth::new_node_token()?;
+    let token_hash = auth::hash_secret(&token);
+    let node = db::nodes::insert(&tx, node_id, name, &address, p.public, &token_hash).await?;
     audit(&tx, &ctx, &format!("node:{}", node.nodeid)).await?;
     tx.commit().await?;
-    Ok(node)
+    Ok(AddedNode { node, token })
 }
 
 /// A node's address: an IP address or a host name.

@@ -135,18 +135,27 @@ pub struct NodeSites {
     total: i64,
 }
 
-/// `get_list_site`: the sites on a node the caller may see (their own; admins: all).
+/// `get_list_site`: the sites on a node the caller may see (their own; admins and the node: all),
+/// each with its sync status.
 pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
     let page = page(p.limit, p.offset)?;
-    let me = checks::me(&ctx)?;
+    // Admins and the node's own agent see every site; users their own.
+    let filter = if ctx.sees_whole_node(node_id) {
+        None
+    } else {
+        Some(checks::me(&ctx)?.user_id)
+    };
     let client = ctx.state.db().await?;
-    let (_, usable) = db::nodes::get_for_user(&client, node_id, me.user_id)
-        .await?
-        .ok_or_else(|| Reason::not_found.msg(format!("no node {node_id}")))?;
-    let filter = (!ctx.is_admin()).then_some(me.user_id);
+    let usable = match filter {
+        None => db::nodes::exists(&client, node_id).await?.then_some(true),
+        Some(user) => db::nodes::get_for_user(&client, node_id, user)
+            .await?
+            .map(|(_, usable)| usable),
+    }
+    .ok_or_else(|| Reason::not_found.msg(format!("no node {node_id}")))?;
     let (site, total) = db::sites::list(&client, node_id, filter, page.limit, page.offset).await?;
-    if total == 0 && !usable && !ctx.is_admin() {
+    if total == 0 && !usable {
         return Err(Reason::forbidden.msg(format!("you may not use node {node_id}")));
     }
     Ok(vec![NodeSites {

@@ -7,6 +7,10 @@ use deadpool_postgres::Pool;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_accounts", include_str!("../../sql/0001_accounts.sql")),
     ("0002_hosting", include_str!("../../sql/0002_hosting.sql")),
+    (
+        "0003_node_agents",
+        include_str!("../../sql/0003_node_agents.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

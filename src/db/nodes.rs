@@ -86,17 +86,18 @@ pub async fn insert(
     name: &str,
     address: &str,
     public: bool,
+    token_hash: &[u8; 32],
 ) -> Result<Node, ApiError> {
     // Serialises id assignment between concurrent add_node calls.
     execute(c, "LOCK TABLE nodes IN SHARE ROW EXCLUSIVE MODE", &[]).await?;
     let row = query_opt(
         c,
         &format!(
-            "INSERT INTO nodes AS n (id, name, address, public)
-             VALUES (coalesce($1, (SELECT coalesce(max(id), 0) + 1 FROM nodes)), $2, $3, $4)
+            "INSERT INTO nodes AS n (id, name, address, public, token_hash)
+             VALUES (coalesce($1, (SELECT coalesce(max(id), 0) + 1 FROM nodes)), $2, $3, $4, $5)
              ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
         ),
-        &[&id, &name, &address, &public],
+        &[&id, &name, &address, &public, &token_hash.as_slice()],
     )
     .await?;
     row.map(|r| node(&r))
@@ -153,4 +154,133 @@ pub async fn revoke(c: &impl GenericClient, node: i32, user: Uuid) -> Result<boo
     )
     .await?
         > 0)
+}
+
+/// The node whose token has this hash.
+pub async fn by_token_hash(
+    c: &impl GenericClient,
+    hash: &[u8; 32],
+) -> Result<Option<i32>, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT id FROM nodes WHERE token_hash = $1",
+        &[&hash.as_slice()],
+    )
+    .await?
+    .map(|r| r.get(0)))
+}
+
+/// Replaces the node's token hash; false when the node does not exist.
+pub async fn set_token(c: &impl GenericClient, id: i32, hash: &[u8; 32]) -> Result<bool, ApiError> {
+    Ok(execute(
+        c,
+        "UPDATE nodes SET token_hash = $2 WHERE id = $1",
+        &[&id, &hash.as_slice()],
+    )
+    .await?
+        == 1)
+}
+
+/// The node's current revision, noting that its agent was seen now.
+pub async fn seen_revision(c: &impl GenericClient, id: i32) -> Result<i64, ApiError> {
+    let row = query_one(
+        c,
+        "UPDATE nodes SET last_seen = now() WHERE id = $1 RETURNING revision",
+        &[&id],
+    )
+    .await?;
+    Ok(row.get(0))
+}
+
+/// The node's whole desired state, read in one snapshot: (revision, sites as JSON).
+pub async fn desired_state(
+    c: &impl GenericClient,
+    id: i32,
+) -> Result<(i64, serde_json::Value), ApiError> {
+    let row = query_one(
+        c,
+        "SELECT n.revision, coalesce((
+                SELECT json_agg(json_build_object(
+                         'siteid', s.site_num, 'sitenum', 'site' || s.site_num, 'docroot', s.docroot,
+                         'servername', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
+                                                  WHERE d.node_id = s.node_id AND d.site_num = s.site_num), '[]'),
+                         'userid', s.user_id) ORDER BY s.site_num)
+                  FROM sites s WHERE s.node_id = n.id), '[]')
+           FROM nodes n WHERE n.id = $1",
+        &[&id],
+    )
+    .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// What a node reported: `ok` moves its applied revision forward and clears older errors;
+/// `error` records the failed revision and the agent's message. Returns the node's revision,
+/// or `bad_params` when the reported revision is newer than it.
+pub async fn record_report(
+    c: &impl GenericClient,
+    id: i32,
+    revision: i64,
+    error: Option<&str>,
+) -> Result<i64, ApiError> {
+    let row = query_opt(
+        c,
+        "UPDATE nodes SET
+            last_seen = now(),
+            applied_revision = CASE WHEN $3::text IS NULL THEN greatest(applied_revision, $2) ELSE applied_revision END,
+            error_revision = CASE WHEN $3::text IS NOT NULL THEN $2
+                                  WHEN error_revision <= $2 THEN NULL ELSE error_revision END,
+            last_error = CASE WHEN $3::text IS NOT NULL THEN $3
+                              WHEN error_revision <= $2 THEN NULL ELSE last_error END
+          WHERE id = $1 AND revision >= $2
+         RETURNING revision",
+        &[&id, &revision, &error],
+    )
+    .await?;
+    row.map(|r| r.get(0))
+        .ok_or_else(|| Reason::bad_params.msg("param `revision`: newer than the node's revision"))
+}
+
+/// A node's sync status.
+#[derive(Debug, Serialize)]
+pub struct NodeStatus {
+    pub nodeid: i32,
+    pub revision: i64,
+    pub applied_revision: i64,
+    pub last_seen: Option<String>,
+    pub last_error: Option<String>,
+    pub in_sync: bool,
+}
+
+pub async fn status(c: &impl GenericClient, id: i32) -> Result<Option<NodeStatus>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT id, revision, applied_revision, hp_iso(last_seen), last_error FROM nodes WHERE id = $1",
+        &[&id],
+    )
+    .await?;
+    Ok(row.map(|r| {
+        let revision: i64 = r.get(1);
+        let applied_revision: i64 = r.get(2);
+        NodeStatus {
+            nodeid: r.get(0),
+            revision,
+            applied_revision,
+            last_seen: r.get(3),
+            last_error: r.get(4),
+            in_sync: applied_revision >= revision,
+        }
+    }))
+}
+
+/// The name of the channel revision bumps are notified on: derived from the schema of the
+/// `nodes` table, exactly as the trigger does.
+pub async fn notify_channel(c: &impl GenericClient) -> Result<String, ApiError> {
+    let row = query_one(
+        c,
+        "SELECT 'hp_nodes_' || left(md5(n.nspname), 16) FROM pg_class t
+           JOIN pg_namespace n ON n.oid = t.relnamespace WHERE t.oid = 'nodes'::regclass",
+        &[],
+    )
+    .await?;
+    Ok(row.get(0))
 }

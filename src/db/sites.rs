@@ -24,6 +24,12 @@ pub struct SiteView {
     pub docroot: String,
     pub servername: Vec<String>,
     pub userid: Uuid,
+    /// `pending` until the node applied a revision containing this site's last change, then
+    /// `active`; `error` when the node failed to apply it.
+    pub status: &'static str,
+    /// The node's message when `status` is `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `site7` for number 7.
@@ -74,6 +80,22 @@ pub async fn insert(c: &impl GenericClient, site: &Site, revision: i64) -> Resul
     Ok(())
 }
 
+/// Records the node revision that last changed the site (its domains, say).
+pub async fn set_revision(
+    c: &impl GenericClient,
+    node: i32,
+    num: i32,
+    revision: i64,
+) -> Result<(), ApiError> {
+    execute(
+        c,
+        "UPDATE sites SET revision = $3 WHERE node_id = $1 AND site_num = $2",
+        &[&node, &num, &revision],
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn delete(c: &impl GenericClient, node: i32, num: i32) -> Result<(), ApiError> {
     execute(
         c,
@@ -105,8 +127,10 @@ pub async fn list(
         c,
         "SELECT s.site_num, s.docroot, s.user_id,
                 coalesce((SELECT array_agg(d.name ORDER BY d.name) FROM domains d
-                           WHERE d.node_id = s.node_id AND d.site_num = s.site_num), '{}')
-           FROM sites s
+                           WHERE d.node_id = s.node_id AND d.site_num = s.site_num), '{}'),
+                n.applied_revision >= s.revision,
+                CASE WHEN n.error_revision >= s.revision THEN n.last_error END
+           FROM sites s JOIN nodes n ON n.id = s.node_id
           WHERE s.node_id = $1 AND ($2::uuid IS NULL OR s.user_id = $2)
           ORDER BY s.site_num LIMIT $3 OFFSET $4",
         &[&node, &user, &limit, &offset],
@@ -123,7 +147,15 @@ pub async fn list(
         .iter()
         .map(|r| {
             let num: i32 = r.get(0);
+            let active: bool = r.get(4);
+            let error: Option<String> = if active { None } else { r.get(5) };
             SiteView {
+                status: match (active, &error) {
+                    (true, _) => "active",
+                    (false, Some(_)) => "error",
+                    (false, None) => "pending",
+                },
+                error,
                 sitenum: sitenum(num),
                 siteid: num,
                 docroot: r.get(1),

@@ -341,3 +341,30 @@ impl World {
             .ok();
     }
 }
+
+impl TestApp {
+    /// Calls an action as a node agent with its token.
+    pub async fn call_node(&self, token: &str, action: &str, params: Value) -> Answer {
+        let auth = format!("Bearer {token}");
+        let body = json!({"action": action, "params": params}).to_string();
+        self.raw(
+            "POST",
+            "/api",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+            ],
+            body,
+        )
+        .await
+    }
+}
+
+impl World {
+    /// Adds node `node` (public) and returns its agent token.
+    pub async fn node_with_token(&self, node: i64) -> String {
+        let p = json!({"nodeid": node, "name": format!("web{node}"), "address": format!("10.0.2.{node}"), "public": true});
+        let a = self.app.call_as(&self.admin, "add_node", p).await;
+        a.ok()["token"].as_str().unwrap().to_string()
+    }
+}

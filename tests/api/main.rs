@@ -2,9 +2,11 @@
 
 mod accounts;
 mod admin;
+mod agents;
 mod envelope;
 mod helpers;
 mod hosting;
+mod nginx_e2e;
 mod ownership;
 mod passwords;
 mod protocol_doc;

@@ -11,7 +11,8 @@ async fn snapshot(app: &TestApp) -> String {
     let mut out = String::new();
     for sql in [
         "SELECT string_agg(login || role || disabled || password_hash || coalesce(max_sites, -1), ',' ORDER BY login) FROM users",
-        "SELECT string_agg(id || name || address || public || revision || next_site, ',' ORDER BY id) FROM nodes",
+        "SELECT string_agg(id || name || address || public || revision || next_site || applied_revision
+                || encode(token_hash, 'hex'), ',' ORDER BY id) FROM nodes",
         "SELECT string_agg(node_id || '/' || user_id, ',' ORDER BY node_id, user_id) FROM node_grants",
         "SELECT string_agg(node_id || '/' || site_num || docroot || user_id, ',' ORDER BY node_id, site_num) FROM sites",
         "SELECT string_agg(name || node_id || site_num, ',' ORDER BY name) FROM domains",
@@ -90,6 +91,10 @@ fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
         ),
         ("delete_user", mine(json!({"userid": alice_id}))),
         ("get_audit_log", mine(json!({"userid": alice_id}))),
+        ("node_sync", mine(json!({"since": 0}))),
+        ("node_report", mine(json!({"revision": 1, "status": "ok"}))),
+        ("get_node_status", mine(json!({"nodeid": 5}))),
+        ("rotate_node_token", mine(json!({"nodeid": 5}))),
     ]
 }
 

@@ -1,0 +1,166 @@
+//! Node agents: `node_sync` (long-poll for the desired state), `node_report`, and for admins and
+//! the node itself `get_node_status`; `rotate_node_token` for admins.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::audit;
+use super::checks::id;
+use crate::auth;
+use crate::db::{self, nodes::NodeStatus};
+use crate::error::{ApiError, Reason};
+use crate::params::{Num, OptNum};
+use crate::registry::Ctx;
+
+/// The longest a `node_sync` may wait.
+pub const MAX_WAIT_SECS: i64 = 60;
+
+#[derive(Deserialize)]
+pub struct SyncParams {
+    since: Num,
+    #[serde(default)]
+    wait: OptNum,
+}
+
+/// The answer of `node_sync`.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum SyncResult {
+    State {
+        revision: i64,
+        nodeid: i32,
+        sites: serde_json::Value,
+    },
+    Unchanged {
+        revision: i64,
+        unchanged: bool,
+    },
+}
+
+/// `node_sync`: the node's whole desired state when its revision differs from `since`; else waits
+/// up to `wait` seconds for a change and answers as soon as one commits, or `unchanged`.
+pub async fn node_sync(ctx: Ctx, p: SyncParams) -> Result<SyncResult, ApiError> {
+    let node = ctx.caller.node()?;
+    if p.since.0 < 0 {
+        return Err(Reason::bad_params.msg("param `since`: 0 or more"));
+    }
+    let wait = p.wait.0.unwrap_or(0);
+    if !(0..=MAX_WAIT_SECS).contains(&wait) {
+        return Err(Reason::bad_params.msg(format!("param `wait`: 0 to {MAX_WAIT_SECS} seconds")));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
+    let events = &ctx.state.events;
+    loop {
+        // Subscribe before reading, so a change committed in between still wakes us.
+        let mut subscription = events.subscribe(node);
+        {
+            let client = ctx.state.db().await?;
+            let revision = db::nodes::seen_revision(&client, node).await?;
+            // A different revision, newer or (after a database restore) older: send everything.
+            if revision != p.since.0 {
+                let (revision, sites) = db::nodes::desired_state(&client, node).await?;
+                return Ok(SyncResult::State {
+                    revision,
+                    nodeid: node,
+                    sites,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline || events.is_closing() {
+                return Ok(SyncResult::Unchanged {
+                    revision,
+                    unchanged: true,
+                });
+            }
+        } // The database connection goes back to the pool while we wait.
+        tokio::select! {
+            () = subscription.changed() => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReportParams {
+    revision: Num,
+    status: String,
+    message: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ReportResult {
+    revision: i64,
+    in_sync: bool,
+}
+
+/// `node_report`: the agent tells which revision it applied (`ok`) or failed to apply (`error`).
+pub async fn node_report(ctx: Ctx, p: ReportParams) -> Result<ReportResult, ApiError> {
+    let node = ctx.caller.node()?;
+    if p.revision.0 < 0 {
+        return Err(Reason::bad_params.msg("param `revision`: 0 or more"));
+    }
+    let error = match p.status.as_str() {
+        "ok" => None,
+        "error" => {
+            let m = p.message.unwrap_or_default();
+            let m: String = m
+                .chars()
+                .filter(|c| !c.is_control() || *c == '\n')
+                .take(4000)
+                .collect();
+            Some(if m.is_empty() {
+                "the node reported an error".to_string()
+            } else {
+                m
+            })
+        }
+        _ => return Err(Reason::bad_params.msg("param `status`: \"ok\" or \"error\"")),
+    };
+    let client = ctx.state.db().await?;
+    let revision = db::nodes::record_report(&client, node, p.revision.0, error.as_deref()).await?;
+    Ok(ReportResult {
+        revision,
+        in_sync: error.is_none() && p.revision.0 >= revision,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NodeIdParams {
+    nodeid: Num,
+}
+
+/// `get_node_status`: revision, applied revision, last contact and error of a node (admins, or
+/// the node's own agent).
+pub async fn get_node_status(ctx: Ctx, p: NodeIdParams) -> Result<NodeStatus, ApiError> {
+    let node = id("nodeid", p.nodeid)?;
+    if !ctx.sees_whole_node(node) {
+        return Err(Reason::forbidden.msg("admins and the node itself only"));
+    }
+    let client = ctx.state.db().await?;
+    db::nodes::status(&client, node)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg(format!("no node {node}")))
+}
+
+#[derive(Serialize)]
+pub struct NodeToken {
+    nodeid: i32,
+    token: String,
+}
+
+/// `rotate_node_token`: a new token for a node; the old one stops working at once (admins).
+pub async fn rotate_node_token(ctx: Ctx, p: NodeIdParams) -> Result<NodeToken, ApiError> {
+    let node = id("nodeid", p.nodeid)?;
+    let token = auth::new_node_token()?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    if !db::nodes::set_token(&tx, node, &auth::hash_secret(&token)).await? {
+        return Err(Reason::not_found.msg(format!("no node {node}")));
+    }
+    audit(&tx, &ctx, &format!("node:{node}")).await?;
+    tx.commit().await?;
+    Ok(NodeToken {
+        nodeid: node,
+        token,
+    })
+}

@@ -1,0 +1,203 @@
+//! Change notifications for waiting node agents.
+//!
+//! Every revision bump fires a PostgreSQL NOTIFY (a trigger on `nodes`), so a change made through
+//! any instance reaches every instance. Each instance holds one LISTEN connection, not one per
+//! waiting agent, and fans the notifications out to waiters through a `watch` channel per node.
+//! After a reconnect (the database restarted) every waiter is woken to re-check, since
+//! notifications sent while we were away are lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// Fans revision notifications out to waiters.
+pub struct NodeEvents {
+    channel: String,
+    nodes: Mutex<HashMap<i32, watch::Sender<i64>>>,
+    /// Bumped to wake every waiter: after a reconnect, and at shutdown.
+    everyone: watch::Sender<u64>,
+    closing: AtomicBool,
+}
+
+/// What a waiter holds while it waits for a change of one node.
+pub struct Subscription {
+    node: watch::Receiver<i64>,
+    everyone: watch::Receiver<u64>,
+}
+
+impl Subscription {
+    /// Resolves on the next notification for the node, or when everyone is woken.
+    pub async fn changed(&mut self) {
+        tokio::select! {
+            r = self.node.changed() => { if r.is_err() { std::future::pending::<()>().await } }
+            r = self.everyone.changed() => { if r.is_err() { std::future::pending::<()>().await } }
+        }
+    }
+}
+
+impl NodeEvents {
+    pub fn new(channel: String) -> Self {
+        NodeEvents {
+            channel,
+            nodes: Mutex::new(HashMap::new()),
+            everyone: watch::Sender::new(0),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts listening for changes of a node. Subscribe before reading the revision, so a
+    /// change committed in between is not missed.
+    pub fn subscribe(&self, node: i32) -> Subscription {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget nodes nobody waits for any more.
+        if nodes.len() > 64 {
+            nodes.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        let node = nodes
+            .entry(node)
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe();
+        Subscription {
+            node,
+            everyone: self.everyone.subscribe(),
+        }
+    }
+
+    fn publish(&self, node: i32, revision: i64) {
+        let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = nodes.get(&node) {
+            tx.send_replace(revision);
+        }
+    }
+
+    fn wake_everyone(&self) {
+        self.everyone.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// Wakes every waiter for good: the instance is shutting down.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.wake_everyone();
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Listens until the process ends, reconnecting with backoff whenever the connection drops.
+    pub async fn run_listener(self: Arc<Self>, mut config: tokio_postgres::Config) {
+        // Recognisable in pg_stat_activity.
+        config.application_name(format!("hostplane-listen-{}", self.channel));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.listen_once(&config, &mut backoff).await {
+                Ok(()) => tracing::warn!("change listener connection closed; reconnecting"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::error_chain(&e), "change listener failed; reconnecting")
+                }
+            }
+            self.wake_everyone();
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn listen_once(
+        &self,
+        config: &tokio_postgres::Config,
+        backoff: &mut Duration,
+    ) -> Result<(), tokio_postgres::Error> {
+        let (client, mut connection) = config.connect(NoTls).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if tx.send(n).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        let channel = self.channel.replace('"', "");
+        client
+            .batch_execute(&format!("LISTEN \"{channel}\""))
+            .await?;
+        tracing::debug!(%channel, "listening for node changes");
+        // Whatever happened while we were not listening, waiters re-check now.
+        self.wake_everyone();
+        *backoff = Duration::from_millis(100);
+        let period = Duration::from_secs(15);
+        let mut health = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                n = rx.recv() => match n {
+                    Some(n) => {
+                        if let Some((node, revision)) = parse_payload(n.payload()) {
+                            self.publish(node, revision);
+                        }
+                    }
+                    None => break,
+                },
+                _ = health.tick() => {
+                    // A silently dead connection shows itself here, within seconds.
+                    match tokio::time::timeout(Duration::from_secs(5), client.simple_query("SELECT 1")).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        driver.abort();
+        match driver.await {
+            Ok(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `"NODE:REVISION"`.
+fn parse_payload(payload: &str) -> Option<(i32, i64)> {
+    let (node, revision) = payload.split_once(':')?;
+    Some((node.parse().ok()?, revision.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads() {
+        assert_eq!(parse_payload("7:42"), Some((7, 42)));
+        assert_eq!(parse_payload("x:1"), None);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_on_its_node_and_on_close() {
+        let events = NodeEvents::new("c".into());
+        let mut sub = events.subscribe(1);
+        events.publish(2, 5);
+        events.publish(1, 6);
+        tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .unwrap();
+        let mut sub = events.subscribe(1);
+        events.close();
+        tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .unwrap();
+        assert!(events.is_closing());
+    }
+}

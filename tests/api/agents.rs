@@ -1,0 +1,339 @@
+//! Node agents over the API: tokens, `node_sync` long-polls, reports and status.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{Answer, TestApp, World};
+
+/// Syncs `token`'s node to its current revision, then long-polls while `change` runs 300 ms
+/// later; returns the poll's answer, the revision it started from, and how long it waited.
+async fn poll_across(
+    app: &TestApp,
+    token: &str,
+    change: impl std::future::Future<Output = ()>,
+) -> (Answer, i64, Duration) {
+    let since = app
+        .call_node(token, "node_sync", json!({"since": 0}))
+        .await
+        .ok()["revision"]
+        .as_i64()
+        .unwrap();
+    let started = Instant::now();
+    let waiting = app.call_node(token, "node_sync", json!({"since": since, "wait": 30}));
+    let delayed = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        change.await;
+    };
+    let (answer, ()) = tokio::join!(waiting, delayed);
+    (answer, since, started.elapsed())
+}
+
+#[tokio::test]
+async fn node_sync_sends_the_whole_desired_state_when_the_revision_differs() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    assert!(token.starts_with("hpn_") && token.len() > 60);
+    let s = w.site(&w.alice.1, 2).await;
+    w.domain(&w.alice.1, 2, s, "b.example.com").await;
+    w.domain(&w.alice.1, 2, s, "a.example.com").await;
+    let a = w
+        .app
+        .call_node(&token, "node_sync", json!({"since": 0}))
+        .await;
+    let r = a.ok();
+    assert_eq!(r["nodeid"], 2);
+    assert_eq!(r["revision"], 3);
+    assert_eq!(
+        r["sites"],
+        json!([{"siteid": 1, "sitenum": "site1", "docroot": "/var/www/site1",
+                "servername": ["a.example.com", "b.example.com"], "userid": w.alice.0}])
+    );
+    let a = w
+        .app
+        .call_node(&token, "node_sync", json!({"since": 3}))
+        .await;
+    assert_eq!(a.ok(), &json!({"revision": 3, "unchanged": true}));
+}
+
+#[tokio::test]
+async fn a_waiting_sync_answers_as_soon_as_a_change_commits() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    let s = w.site(&w.alice.1, 2).await;
+    let (a, since, took) = poll_across(
+        &w.app,
+        &token,
+        w.domain(&w.alice.1, 2, s, "live.example.com"),
+    )
+    .await;
+    assert!(
+        took < Duration::from_secs(10),
+        "answered at the change, not the timeout"
+    );
+    assert_eq!(a.ok()["revision"], since + 1);
+    assert_eq!(
+        a.ok()["sites"][0]["servername"],
+        json!(["live.example.com"])
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_sync_times_out_unchanged() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    let started = Instant::now();
+    let a = w
+        .app
+        .call_node(&token, "node_sync", json!({"since": 0, "wait": 1}))
+        .await;
+    assert_eq!(a.ok(), &json!({"revision": 0, "unchanged": true}));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    w.app
+        .call_node(&token, "node_sync", json!({"since": 0, "wait": 61}))
+        .await
+        .assert_error("bad_params", 400);
+}
+
+#[tokio::test]
+async fn an_agent_waiting_on_one_instance_sees_a_change_made_through_another() {
+    let w = World::new().await;
+    let other = TestApp::spawn_in_schema(w.app.schema().to_string(), |_| {}).await;
+    let token = w.node_with_token(2).await;
+    let s = w.site(&w.alice.1, 2).await;
+    let change = async {
+        let p = json!({"nodeid": 2, "siteid": s, "domain": "via-b.example.com"});
+        other.call_as(&w.alice.1, "add_domain", p).await.ok();
+    };
+    let (a, _, took) = poll_across(&w.app, &token, change).await;
+    assert!(took < Duration::from_secs(10));
+    assert_eq!(
+        a.ok()["sites"][0]["servername"],
+        json!(["via-b.example.com"])
+    );
+}
+
+#[tokio::test]
+async fn waiting_agents_do_not_hold_database_connections() {
+    let w = World::with(|c| c.db_pool_size = 2).await;
+    let tokens = [
+        w.node_with_token(2).await,
+        w.node_with_token(3).await,
+        w.node_with_token(4).await,
+    ];
+    let waits = futures_util::future::join_all(tokens.iter().map(|t| {
+        w.app
+            .call_node(t, "node_sync", json!({"since": 0, "wait": 3}))
+    }));
+    let other_work = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        for _ in 0..5 {
+            w.app
+                .call_as(&w.alice.1, "get_node_list", json!({}))
+                .await
+                .ok();
+        }
+        started.elapsed()
+    };
+    let (answers, took) = tokio::join!(waits, other_work);
+    assert!(
+        took < Duration::from_secs(2),
+        "other requests were served while agents waited ({took:?})"
+    );
+    assert!(answers
+        .iter()
+        .all(|a| a.body["result"]["unchanged"] == true));
+}
+
+#[tokio::test]
+async fn the_listener_reconnects_after_its_connection_is_killed() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    let s = w.site(&w.alice.1, 2).await;
+    let db = w.app.db().await;
+    let channel: String = db
+        .query_one("SELECT 'hp_nodes_' || left(md5(current_schema()), 16)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let killed: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("hostplane-listen-{channel}")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (a, since, took) = poll_across(
+        &w.app,
+        &token,
+        w.domain(&w.alice.1, 2, s, "after-reconnect.example.com"),
+    )
+    .await;
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(a.ok()["revision"], since + 1);
+}
+
+#[tokio::test]
+async fn node_tokens_reach_only_their_own_node() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    w.node_with_token(3).await;
+    w.app
+        .call_node(&token, "get_list_site", json!({"nodeid": 2}))
+        .await
+        .ok();
+    w.app
+        .call_node(&token, "get_list_domain", json!({"nodeid": 2}))
+        .await
+        .ok();
+    w.app
+        .call_node(&token, "get_node_status", json!({"nodeid": 2}))
+        .await
+        .ok();
+    for (action, params) in [
+        ("get_list_site", json!({"nodeid": 3})),
+        ("get_list_domain", json!({"nodeid": 3})),
+        ("get_node_status", json!({"nodeid": 3})),
+        ("get_node_list", json!({})),
+        ("create_site", json!({"nodeid": 2, "properties": "default"})),
+        ("whoami", json!({})),
+        ("add_node", json!({"name": "x", "address": "10.9.9.9"})),
+    ] {
+        w.app
+            .call_node(&token, action, params)
+            .await
+            .assert_error("forbidden", 403);
+    }
+    w.app
+        .call_node("hpn_nonsense", "node_sync", json!({"since": 0}))
+        .await
+        .assert_error("auth_required", 401);
+    w.app
+        .call_as(&w.alice.1, "node_sync", json!({"since": 0}))
+        .await
+        .assert_error("forbidden", 403);
+    w.app
+        .call_as(&w.alice.1, "get_node_status", json!({"nodeid": 2}))
+        .await
+        .assert_error("forbidden", 403);
+}
+
+#[tokio::test]
+async fn a_rotated_token_replaces_the_old_one() {
+    let w = World::new().await;
+    let old = w.node_with_token(2).await;
+    let a = w
+        .app
+        .call_as(&w.admin, "rotate_node_token", json!({"nodeid": 2}))
+        .await;
+    let new = a.ok()["token"].as_str().unwrap().to_string();
+    w.app
+        .call_node(&old, "node_sync", json!({"since": 0}))
+        .await
+        .assert_error("auth_required", 401);
+    w.app
+        .call_node(&new, "node_sync", json!({"since": 0}))
+        .await
+        .ok();
+    w.app
+        .call_as(&w.admin, "rotate_node_token", json!({"nodeid": 77}))
+        .await
+        .assert_error("not_found", 404);
+    w.app
+        .call_as(&w.alice.1, "rotate_node_token", json!({"nodeid": 2}))
+        .await
+        .assert_error("forbidden", 403);
+}
+
+#[tokio::test]
+async fn reports_drive_node_status_and_site_status() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    let s = w.site(&w.alice.1, 2).await;
+    let site_status = || async {
+        let a = w
+            .app
+            .call_as(&w.alice.1, "get_list_site", json!({"nodeid": 2}))
+            .await;
+        a.ok()[0]["site"][0].clone()
+    };
+    assert_eq!(site_status().await["status"], "pending");
+    let st = w
+        .app
+        .call_as(&w.admin, "get_node_status", json!({"nodeid": 2}))
+        .await;
+    assert_eq!(st.ok()["in_sync"], false);
+    assert_eq!(st.ok()["last_seen"], json!(null));
+
+    let r = w
+        .app
+        .call_node(
+            &token,
+            "node_report",
+            json!({"revision": 1, "status": "ok"}),
+        )
+        .await;
+    assert_eq!(r.ok()["in_sync"], true);
+    assert_eq!(site_status().await["status"], "active");
+    let st = w
+        .app
+        .call_node(&token, "get_node_status", json!({"nodeid": 2}))
+        .await;
+    assert_eq!(st.ok()["applied_revision"], 1);
+    assert_eq!(st.ok()["in_sync"], true);
+    assert!(st.ok()["last_seen"].as_str().unwrap().ends_with('Z'));
+
+    w.domain(&w.alice.1, 2, s, "broken.example.com").await;
+    assert_eq!(site_status().await["status"], "pending");
+    let p = json!({"revision": 2, "status": "error", "message": "nginx: [emerg] unexpected end of file"});
+    w.app.call_node(&token, "node_report", p).await.ok();
+    let site = site_status().await;
+    assert_eq!(site["status"], "error");
+    assert_eq!(site["error"], "nginx: [emerg] unexpected end of file");
+    let st = w
+        .app
+        .call_as(&w.admin, "get_node_status", json!({"nodeid": 2}))
+        .await;
+    assert_eq!(
+        st.ok()["last_error"],
+        "nginx: [emerg] unexpected end of file"
+    );
+    assert_eq!(st.ok()["revision"], 2);
+    assert_eq!(st.ok()["applied_revision"], 1);
+
+    w.app
+        .call_node(
+            &token,
+            "node_report",
+            json!({"revision": 2, "status": "ok"}),
+        )
+        .await
+        .ok();
+    assert_eq!(site_status().await["status"], "active");
+    let st = w
+        .app
+        .call_as(&w.admin, "get_node_status", json!({"nodeid": 2}))
+        .await;
+    assert_eq!(st.ok()["last_error"], json!(null));
+
+    w.app
+        .call_node(
+            &token,
+            "node_report",
+            json!({"revision": 9, "status": "ok"}),
+        )
+        .await
+        .assert_error("bad_params", 400);
+    w.app
+        .call_node(
+            &token,
+            "node_report",
+            json!({"revision": 1, "status": "meh"}),
+        )
+        .await
+        .assert_error("bad_params", 400);
+}
