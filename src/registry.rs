@@ -91,12 +91,14 @@ impl Ctx {
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send>>;
 type Handler = Box<dyn Fn(Ctx, Value) -> HandlerFuture + Send + Sync>;
+type ParamsCheck = fn(Value) -> Result<(), ApiError>;
 
 /// One entry of the action table.
 pub struct ActionSpec {
     pub name: &'static str,
     pub access: Access,
     handler: Handler,
+    check_params: ParamsCheck,
 }
 
 /// Registers a typed `async fn(Ctx, Params) -> Result<Out, ApiError>` under `name`.
@@ -111,6 +113,7 @@ where
     ActionSpec {
         name,
         access,
+        check_params: |params| decode_params::<P>(params).map(|_| ()),
         handler: Box::new(move |ctx, params| {
             let f = Arc::clone(&f);
             Box::pin(async move {
@@ -122,8 +125,14 @@ where
     }
 }
 
-/// Decodes params into a handler's struct; the error names the offending param.
+/// Decodes params into a handler's struct; the error names the offending param. NUL characters
+/// are refused everywhere: no param needs them, and PostgreSQL text cannot hold them.
 pub fn decode_params<P: DeserializeOwned>(params: Value) -> Result<P, ApiError> {
+    if let Some(path) = find_nul(&params, String::new()) {
+        return Err(
+            Reason::bad_params.msg(format!("param `{path}`: NUL characters are not allowed"))
+        );
+    }
     serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -133,6 +142,32 @@ pub fn decode_params<P: DeserializeOwned>(params: Value) -> Result<P, ApiError> 
             Reason::bad_params.msg(format!("param `{path}`: {inner}"))
         }
     })
+}
+
+/// The path of the first string or key holding a NUL character.
+fn find_nul(v: &Value, path: String) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| find_nul(item, join(&i.to_string()))),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if k.contains('\0') {
+                Some(join(k))
+            } else {
+                find_nul(item, join(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// All actions by name.
@@ -156,6 +191,17 @@ impl Registry {
     /// The action of that name.
     pub fn get(&self, name: &str) -> Option<&ActionSpec> {
         self.actions.get(name)
+    }
+
+    /// Everything a request goes through before a handler runs, without a database or a caller:
+    /// the envelope, the action lookup and the typed params. The fuzz target drives this.
+    pub fn dry_run(&self, body: &[u8]) -> Result<&'static str, ApiError> {
+        let envelope = crate::protocol::Envelope::decode(body)?;
+        let spec = self.get(&envelope.action).ok_or_else(|| {
+            Reason::unknown_action.msg(format!("no action named {:?}", envelope.action))
+        })?;
+        (spec.check_params)(envelope.params)?;
+        Ok(spec.name)
     }
 
     /// Every action, sorted by name.

@@ -69,8 +69,10 @@ pub struct AddedNode {
 pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError> {
     let node_id = opt_id("nodeid", p.nodeid)?;
     let name = p.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(Reason::bad_params.msg("param `name`: 1 to 64 printable characters"));
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || " ._-".contains(c);
+    if name.is_empty() || name.len() > 64 || !name.chars().all(name_ok) {
+        return Err(Reason::bad_params
+            .msg("param `name`: 1 to 64 of letters, digits, space, '.', '_' and '-'"));
     }
     let address = node_address(&p.address)?;
     let mut client = ctx.state.db().await?;

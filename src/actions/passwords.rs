@@ -43,7 +43,7 @@ pub struct ChangePasswordParams {
 pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRef, ApiError> {
     let caller = ctx.caller.user()?;
     let admin = caller.role == Role::Admin;
-    let login = p.login.to_ascii_lowercase();
+    let login = validate::login(&p.login).unwrap_or_default();
     if login != caller.login && !admin {
         return Err(Reason::forbidden.msg("you may change only your own password"));
     }

@@ -8,6 +8,7 @@ use crate::db;
 use crate::error::{ApiError, Reason};
 use crate::params::YesNo;
 use crate::registry::Ctx;
+use crate::validate;
 
 #[derive(Deserialize)]
 pub struct PingParams {}
@@ -47,16 +48,17 @@ pub async fn authorization(
     p: AuthorizationParams,
 ) -> Result<AuthorizationResult, ApiError> {
     let state = &ctx.state;
-    let login = p.login.to_ascii_lowercase();
+    // A name that cannot be a login cannot exist; it still costs a bcrypt and an attempt.
+    let login = validate::login(&p.login).ok();
     let throttle = Throttle {
         state,
-        login: login.clone(),
+        login: login.clone().unwrap_or_else(|| "(invalid)".into()),
         addr: ctx.client_ip,
     };
     throttle.begin().await?;
-    let found = {
-        let client = state.db().await?;
-        db::users::credentials_by_login(&client, &login).await?
+    let found = match &login {
+        Some(login) => db::users::credentials_by_login(&state.db().await?, login).await?,
+        None => None,
     };
     let valid = match (&p.password, &p.uniqcode, &found) {
         (Some(pw), _, Some(user)) => {

@@ -160,6 +160,9 @@ pub struct AuditLog {
 pub async fn get_audit_log(ctx: Ctx, p: AuditLogParams) -> Result<AuditLog, ApiError> {
     let page = page(p.limit, p.offset)?;
     let action = p.action.as_deref().filter(|a| !a.is_empty());
+    if action.is_some_and(|a| a.len() > 64) {
+        return Err(Reason::bad_params.msg("param `action`: an action name"));
+    }
     let client = ctx.state.db().await?;
     let (entries, total) =
         db::audit::list(&client, p.userid.0, action, page.limit, page.offset).await?;

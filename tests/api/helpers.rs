@@ -368,3 +368,128 @@ impl World {
         a.ok()["token"].as_str().unwrap().to_string()
     }
 }
+
+/// A schema owned by a role of its own, so a test can take the database away from one app
+/// (`ALTER ROLE ... NOLOGIN` and ending its connections) without touching parallel tests.
+pub struct OwnRole {
+    pub role: String,
+    pub database_url: String,
+    admin: tokio_postgres::Client,
+}
+
+impl OwnRole {
+    pub async fn create() -> OwnRole {
+        let base = base_database_url();
+        let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let role = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {role} LOGIN PASSWORD '{password}'; CREATE SCHEMA {role} AUTHORIZATION {role};
+                 GRANT CONNECT, TEMPORARY ON DATABASE {} TO {role};",
+                current_database(&admin).await
+            ))
+            .await
+            .unwrap();
+        // postgres://USER:PASS@HOST... with this role's credentials instead.
+        let (scheme, rest) = base.split_once("://").expect("DATABASE_URL is a URL");
+        let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+        let url = format!("{scheme}://{role}:{password}@{host}");
+        let database_url = format!("{}&application_name={role}", url_with_schema(&url, &role));
+        OwnRole {
+            role,
+            database_url,
+            admin,
+        }
+    }
+
+    /// Takes the database away: no new logins, every connection of the role ended.
+    pub async fn outage_begins(&self) {
+        self.admin
+            .batch_execute(&format!("ALTER ROLE {} NOLOGIN", self.role))
+            .await
+            .unwrap();
+        self.terminate_connections().await;
+    }
+
+    pub async fn outage_ends(&self) {
+        self.admin
+            .batch_execute(&format!("ALTER ROLE {} LOGIN", self.role))
+            .await
+            .unwrap();
+    }
+
+    /// Ends every connection of the role; returns how many there were.
+    pub async fn terminate_connections(&self) -> i64 {
+        self.admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1",
+                &[&self.role],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// A query as the superuser, in the role's schema.
+    pub async fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.admin
+            .query(&sql.replace("{schema}", &self.role), &[])
+            .await
+            .unwrap()
+    }
+}
+
+async fn current_database(c: &tokio_postgres::Client) -> String {
+    c.query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+impl Drop for OwnRole {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let role = self.role.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok((db, conn)) = tokio_postgres::connect(&base_database_url(), tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = db
+                        .batch_execute(&format!(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';
+                             DROP SCHEMA {role} CASCADE; DROP OWNED BY {role}; DROP ROLE {role};"
+                        ))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Everything a change could touch, as one comparable text.
+pub async fn snapshot(app: &TestApp) -> String {
+    let db = app.db().await;
+    let mut out = String::new();
+    for sql in [
+        "SELECT string_agg(login || role || disabled || password_hash || coalesce(max_sites, -1), ',' ORDER BY login) FROM users",
+        "SELECT string_agg(id || name || address || public || revision || next_site || applied_revision
+                || encode(token_hash, 'hex'), ',' ORDER BY id) FROM nodes",
+        "SELECT string_agg(node_id || '/' || user_id, ',' ORDER BY node_id, user_id) FROM node_grants",
+        "SELECT string_agg(node_id || '/' || site_num || docroot || user_id, ',' ORDER BY node_id, site_num) FROM sites",
+        "SELECT string_agg(name || node_id || site_num, ',' ORDER BY name) FROM domains",
+        "SELECT string_agg(encode(code_hash, 'hex'), ',' ORDER BY code_hash) FROM invites",
+    ] {
+        let v: Option<String> = db.query_one(sql, &[]).await.unwrap().get(0);
+        out.push_str(&v.unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}

@@ -212,8 +212,13 @@ async fn the_agent_keeps_a_real_nginx_in_step_with_the_api() {
     })
     .await;
     std::fs::write(www.join("site1/index.html"), "hello from site1\n").unwrap();
-    let (code, body) = nginx.get("shop.example.com").await;
-    assert_eq!((code, body.as_str()), (200, "hello from site1\n"));
+    // `nginx -s reload` only signals the master; the new workers take over a moment later.
+    eventually("the site is served", || async {
+        nginx.get("shop.example.com").await.0 == 200
+    })
+    .await;
+    let (_, body) = nginx.get("shop.example.com").await;
+    assert_eq!(body, "hello from site1\n");
     assert_eq!(
         nginx.get("unknown.example.com").await.0,
         404,

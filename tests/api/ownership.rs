@@ -3,27 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{TestApp, World};
-
-/// Everything a change could touch, as one comparable text.
-async fn snapshot(app: &TestApp) -> String {
-    let db = app.db().await;
-    let mut out = String::new();
-    for sql in [
-        "SELECT string_agg(login || role || disabled || password_hash || coalesce(max_sites, -1), ',' ORDER BY login) FROM users",
-        "SELECT string_agg(id || name || address || public || revision || next_site || applied_revision
-                || encode(token_hash, 'hex'), ',' ORDER BY id) FROM nodes",
-        "SELECT string_agg(node_id || '/' || user_id, ',' ORDER BY node_id, user_id) FROM node_grants",
-        "SELECT string_agg(node_id || '/' || site_num || docroot || user_id, ',' ORDER BY node_id, site_num) FROM sites",
-        "SELECT string_agg(name || node_id || site_num, ',' ORDER BY name) FROM domains",
-        "SELECT string_agg(encode(code_hash, 'hex'), ',' ORDER BY code_hash) FROM invites",
-    ] {
-        let v: Option<String> = db.query_one(sql, &[]).await.unwrap().get(0);
-        out.push_str(&v.unwrap_or_default());
-        out.push('\n');
-    }
-    out
-}
+use crate::helpers::{snapshot, World};
 
 /// What bob sends to each action to reach alice's objects. Actions that name no object of
 /// another user say so with `None`; they are still called, with no params.
