@@ -1,4 +1,4 @@
-//! Change notifications for waiting node agents.
+//! Change notifications: for waiting node agents, and for the session cache.
 //!
 //! Every revision bump fires a PostgreSQL NOTIFY (a trigger on `nodes`), so a change made through
 //! any instance reaches every instance. Each instance holds one LISTEN connection, not one per
@@ -15,9 +15,14 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::session_cache::SessionCache;
+
 /// Fans revision notifications out to waiters.
 pub struct NodeEvents {
     channel: String,
+    /// Invalidated by `s:` and `u:` notifications on the same channel; trusted only while the
+    /// listener is connected.
+    sessions: Arc<SessionCache>,
     nodes: Mutex<HashMap<i32, watch::Sender<i64>>>,
     /// Bumped to wake every waiter: after a reconnect, and at shutdown.
     everyone: watch::Sender<u64>,
@@ -41,9 +46,10 @@ impl Subscription {
 }
 
 impl NodeEvents {
-    pub fn new(channel: String) -> Self {
+    pub fn new(channel: String, sessions: Arc<SessionCache>) -> Self {
         NodeEvents {
             channel,
+            sessions,
             nodes: Mutex::new(HashMap::new()),
             everyone: watch::Sender::new(0),
             closing: AtomicBool::new(false),
@@ -96,7 +102,10 @@ impl NodeEvents {
         config.application_name(format!("hostplane-listen-{}", self.channel));
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.listen_once(&config, &mut backoff).await {
+            let result = self.listen_once(&config, &mut backoff).await;
+            // Invalidations may be missed from now on: stop trusting cached sessions.
+            self.sessions.set_live(false);
+            match result {
                 Ok(()) => tracing::warn!("change listener connection closed; reconnecting"),
                 Err(e) => {
                     tracing::warn!(error = %crate::error::error_chain(&e), "change listener failed; reconnecting")
@@ -135,7 +144,9 @@ impl NodeEvents {
             .batch_execute(&format!("LISTEN \"{channel}\""))
             .await?;
         tracing::debug!(%channel, "listening for node changes");
-        // Whatever happened while we were not listening, waiters re-check now.
+        // Whatever happened while we were not listening, waiters re-check now, and the session
+        // cache starts afresh.
+        self.sessions.set_live(true);
         self.wake_everyone();
         *backoff = Duration::from_millis(100);
         let period = Duration::from_secs(15);
@@ -144,6 +155,9 @@ impl NodeEvents {
             tokio::select! {
                 n = rx.recv() => match n {
                     Some(n) => {
+                        if self.sessions.apply_notification(n.payload()) {
+                            continue;
+                        }
                         if let Some((node, revision)) = parse_payload(n.payload()) {
                             self.publish(node, revision);
                         }
@@ -186,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_wakes_on_its_node_and_on_close() {
-        let events = NodeEvents::new("c".into());
+        let events = NodeEvents::new("c".into(), Arc::default());
         let mut sub = events.subscribe(1);
         events.publish(2, 5);
         events.publish(1, 6);

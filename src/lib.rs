@@ -17,6 +17,7 @@ pub mod params;
 pub mod protocol;
 pub mod registry;
 pub mod server;
+pub mod session_cache;
 pub mod validate;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ use crate::error::ApiError;
 use crate::events::NodeEvents;
 use crate::mail::Mailer;
 use crate::registry::Registry;
+use crate::session_cache::SessionCache;
 
 /// The version reported by `ping`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -45,6 +47,7 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub mailer: Mailer,
     pub events: Arc<NodeEvents>,
+    pub sessions: Arc<SessionCache>,
 }
 
 impl AppState {
@@ -81,7 +84,8 @@ impl Application {
                 .await
                 .map_err(|e| e.to_string())?
         };
-        let events = Arc::new(NodeEvents::new(channel));
+        let sessions = Arc::new(SessionCache::default());
+        let events = Arc::new(NodeEvents::new(channel, Arc::clone(&sessions)));
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -92,6 +96,7 @@ impl Application {
             hasher,
             mailer,
             events,
+            sessions,
         });
         Ok(Application { listener, state })
     }

@@ -41,14 +41,18 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
         Some(checks::target_user(&ctx, p.userid.0)?)
     };
     let client = ctx.state.db().await?;
-    if !db::nodes::exists(&client, node_id).await? {
-        return Err(Reason::not_found.msg(format!("no node {node_id}")));
-    }
-    if let Some(site) = site {
-        own_site(&client, &ctx, node_id, site, false).await?;
-    }
     let (domainlist, total) =
         db::domains::list(&client, node_id, site, user, page.limit, page.offset).await?;
+    // One round trip when there is something to show; an empty answer may instead mean the node
+    // or site is not there (or not the caller's), which is checked only then.
+    if total == 0 {
+        if !db::nodes::exists(&client, node_id).await? {
+            return Err(Reason::not_found.msg(format!("no node {node_id}")));
+        }
+        if let Some(site) = site {
+            own_site(&client, &ctx, node_id, site, false).await?;
+        }
+    }
     Ok(DomainList { domainlist, total })
 }
 

@@ -73,6 +73,7 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
     db::sessions::delete_all_of_user(&tx, target.user_id, keep).await?;
     audit(&tx, &ctx, &format!("user:{}", target.user_id)).await?;
     tx.commit().await?;
+    ctx.state.sessions.evict_user(target.user_id);
     Ok(UserRef {
         userid: target.user_id,
         login: target.login,
@@ -144,6 +145,7 @@ pub async fn reset_password(ctx: Ctx, p: ResetPasswordParams) -> Result<UserRef,
     audit(&tx, &ctx, &format!("user:{user_id}")).await?;
     let login = db::users::login_of(&tx, user_id).await?;
     tx.commit().await?;
+    ctx.state.sessions.evict_user(user_id);
     Ok(UserRef {
         userid: user_id,
         login,

@@ -112,6 +112,7 @@ pub async fn logout(ctx: Ctx, _p: LogoutParams) -> Result<serde_json::Value, Api
     let user = ctx.caller.user()?;
     let client = ctx.state.db().await?;
     db::sessions::delete(&client, &user.session_hash).await?;
+    ctx.state.sessions.evict(&user.session_hash);
     ctx.set_cookie(CookieChange::Clear);
     Ok(serde_json::json!({}))
 }

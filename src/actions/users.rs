@@ -95,6 +95,7 @@ pub async fn set_user(ctx: Ctx, p: SetUserParams) -> Result<UserView, ApiError> 
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     tx.commit().await?;
+    ctx.state.sessions.evict_user(p.userid);
     Ok(view)
 }
 
@@ -130,6 +131,7 @@ pub async fn delete_user(ctx: Ctx, p: UserIdParams) -> Result<DeletedUser, ApiEr
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     audit(&tx, &ctx, &format!("user:{}", p.userid)).await?;
     tx.commit().await?;
+    ctx.state.sessions.evict_user(p.userid);
     Ok(DeletedUser {
         userid: p.userid,
         nodes: nodes

@@ -3,7 +3,7 @@
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::{execute, query, query_one, query_opt};
+use super::{execute, page_with_total, query_one, query_opt};
 use crate::error::{ApiError, Reason};
 
 /// Where a domain is attached.
@@ -74,18 +74,17 @@ pub async fn list(
     offset: i64,
 ) -> Result<(Vec<String>, i64), ApiError> {
     let filter = "node_id = $1 AND ($2::int IS NULL OR site_num = $2) AND ($3::uuid IS NULL OR user_id = $3)";
-    let rows = query(
+    let count = format!("SELECT count(*) FROM domains WHERE {filter}");
+    let (rows, total) = page_with_total(
         c,
-        &format!("SELECT name FROM domains WHERE {filter} ORDER BY name LIMIT $4 OFFSET $5"),
+        &format!(
+            "SELECT name, ({count}) FROM domains WHERE {filter} ORDER BY name LIMIT $4 OFFSET $5"
+        ),
         &[&node, &site, &user, &limit, &offset],
+        &count,
+        &[&node, &site, &user],
+        offset,
     )
     .await?;
-    let total = query_one(
-        c,
-        &format!("SELECT count(*) FROM domains WHERE {filter}"),
-        &[&node, &site, &user],
-    )
-    .await?
-    .get(0);
     Ok((rows.iter().map(|r| r.get(0)).collect(), total))
 }

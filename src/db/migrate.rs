@@ -11,6 +11,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_node_agents",
         include_str!("../../sql/0003_node_agents.sql"),
     ),
+    (
+        "0004_session_cache",
+        include_str!("../../sql/0004_session_cache.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -97,3 +97,23 @@ pub async fn execute(
     let st = c.prepare_cached(sql).await?;
     Ok(c.execute(&st, params).await?)
 }
+
+/// A page of rows and the total count in one round trip. `page_sql` must end its select list
+/// with the total as an uncorrelated `(SELECT count(*) ...)`, which PostgreSQL computes once.
+/// Only a page that comes back empty past the first row needs `count_sql` as well.
+pub async fn page_with_total(
+    c: &impl GenericClient,
+    page_sql: &str,
+    params: Params<'_>,
+    count_sql: &str,
+    count_params: Params<'_>,
+    offset: i64,
+) -> Result<(Vec<Row>, i64), ApiError> {
+    let rows = query(c, page_sql, params).await?;
+    let total = match rows.first() {
+        Some(r) => r.get(r.len() - 1),
+        None if offset == 0 => 0,
+        None => query_one(c, count_sql, count_params).await?.get(0),
+    };
+    Ok((rows, total))
+}

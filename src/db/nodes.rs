@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{execute, query, query_one, query_opt};
+use super::{execute, page_with_total, query_one, query_opt};
 use crate::error::{ApiError, Reason};
 
 /// A node as clients see it.
@@ -63,19 +63,16 @@ pub async fn list(
 ) -> Result<(Vec<Node>, i64), ApiError> {
     let filter = "($1::uuid IS NULL OR n.public OR EXISTS
                    (SELECT 1 FROM node_grants g WHERE g.node_id = n.id AND g.user_id = $1))";
-    let rows = query(
+    let count = format!("SELECT count(*) FROM nodes n WHERE {filter}");
+    let (rows, total) = page_with_total(
         c,
-        &format!("SELECT {COLUMNS} FROM nodes n WHERE {filter} ORDER BY n.id LIMIT $2 OFFSET $3"),
+        &format!("SELECT {COLUMNS}, ({count}) FROM nodes n WHERE {filter} ORDER BY n.id LIMIT $2 OFFSET $3"),
         &[&user, &limit, &offset],
+        &count,
+        &[&user],
+        offset,
     )
     .await?;
-    let total = query_one(
-        c,
-        &format!("SELECT count(*) FROM nodes n WHERE {filter}"),
-        &[&user],
-    )
-    .await?
-    .get(0);
     Ok((rows.iter().map(node).collect(), total))
 }
 

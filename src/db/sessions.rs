@@ -15,6 +15,9 @@ pub struct FoundSession {
     pub role: Role,
     /// The last-seen time is over a minute old and should be slid forward.
     pub stale: bool,
+    /// Seconds until the session ends by idleness, and by age, as of this read.
+    pub idle_left: f64,
+    pub age_left: f64,
 }
 
 /// The live session with this cookie hash: not idle too long, not too old, user not disabled.
@@ -27,7 +30,9 @@ pub async fn lookup(
     let max = config.session_max.as_secs_f64();
     let row = query_opt(
         c,
-        "SELECT u.id, u.login, u.role, s.last_seen < now() - interval '60 seconds'
+        "SELECT u.id, u.login, u.role, s.last_seen < now() - interval '60 seconds',
+                extract(epoch FROM s.last_seen + make_interval(secs => $2) - now())::float8,
+                extract(epoch FROM s.created_at + make_interval(secs => $3) - now())::float8
            FROM sessions s JOIN users u ON u.id = s.user_id
           WHERE s.token_hash = $1
             AND s.last_seen > now() - make_interval(secs => $2)
@@ -41,6 +46,8 @@ pub async fn lookup(
         login: r.get(1),
         role: Role::parse(r.get(2)).unwrap_or(Role::User),
         stale: r.get(3),
+        idle_left: r.get(4),
+        age_left: r.get(5),
     }))
 }
 

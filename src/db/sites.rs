@@ -4,7 +4,7 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{execute, query, query_one, query_opt};
+use super::{execute, page_with_total, query_one, query_opt};
 use crate::error::ApiError;
 
 /// A site row.
@@ -123,26 +123,27 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<SiteView>, i64), ApiError> {
-    let rows = query(
+    const COUNT: &str =
+        "SELECT count(*) FROM sites WHERE node_id = $1 AND ($2::uuid IS NULL OR user_id = $2)";
+    let (rows, total) = page_with_total(
         c,
-        "SELECT s.site_num, s.docroot, s.user_id,
-                coalesce((SELECT array_agg(d.name ORDER BY d.name) FROM domains d
-                           WHERE d.node_id = s.node_id AND d.site_num = s.site_num), '{}'),
-                n.applied_revision >= s.revision,
-                CASE WHEN n.error_revision >= s.revision THEN n.last_error END
-           FROM sites s JOIN nodes n ON n.id = s.node_id
-          WHERE s.node_id = $1 AND ($2::uuid IS NULL OR s.user_id = $2)
-          ORDER BY s.site_num LIMIT $3 OFFSET $4",
+        &format!(
+            "SELECT s.site_num, s.docroot, s.user_id,
+                    coalesce((SELECT array_agg(d.name ORDER BY d.name) FROM domains d
+                               WHERE d.node_id = s.node_id AND d.site_num = s.site_num), '{{}}'),
+                    n.applied_revision >= s.revision,
+                    CASE WHEN n.error_revision >= s.revision THEN n.last_error END,
+                    ({COUNT})
+               FROM sites s JOIN nodes n ON n.id = s.node_id
+              WHERE s.node_id = $1 AND ($2::uuid IS NULL OR s.user_id = $2)
+              ORDER BY s.site_num LIMIT $3 OFFSET $4"
+        ),
         &[&node, &user, &limit, &offset],
+        COUNT,
+        &[&node, &user],
+        offset,
     )
     .await?;
-    let total = query_one(
-        c,
-        "SELECT count(*) FROM sites WHERE node_id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
-        &[&node, &user],
-    )
-    .await?
-    .get(0);
     let sites = rows
         .iter()
         .map(|r| {

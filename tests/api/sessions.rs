@@ -343,3 +343,92 @@ async fn a_session_opened_on_one_instance_works_on_another() {
         .await
         .assert_error("auth_required", 401);
 }
+
+/// Polls `whoami` with `cookie` on `app` until `done` holds for its answer, for up to 2 s.
+async fn soon(app: &TestApp, cookie: &str, done: impl Fn(&crate::helpers::Answer) -> bool) -> bool {
+    for _ in 0..200 {
+        if done(&app.call_as(cookie, "whoami", json!({})).await) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_session_cached_on_one_instance_ends_when_another_logs_it_out() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::spawn_in_schema(a.schema().to_string(), |_| {}).await;
+    let (_, cookie) = a.signup("alice").await;
+    // Give both listeners time to connect, then let instance A cache the session.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    a.call_as(&cookie, "whoami", json!({})).await.ok();
+    a.call_as(&cookie, "whoami", json!({})).await.ok();
+    b.call_as(&cookie, "logout", json!({})).await.ok();
+    assert!(
+        soon(&a, &cookie, |r| r.body["reason"] == "auth_required").await,
+        "A still accepts the ended session"
+    );
+}
+
+#[tokio::test]
+async fn role_changes_and_disabling_reach_cached_sessions() {
+    let a = TestApp::spawn().await;
+    let b = TestApp::spawn_in_schema(a.schema().to_string(), |_| {}).await;
+    let admin = b.admin().await;
+    let (id, cookie) = a.signup("alice").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        a.call_as(&cookie, "whoami", json!({})).await.ok()["role"],
+        "user"
+    );
+    b.call_as(&admin, "set_user", json!({"userid": id, "role": "admin"}))
+        .await
+        .ok();
+    assert!(
+        soon(&a, &cookie, |r| r.body["result"]["role"] == "admin").await,
+        "A still sees the old role"
+    );
+    // A change made straight in the database is seen too.
+    a.db()
+        .await
+        .execute(
+            "UPDATE users SET disabled = true WHERE login = 'alice'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        soon(&a, &cookie, |r| r.body["reason"] == "auth_required").await,
+        "A still accepts a disabled user"
+    );
+}
+
+#[tokio::test]
+async fn cached_sessions_are_not_trusted_while_the_listener_is_down() {
+    let app = TestApp::spawn().await;
+    let (_, cookie) = app.signup("alice").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.call_as(&cookie, "whoami", json!({})).await.ok();
+    let db = app.db().await;
+    let channel: String = db
+        .query_one("SELECT 'hp_nodes_' || left(md5(current_schema()), 16)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let killed: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("hostplane-listen-{channel}")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    // Ended behind the listener's back: its notification goes nowhere.
+    db.execute("DELETE FROM sessions", &[]).await.unwrap();
+    assert!(
+        soon(&app, &cookie, |r| r.body["reason"] == "auth_required").await,
+        "a stale cached session was trusted"
+    );
+}

@@ -1,0 +1,439 @@
+//! The benchmark suite: five scenarios against a release `hostplane serve` in its own process,
+//! each load from separate processes (wrk, pgbench), each figure a ratio to a baseline measured
+//! in the same run where one exists. Prints a table of figures, targets and pass/fail.
+//! Run with `bench/run suite [SECONDS]` (default 10 s per measurement).
+
+#[path = "support.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{ms, Api, Server};
+
+struct Row {
+    figure: String,
+    measured: String,
+    target: String,
+    pass: Option<bool>,
+}
+
+/// What wrk measured.
+struct Load {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn parse_duration(s: &str) -> Duration {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let v: f64 = num.parse().unwrap_or(0.0);
+    Duration::from_secs_f64(match unit {
+        "us" => v / 1e6,
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => v,
+    })
+}
+
+/// Runs wrk with `body` POSTed to `url`; any error or non-2xx answer fails the run.
+fn wrk(url: &str, body: &Value, connections: u32, secs: u64) -> Load {
+    wrk_script(
+        url,
+        "bench/post.lua",
+        &[("BENCH_BODY", &body.to_string())],
+        connections,
+        secs,
+    )
+}
+
+/// Runs wrk with a Lua script and its environment (requests may wait up to 30 s).
+fn wrk_script(url: &str, script: &str, env: &[(&str, &str)], connections: u32, secs: u64) -> Load {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{secs}s"),
+            "--timeout",
+            "30s",
+            "--latency",
+            "-s",
+            script,
+            url,
+        ])
+        .envs(env.iter().copied())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run wrk (bench/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+    };
+    let errors = text
+        .lines()
+        .any(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+    assert!(!errors, "wrk saw errors:\n{text}");
+    Load {
+        rps: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+        p50: field("50%").map(|v| parse_duration(&v)).unwrap_or_default(),
+        p99: field("99%").map(|v| parse_duration(&v)).unwrap_or_default(),
+    }
+}
+
+/// pgbench's select-only transactions per second at `clients` on the same database.
+fn pgbench(database_url: &str, clients: u32, secs: u64) -> f64 {
+    let base = database_url.split('?').next().unwrap();
+    let init = Command::new("pgbench")
+        .args(["-i", "-q", "-s", "10", base])
+        .output()
+        .expect("run pgbench");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let out = Command::new("pgbench")
+        .args([
+            "-S",
+            "-M",
+            "prepared",
+            "-n",
+            &format!("-c{clients}"),
+            "-j1",
+            &format!("-T{secs}"),
+            base,
+        ])
+        .output()
+        .expect("run pgbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench said:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+fn ratio_row(rows: &mut Vec<Row>, figure: &str, value: f64, target: &str, pass: bool) {
+    rows.push(Row {
+        figure: figure.into(),
+        measured: format!("{value:.2}"),
+        target: target.into(),
+        pass: Some(pass),
+    });
+}
+
+fn info_row(rows: &mut Vec<Row>, figure: &str, measured: String) {
+    rows.push(Row {
+        figure: figure.into(),
+        measured,
+        target: String::new(),
+        pass: None,
+    });
+}
+
+fn load_row(rows: &mut Vec<Row>, name: &str, l: &Load) {
+    info_row(
+        rows,
+        name,
+        format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+            l.rps,
+            ms(l.p50),
+            ms(l.p99)
+        ),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10);
+    // Optionally only some scenarios, e.g. "2,3" (the shared setup always runs).
+    let only: Option<String> = std::env::args().nth(2);
+    let want = |n: char| only.as_ref().is_none_or(|o| o.contains(n));
+    let mut rows = Vec::new();
+    let extra: Vec<(String, String)> = std::env::var("BENCH_SERVER_ENV")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let server = Server::start("bench_suite", &extra).await;
+    let url = format!("http://{}/api", server.addr);
+    let api = Api::new(&server.url);
+
+    // 1. ping versus a bare hyper server answering the same bytes.
+    if want('1') {
+        let bare_addr = format!(
+            "127.0.0.1:{}",
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        );
+        let mut bare = Command::new("target/release/examples/bare_hyper")
+            .arg(&bare_addr)
+            .spawn()
+            .expect("bare_hyper");
+        while std::net::TcpStream::connect(&bare_addr).is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ping = json!({"action": "ping"});
+        let base = wrk(&format!("http://{bare_addr}/api"), &ping, 32, secs);
+        let _ = bare.kill();
+        let _ = bare.wait();
+        let hp = wrk(&url, &ping, 32, secs);
+        load_row(&mut rows, "bare hyper, 32 connections", &base);
+        load_row(&mut rows, "ping, 32 connections", &hp);
+        let r = hp.rps / base.rps;
+        ratio_row(
+            &mut rows,
+            "1. ping / bare hyper (req/s)",
+            r,
+            ">= 0.85",
+            r >= 0.85,
+        );
+    }
+
+    // 2. Authenticated reads versus one bare database round trip (pgbench -S).
+    let admin = server.admin_cookie(&api).await;
+    api.call_as(
+        &admin,
+        "add_node",
+        json!({"nodeid": 1, "name": "bench", "address": "10.0.0.1", "public": true}),
+    )
+    .await;
+    api.call(
+        "adduser",
+        json!({"login": "reader", "password": "reader-password", "email": "r@example.com"}),
+        None,
+    )
+    .await;
+    let reader = api
+        .call(
+            "authorization",
+            json!({"login": "reader", "password": "reader-password"}),
+            None,
+        )
+        .await["cookie"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let site = api
+        .call_as(&reader, "create_site", json!({"nodeid": 1}))
+        .await["siteid"]
+        .clone();
+    for i in 0..100 {
+        api.call_as(
+            &reader,
+            "add_domain",
+            json!({"nodeid": 1, "siteid": site, "domain": format!("d{i:03}.reader.example")}),
+        )
+        .await;
+    }
+    let clients = 16;
+    let nodes_body = json!({"action": "get_node_list", "params": {}, "cookie": reader});
+    if want('2') {
+        let db_tps = pgbench(&server.database_url, clients, secs);
+        info_row(
+            &mut rows,
+            &format!("pgbench -S -M prepared, {clients} clients"),
+            format!("{db_tps:.0} tps"),
+        );
+        let nodes = wrk(&url, &nodes_body, clients, secs);
+        load_row(
+            &mut rows,
+            &format!("get_node_list, {clients} connections"),
+            &nodes,
+        );
+        let r = nodes.rps / db_tps;
+        ratio_row(
+            &mut rows,
+            "2a. get_node_list / pgbench -S",
+            r,
+            ">= 0.7",
+            r >= 0.7,
+        );
+        let domains_body = json!({"action": "get_list_domain", "params": {"nodeid": 1, "siteid": site}, "cookie": reader});
+        let domains = wrk(&url, &domains_body, clients, secs);
+        load_row(
+            &mut rows,
+            &format!("get_list_domain (100), {clients} connections"),
+            &domains,
+        );
+        let r = domains.rps / db_tps;
+        ratio_row(
+            &mut rows,
+            "2b. get_list_domain / pgbench -S",
+            r,
+            ">= 0.7",
+            r >= 0.7,
+        );
+    }
+
+    // 3. Readers alone, then under a storm of logins (many accounts) at bcrypt cost 12.
+    const STORMERS: usize = 32;
+    for i in 0..STORMERS {
+        let p = json!({"login": format!("stormer{i}"), "password": "stormer-password", "email": "s@example.com"});
+        api.call("adduser", p, None).await;
+    }
+    if want('3') {
+        let idle = wrk(&url, &nodes_body, 8, secs);
+        let storm_url = url.clone();
+        let storm = std::thread::spawn(move || {
+            wrk_script(
+                &storm_url,
+                "bench/storm.lua",
+                &[("BENCH_USERS", &STORMERS.to_string())],
+                16,
+                secs + 2,
+            )
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let stormed = wrk(&url, &nodes_body, 8, secs);
+        let storm = storm.join().unwrap();
+        load_row(&mut rows, "readers alone, 8 connections", &idle);
+        load_row(&mut rows, "readers under the storm", &stormed);
+        load_row(
+            &mut rows,
+            "the storm: authorization, 16 connections",
+            &storm,
+        );
+        let r = stormed.p99.as_secs_f64() / idle.p99.as_secs_f64();
+        ratio_row(
+            &mut rows,
+            "3. readers' p99 under storm / alone",
+            r,
+            "<= 3",
+            r <= 3.0,
+        );
+    }
+
+    // 4. A page of domains with 1 thousand, then 1 million, domains in the database.
+    if want('4') {
+        let page_body =
+            json!({"action": "get_list_domain", "params": {"nodeid": 1}, "cookie": reader});
+        fill_domains(&server.database_url, 900).await;
+        let small = wrk(&url, &page_body, 1, secs);
+        fill_domains(&server.database_url, 1_000_000).await;
+        let large = wrk(&url, &page_body, 1, secs);
+        load_row(&mut rows, "domain page, 1 thousand domains", &small);
+        load_row(&mut rows, "domain page, 1 million domains", &large);
+        let r = large.p50.as_secs_f64() / small.p50.as_secs_f64();
+        ratio_row(
+            &mut rows,
+            "4. page p50, 1M / 1k domains",
+            r,
+            "<= 1.5",
+            r <= 1.5,
+        );
+    }
+
+    // 5. Memory with 1,000 idle keep-alive connections.
+    if want('5') {
+        let mut idle_conns = Vec::new();
+        for _ in 0..1000 {
+            let mut s = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+            ping_once(&mut s).await;
+            idle_conns.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss = server.rss_kib() as f64 / 1024.0;
+        rows.push(Row {
+            figure: "5. RSS with 1,000 idle keep-alive connections".into(),
+            measured: format!("{rss:.1} MB"),
+            target: "< 64 MB".into(),
+            pass: Some(rss < 64.0),
+        });
+        info_row(
+            &mut rows,
+            "server peak RSS over the whole run",
+            format!("{:.1} MB", server.peak_rss_kib() as f64 / 1024.0),
+        );
+        drop(idle_conns);
+    }
+
+    println!("\n| figure | measured | target | |\n|---|---|---|---|");
+    for r in &rows {
+        let verdict = match r.pass {
+            Some(true) => "pass",
+            Some(false) => "FAIL",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {} | {verdict} |",
+            r.figure, r.measured, r.target
+        );
+    }
+}
+
+/// Brings the database to `total` domains with filler users, each with a site of 1,000 domains.
+async fn fill_domains(database_url: &str, total: i64) {
+    let (db, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let started = Instant::now();
+    let have: i64 = db
+        .query_one("SELECT count(*) FROM domains", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut batch = 0i64;
+    while have + batch * 1000 < total {
+        let n = (total - have - batch * 1000).min(1000);
+        db.batch_execute(&format!(
+            "WITH u AS (INSERT INTO users (login, password_hash, uniqcode_hash)
+                        VALUES ('filler' || gen_random_uuid(), 'x', '\\x00') RETURNING id),
+                  s AS (UPDATE nodes SET next_site = next_site + 1 WHERE id = 1 RETURNING next_site - 1 AS num),
+                  site AS (INSERT INTO sites (node_id, site_num, user_id, docroot)
+                           SELECT 1, s.num, u.id, '/var/www/filler' FROM s, u RETURNING site_num, user_id)
+             INSERT INTO domains (name, node_id, site_num, user_id)
+             SELECT 'f' || g || '-' || site.site_num || '.filler.example', 1, site.site_num, site.user_id
+               FROM site, generate_series(1, {n}) g"
+        ))
+        .await
+        .unwrap();
+        batch += 1;
+    }
+    for table in ["domains", "sites", "users"] {
+        db.batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await
+            .unwrap();
+    }
+    eprintln!(
+        "filled to {total} domains in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn ping_once(s: &mut tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"action":"ping"}"#;
+    let req = format!("POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let _ = s.read(&mut buf).await.unwrap();
+}
