@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::{ms, Api, Server};
 
+/// Accounts the login storm cycles through.
+const STORMERS: usize = 32;
+
 struct Row {
     figure: String,
     measured: String,
@@ -254,6 +257,10 @@ async fn main() {
         .await;
     }
     let clients = 16;
+    // A second instance on the same database with the list cache off: what a read costs when it
+    // goes to PostgreSQL (the first read of a page, or right after a change).
+    let uncached = Server::join("bench_suite", &[("HOSTPLANE_LIST_CACHE", "false")]).await;
+    let uncached_url = format!("http://{}/api", uncached.addr);
     let nodes_body = json!({"action": "get_node_list", "params": {}, "cookie": reader});
     if want('2') {
         let db_tps = pgbench(&server.database_url, clients, secs);
@@ -284,6 +291,24 @@ async fn main() {
             &domains,
         );
         let r = domains.rps / db_tps;
+        let nodes_db = wrk(&uncached_url, &nodes_body, clients, secs);
+        let domains_db = wrk(&uncached_url, &domains_body, clients, secs);
+        load_row(&mut rows, "get_node_list, list cache off", &nodes_db);
+        info_row(
+            &mut rows,
+            "get_node_list / pgbench -S, list cache off",
+            format!("{:.2}", nodes_db.rps / db_tps),
+        );
+        load_row(
+            &mut rows,
+            "get_list_domain (100), list cache off",
+            &domains_db,
+        );
+        info_row(
+            &mut rows,
+            "get_list_domain / pgbench -S, list cache off",
+            format!("{:.2}", domains_db.rps / db_tps),
+        );
         ratio_row(
             &mut rows,
             "2b. get_list_domain / pgbench -S",
@@ -294,32 +319,37 @@ async fn main() {
     }
 
     // 3. Readers alone, then under a storm of logins (many accounts) at bcrypt cost 12.
-    const STORMERS: usize = 32;
     for i in 0..STORMERS {
         let p = json!({"login": format!("stormer{i}"), "password": "stormer-password", "email": "s@example.com"});
         api.call("adduser", p, None).await;
     }
     if want('3') {
+        // Both "alone" figures before any storm: a storm leaves queued logins behind it.
         let idle = wrk(&url, &nodes_body, 8, secs);
-        let storm_url = url.clone();
-        let storm = std::thread::spawn(move || {
-            wrk_script(
-                &storm_url,
-                "bench/storm.lua",
-                &[("BENCH_USERS", &STORMERS.to_string())],
-                16,
-                secs + 2,
-            )
-        });
-        std::thread::sleep(Duration::from_secs(1));
-        let stormed = wrk(&url, &nodes_body, 8, secs);
-        let storm = storm.join().unwrap();
+        let idle_db = wrk(&uncached_url, &nodes_body, 8, secs);
+        let (stormed, storm) = read_under_storm(&url, &url, &nodes_body, secs);
         load_row(&mut rows, "readers alone, 8 connections", &idle);
         load_row(&mut rows, "readers under the storm", &stormed);
         load_row(
             &mut rows,
             "the storm: authorization, 16 connections",
             &storm,
+        );
+        // The same with readers whose reads go to PostgreSQL (list cache off).
+        let (stormed_db, _) = read_under_storm(&url, &uncached_url, &nodes_body, secs);
+        load_row(&mut rows, "readers alone, list cache off", &idle_db);
+        load_row(
+            &mut rows,
+            "readers under the storm, list cache off",
+            &stormed_db,
+        );
+        info_row(
+            &mut rows,
+            "readers' p99 under storm / alone, list cache off",
+            format!(
+                "{:.2}",
+                stormed_db.p99.as_secs_f64() / idle_db.p99.as_secs_f64()
+            ),
         );
         let r = stormed.p99.as_secs_f64() / idle.p99.as_secs_f64();
         ratio_row(
@@ -331,14 +361,15 @@ async fn main() {
         );
     }
 
-    // 4. A page of domains with 1 thousand, then 1 million, domains in the database.
+    // 4. A page of domains with 1 thousand, then 1 million, domains in the database, read with
+    // the list cache off so the database does the work each time.
     if want('4') {
         let page_body =
             json!({"action": "get_list_domain", "params": {"nodeid": 1}, "cookie": reader});
         fill_domains(&server.database_url, 900).await;
-        let small = wrk(&url, &page_body, 1, secs);
+        let small = wrk(&uncached_url, &page_body, 1, secs);
         fill_domains(&server.database_url, 1_000_000).await;
-        let large = wrk(&url, &page_body, 1, secs);
+        let large = wrk(&uncached_url, &page_body, 1, secs);
         load_row(&mut rows, "domain page, 1 thousand domains", &small);
         load_row(&mut rows, "domain page, 1 million domains", &large);
         let r = large.p50.as_secs_f64() / small.p50.as_secs_f64();
@@ -387,6 +418,25 @@ async fn main() {
             r.figure, r.measured, r.target
         );
     }
+}
+
+/// Readers (8 connections on `read_url`) while a storm of logins hits `storm_url`: 16
+/// connections logging in the stormer accounts in turn at the server's bcrypt cost. Returns what
+/// the readers and the storm measured.
+fn read_under_storm(storm_url: &str, read_url: &str, body: &Value, secs: u64) -> (Load, Load) {
+    let storm_url = storm_url.to_string();
+    let storm = std::thread::spawn(move || {
+        wrk_script(
+            &storm_url,
+            "bench/storm.lua",
+            &[("BENCH_USERS", &STORMERS.to_string())],
+            16,
+            secs + 2,
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let readers = wrk(read_url, body, 8, secs);
+    (readers, storm.join().expect("the storm's wrk"))
 }
 
 /// Brings the database to `total` domains with filler users, each with a site of 1,000 domains.

@@ -46,6 +46,12 @@ impl Server {
         ))
         .await
         .unwrap();
+        Self::join(schema, env).await
+    }
+
+    /// Starts another instance on an existing schema (several instances, one database).
+    pub async fn join(schema: &str, env: &[(&str, &str)]) -> Server {
+        let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (bench/run sets it)");
         let sep = if base.contains('?') { '&' } else { '?' };
         let database_url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
         let addr = format!("127.0.0.1:{}", free_port());

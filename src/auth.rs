@@ -231,7 +231,10 @@ impl PasswordHasher {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
-                let _ = tx.send(f());
+                // Nobody waits for this any more (the request was dropped): spare the CPU.
+                if !tx.is_closed() {
+                    let _ = tx.send(f());
+                }
             }))
             .map_err(|_| ApiError::internal("the bcrypt threads are gone"))?;
         rx.await

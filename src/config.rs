@@ -8,7 +8,8 @@
 //! `HOSTPLANE_LOGIN_LIMIT`, `HOSTPLANE_ADDR_LIMIT`, `HOSTPLANE_LIMIT_WINDOW_SECS`,
 //! `HOSTPLANE_TRUSTED_PROXIES`, `HOSTPLANE_DB_POOL_SIZE`, `HOSTPLANE_DB_TIMEOUT_MS`,
 //! `HOSTPLANE_HEADER_TIMEOUT_SECS`, `HOSTPLANE_BODY_TIMEOUT_SECS`, `HOSTPLANE_DRAIN_SECS`,
-//! `HOSTPLANE_MAX_SITES`, `HOSTPLANE_MAX_DOMAINS`, `HOSTPLANE_DOCROOT_PATTERN`.
+//! `HOSTPLANE_MAX_SITES`, `HOSTPLANE_MAX_DOMAINS`, `HOSTPLANE_DOCROOT_PATTERN`,
+//! `HOSTPLANE_LIST_CACHE`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub struct Config {
     pub default_max_domains: i32,
     /// Default document root of a site; `{sitenum}` is replaced by e.g. `site7`.
     pub docroot_pattern: String,
+    /// Serve repeated list pages from memory (invalidated through PostgreSQL notifications).
+    pub list_cache: bool,
 }
 
 impl Config {
@@ -108,6 +111,7 @@ impl Config {
             default_max_sites: 100,
             default_max_domains: 1000,
             docroot_pattern: "/var/www/{sitenum}".into(),
+            list_cache: true,
         }
     }
 
@@ -166,6 +170,7 @@ impl Config {
         if let Some(v) = env_str("HOSTPLANE_DOCROOT_PATTERN") {
             c.docroot_pattern = v;
         }
+        env_parse("HOSTPLANE_LIST_CACHE", &mut c.list_cache)?;
         Ok(c)
     }
 }

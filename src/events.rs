@@ -15,14 +15,44 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::list_cache::ListCache;
 use crate::session_cache::SessionCache;
+
+/// A cache kept correct by the notifications.
+pub trait Invalidated: Send + Sync {
+    /// Whether notifications are flowing; either way the cache starts empty.
+    fn set_live(&self, live: bool);
+    /// Applies a notification payload; true when it concerns only caches.
+    fn apply_notification(&self, payload: &str) -> bool;
+}
+
+impl Invalidated for SessionCache {
+    fn set_live(&self, live: bool) {
+        SessionCache::set_live(self, live);
+    }
+    fn apply_notification(&self, payload: &str) -> bool {
+        SessionCache::apply_notification(self, payload)
+    }
+}
+
+impl Invalidated for ListCache {
+    fn set_live(&self, live: bool) {
+        ListCache::set_live(self, live);
+    }
+    fn apply_notification(&self, payload: &str) -> bool {
+        ListCache::apply_notification(self, payload)
+    }
+}
 
 /// Fans revision notifications out to waiters.
 pub struct NodeEvents {
     channel: String,
-    /// Invalidated by `s:` and `u:` notifications on the same channel; trusted only while the
-    /// listener is connected.
-    sessions: Arc<SessionCache>,
+    /// The listener's `application_name`: unique per instance, so operators (and tests) can tell
+    /// instances' listeners apart in `pg_stat_activity`.
+    listener_name: String,
+    /// Caches kept correct by notifications on the same channel; each trusts itself only while
+    /// the listener is connected.
+    caches: Vec<Arc<dyn Invalidated>>,
     nodes: Mutex<HashMap<i32, watch::Sender<i64>>>,
     /// Bumped to wake every waiter: after a reconnect, and at shutdown.
     everyone: watch::Sender<u64>,
@@ -46,10 +76,11 @@ impl Subscription {
 }
 
 impl NodeEvents {
-    pub fn new(channel: String, sessions: Arc<SessionCache>) -> Self {
+    pub fn new(channel: String, caches: Vec<Arc<dyn Invalidated>>) -> Self {
         NodeEvents {
             channel,
-            sessions,
+            listener_name: format!("hostplane-listen-{}", uuid::Uuid::new_v4().simple()),
+            caches,
             nodes: Mutex::new(HashMap::new()),
             everyone: watch::Sender::new(0),
             closing: AtomicBool::new(false),
@@ -91,20 +122,30 @@ impl NodeEvents {
         self.wake_everyone();
     }
 
+    /// The `application_name` of this instance's listening connection.
+    pub fn listener_name(&self) -> &str {
+        &self.listener_name
+    }
+
     /// True once [`close`](Self::close) was called.
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
     }
 
+    fn set_caches_live(&self, live: bool) {
+        for cache in &self.caches {
+            cache.set_live(live);
+        }
+    }
+
     /// Listens until the process ends, reconnecting with backoff whenever the connection drops.
     pub async fn run_listener(self: Arc<Self>, mut config: tokio_postgres::Config) {
-        // Recognisable in pg_stat_activity.
-        config.application_name(format!("hostplane-listen-{}", self.channel));
+        config.application_name(&self.listener_name);
         let mut backoff = Duration::from_millis(100);
         loop {
             let result = self.listen_once(&config, &mut backoff).await;
-            // Invalidations may be missed from now on: stop trusting cached sessions.
-            self.sessions.set_live(false);
+            // Invalidations may be missed from now on: stop trusting the caches.
+            self.set_caches_live(false);
             match result {
                 Ok(()) => tracing::warn!("change listener connection closed; reconnecting"),
                 Err(e) => {
@@ -146,7 +187,7 @@ impl NodeEvents {
         tracing::debug!(%channel, "listening for node changes");
         // Whatever happened while we were not listening, waiters re-check now, and the session
         // cache starts afresh.
-        self.sessions.set_live(true);
+        self.set_caches_live(true);
         self.wake_everyone();
         *backoff = Duration::from_millis(100);
         let period = Duration::from_secs(15);
@@ -155,7 +196,11 @@ impl NodeEvents {
             tokio::select! {
                 n = rx.recv() => match n {
                     Some(n) => {
-                        if self.sessions.apply_notification(n.payload()) {
+                        let mut for_caches_only = false;
+                        for cache in &self.caches {
+                            for_caches_only |= cache.apply_notification(n.payload());
+                        }
+                        if for_caches_only {
                             continue;
                         }
                         if let Some((node, revision)) = parse_payload(n.payload()) {
@@ -200,7 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_wakes_on_its_node_and_on_close() {
-        let events = NodeEvents::new("c".into(), Arc::default());
+        let events = NodeEvents::new("c".into(), Vec::new());
         let mut sub = events.subscribe(1);
         events.publish(2, 5);
         events.publish(1, 6);

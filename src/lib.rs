@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod list_cache;
 pub mod mail;
 pub mod params;
 pub mod protocol;
@@ -32,6 +33,7 @@ use crate::auth::PasswordHasher;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::events::NodeEvents;
+use crate::list_cache::ListCache;
 use crate::mail::Mailer;
 use crate::registry::Registry;
 use crate::session_cache::SessionCache;
@@ -48,6 +50,7 @@ pub struct AppState {
     pub mailer: Mailer,
     pub events: Arc<NodeEvents>,
     pub sessions: Arc<SessionCache>,
+    pub lists: Arc<ListCache>,
 }
 
 impl AppState {
@@ -85,7 +88,9 @@ impl Application {
                 .map_err(|e| e.to_string())?
         };
         let sessions = Arc::new(SessionCache::default());
-        let events = Arc::new(NodeEvents::new(channel, Arc::clone(&sessions)));
+        let lists = Arc::new(ListCache::new(config.list_cache));
+        let caches: Vec<Arc<dyn events::Invalidated>> = vec![sessions.clone(), lists.clone()];
+        let events = Arc::new(NodeEvents::new(channel, caches));
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -97,6 +102,7 @@ impl Application {
             mailer,
             events,
             sessions,
+            lists,
         });
         Ok(Application { listener, state })
     }

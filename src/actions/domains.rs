@@ -1,5 +1,7 @@
 //! Domains: `get_list_domain`, `add_domain`, `delete_domain`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::audit;
@@ -25,7 +27,7 @@ pub struct ListDomainParams {
 
 #[derive(Serialize)]
 pub struct DomainList {
-    domainlist: Vec<String>,
+    domainlist: Arc<Vec<String>>,
     total: i64,
 }
 
@@ -40,6 +42,13 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
     } else {
         Some(checks::target_user(&ctx, p.userid.0)?)
     };
+    // The key holds the filter the caller is entitled to, so a cached page is theirs to see.
+    let key = (node_id, site, user, page.limit, page.offset);
+    let lists = &ctx.state.lists;
+    if let Some((domainlist, total)) = lists.domains(&key) {
+        return Ok(DomainList { domainlist, total });
+    }
+    let generation = lists.generation();
     let client = ctx.state.db().await?;
     let (domainlist, total) =
         db::domains::list(&client, node_id, site, user, page.limit, page.offset).await?;
@@ -52,8 +61,15 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
         if let Some(site) = site {
             own_site(&client, &ctx, node_id, site, false).await?;
         }
+    } else {
+        let domainlist = Arc::new(domainlist);
+        lists.put_domains(key, (Arc::clone(&domainlist), total), generation);
+        return Ok(DomainList { domainlist, total });
     }
-    Ok(DomainList { domainlist, total })
+    Ok(DomainList {
+        domainlist: Arc::default(),
+        total,
+    })
 }
 
 #[derive(Deserialize)]
@@ -97,6 +113,7 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     db::sites::set_revision(&tx, node_id, site_num, revision).await?;
     audit(&tx, &ctx, &format!("domain:{name}")).await?;
     tx.commit().await?;
+    ctx.state.lists.evict_node(node_id);
     Ok(DomainChange {
         domain: name,
         nodeid: node_id,
@@ -127,6 +144,7 @@ pub async fn delete_domain(ctx: Ctx, p: DeleteDomainParams) -> Result<DomainChan
     db::sites::set_revision(&tx, found.node_id, found.site_num, revision).await?;
     audit(&tx, &ctx, &format!("domain:{name}")).await?;
     tx.commit().await?;
+    ctx.state.lists.evict_node(found.node_id);
     Ok(DomainChange {
         domain: name,
         nodeid: found.node_id,

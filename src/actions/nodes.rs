@@ -1,6 +1,8 @@
 //! Nodes: `get_node_list` for everyone; `add_node`, `delete_node`, `grant_node`, `revoke_node`
 //! for admins.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,7 +28,7 @@ pub struct NodeListParams {
 #[derive(Serialize)]
 pub struct NodeList {
     nodeid: Vec<i32>,
-    nodes: Vec<Node>,
+    nodes: Arc<Vec<Node>>,
     total: i64,
 }
 
@@ -38,8 +40,19 @@ pub async fn get_node_list(ctx: Ctx, p: NodeListParams) -> Result<NodeList, ApiE
         (true, None) => None,
         (_, named) => Some(checks::target_user(&ctx, named)?),
     };
-    let client = ctx.state.db().await?;
-    let (nodes, total) = db::nodes::list(&client, filter, page.limit, page.offset).await?;
+    let key = (filter, page.limit, page.offset);
+    let lists = &ctx.state.lists;
+    let (nodes, total) = match lists.nodes(&key) {
+        Some(cached) => cached,
+        None => {
+            let generation = lists.generation();
+            let client = ctx.state.db().await?;
+            let (nodes, total) = db::nodes::list(&client, filter, page.limit, page.offset).await?;
+            let page = (Arc::new(nodes), total);
+            lists.put_nodes(key, page.clone(), generation);
+            page
+        }
+    };
     Ok(NodeList {
         nodeid: nodes.iter().map(|n| n.nodeid).collect(),
         nodes,
@@ -82,6 +95,7 @@ pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError>
     let node = db::nodes::insert(&tx, node_id, name, &address, p.public, &token_hash).await?;
     audit(&tx, &ctx, &format!("node:{}", node.nodeid)).await?;
     tx.commit().await?;
+    ctx.state.lists.evict_node_lists();
     Ok(AddedNode { node, token })
 }
 
@@ -114,6 +128,7 @@ pub async fn delete_node(ctx: Ctx, p: NodeIdParams) -> Result<NodeRef, ApiError>
     db::nodes::delete(&tx, node_id).await?;
     audit(&tx, &ctx, &format!("node:{node_id}")).await?;
     tx.commit().await?;
+    ctx.state.lists.evict_node_lists();
     Ok(NodeRef { nodeid: node_id })
 }
 
@@ -156,6 +171,7 @@ async fn change_grant(ctx: Ctx, p: GrantParams, grant: bool) -> Result<Grant, Ap
     }
     audit(&tx, &ctx, &format!("node:{node_id}")).await?;
     tx.commit().await?;
+    ctx.state.lists.evict_node_lists();
     Ok(Grant {
         userid: p.userid,
         nodeid: node_id,

@@ -82,6 +82,7 @@ pub async fn create_site(ctx: Ctx, p: CreateSiteParams) -> Result<CreatedSite, A
     db::sites::insert(&tx, &site, revision).await?;
     audit(&tx, &ctx, &format!("site:{node_id}/{num}")).await?;
     tx.commit().await?;
+    ctx.state.lists.evict_node(node_id);
     Ok(CreatedSite {
         nodeid: node_id,
         siteid: num,
@@ -192,6 +193,7 @@ pub async fn delete_site(ctx: Ctx, p: SiteParams) -> Result<DeletedSite, ApiErro
     let revision = db::nodes::bump_revision(&tx, node_id).await?;
     audit(&tx, &ctx, &format!("site:{node_id}/{site_num}")).await?;
     tx.commit().await?;
+    ctx.state.lists.evict_node(node_id);
     Ok(DeletedSite {
         nodeid: node_id,
         siteid: site_num,

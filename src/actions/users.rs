@@ -131,6 +131,9 @@ pub async fn delete_user(ctx: Ctx, p: UserIdParams) -> Result<DeletedUser, ApiEr
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     audit(&tx, &ctx, &format!("user:{}", p.userid)).await?;
     tx.commit().await?;
+    for (node, _) in &nodes {
+        ctx.state.lists.evict_node(*node);
+    }
     ctx.state.sessions.evict_user(p.userid);
     Ok(DeletedUser {
         userid: p.userid,

@@ -15,6 +15,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_session_cache",
         include_str!("../../sql/0004_session_cache.sql"),
     ),
+    (
+        "0005_list_cache",
+        include_str!("../../sql/0005_list_cache.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -151,21 +151,7 @@ async fn the_listener_reconnects_after_its_connection_is_killed() {
     let w = World::new().await;
     let token = w.node_with_token(2).await;
     let s = w.site(&w.alice.1, 2).await;
-    let db = w.app.db().await;
-    let channel: String = db
-        .query_one("SELECT 'hp_nodes_' || left(md5(current_schema()), 16)", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let killed: i64 = db
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-            &[&format!("hostplane-listen-{channel}")],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1);
+    assert_eq!(w.app.kill_listener().await, 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (a, since, took) = poll_across(
         &w.app,

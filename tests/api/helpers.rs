@@ -493,3 +493,20 @@ pub async fn snapshot(app: &TestApp) -> String {
     }
     out
 }
+
+impl TestApp {
+    /// Ends this instance's LISTEN connection (it reconnects by itself); returns how many ended.
+    pub async fn kill_listener(&self) -> i64 {
+        let (db, conn) = tokio_postgres::connect(&base_database_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        db.query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&self.state.events.listener_name()],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    }
+}

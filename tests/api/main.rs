@@ -9,6 +9,7 @@ mod fuzz_regressions;
 mod helpers;
 mod hostile;
 mod hosting;
+mod list_cache;
 mod nginx_e2e;
 mod ownership;
 mod passwords;

@@ -410,23 +410,13 @@ async fn cached_sessions_are_not_trusted_while_the_listener_is_down() {
     let (_, cookie) = app.signup("alice").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     app.call_as(&cookie, "whoami", json!({})).await.ok();
-    let db = app.db().await;
-    let channel: String = db
-        .query_one("SELECT 'hp_nodes_' || left(md5(current_schema()), 16)", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let killed: i64 = db
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-            &[&format!("hostplane-listen-{channel}")],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1);
+    assert_eq!(app.kill_listener().await, 1);
     // Ended behind the listener's back: its notification goes nowhere.
-    db.execute("DELETE FROM sessions", &[]).await.unwrap();
+    app.db()
+        .await
+        .execute("DELETE FROM sessions", &[])
+        .await
+        .unwrap();
     assert!(
         soon(&app, &cookie, |r| r.body["reason"] == "auth_required").await,
         "a stale cached session was trusted"
