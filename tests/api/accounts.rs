@@ -195,13 +195,7 @@ async fn invite_registration_needs_a_live_single_use_code() {
         .await
         .assert_error("bad_invite", 400);
     // A refused registration leaves no account behind.
-    let n: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM users WHERE login = 'hank'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = app.count("users WHERE login = 'hank'").await;
     assert_eq!(n, 0);
 }
 

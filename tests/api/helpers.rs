@@ -510,3 +510,15 @@ impl TestApp {
         .get(0)
     }
 }
+
+impl TestApp {
+    /// `SELECT count(*) FROM {from}` in the test's schema, e.g. `app.count("sites").await`.
+    pub async fn count(&self, from: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(&format!("SELECT count(*) FROM {from}"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+}

@@ -446,14 +446,7 @@ async fn deleting_a_domain_or_site_frees_it() {
         .call_as(&w.alice.1, "delete_site", json!({"nodeid": 1, "siteid": s}))
         .await
         .ok();
-    let n: i64 = w
-        .app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM domains", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = w.app.count("domains").await;
     assert_eq!(n, 0, "the site's domains go with it");
     w.app
         .call_as(&w.alice.1, "delete_site", json!({"nodeid": 1, "siteid": s}))

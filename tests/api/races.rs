@@ -52,14 +52,7 @@ async fn racing_for_the_last_site_slot_exactly_one_wins() {
         .filter(|a| a.body["reason"] == "quota_exceeded")
         .count();
     assert_eq!((won, refused), (1, 7));
-    let n: i64 = w
-        .app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM sites", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = w.app.count("sites").await;
     assert_eq!(n, 3);
 }
 
@@ -110,13 +103,6 @@ async fn racing_for_the_last_domain_slot_exactly_one_wins() {
         .filter(|a| a.body["response"] == "ok")
         .count();
     assert_eq!(won, 1);
-    let n: i64 = w
-        .app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM domains", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = w.app.count("domains").await;
     assert_eq!(n, 2);
 }

@@ -147,14 +147,7 @@ async fn cross_site_requests_with_the_http_cookie_are_refused() {
         .raw("POST", "/api", &headers, body)
         .await
         .assert_error("cross_site", 403);
-    let n: i64 = w
-        .app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM sites", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = w.app.count("sites").await;
     assert_eq!(n, 0);
 }
 
