@@ -323,3 +323,92 @@ async fn reports_drive_node_status_and_site_status() {
         .await
         .assert_error("bad_params", 400);
 }
+
+#[tokio::test]
+async fn the_agent_waits_out_an_api_that_is_down_and_then_applies() {
+    // Make a node and its token, then take the API away.
+    let mut first = TestApp::spawn().await;
+    let admin = first.admin().await;
+    let p = json!({"nodeid": 2, "name": "web2", "address": "10.0.0.2", "public": true});
+    let token = first.call_as(&admin, "add_node", p).await.ok()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let addr = first.addr;
+    first.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the API is down"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), &token).unwrap();
+    let www = dir.path().join("www");
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_hostplane"))
+        .args([
+            "agent",
+            "--api",
+            &format!("http://{addr}"),
+            "--listen",
+            "8080",
+            "--test-cmd",
+            "true",
+            "--reload-cmd",
+            "true",
+            "--wait",
+            "5",
+        ])
+        .arg("--token-file")
+        .arg(dir.path().join("token"))
+        .arg("--nginx-dir")
+        .arg(dir.path().join("sites"))
+        .env("HOSTPLANE_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "the agent keeps retrying"
+    );
+
+    // The API comes back on the same address, and a change reaches the node.
+    let schema = first.schema().to_string();
+    let back = TestApp::spawn_in_schema(schema, |c| {
+        c.listen = addr;
+        c.docroot_pattern = format!("{}/{{sitenum}}", www.display());
+    })
+    .await;
+    let s = back
+        .call_as(&admin, "create_site", json!({"nodeid": 2}))
+        .await
+        .ok()["siteid"]
+        .clone();
+    back.call_as(
+        &admin,
+        "add_domain",
+        json!({"nodeid": 2, "siteid": s, "domain": "back.example.com"}),
+    )
+    .await
+    .ok();
+    let mut in_sync = false;
+    for _ in 0..150 {
+        let st = back
+            .call_as(&admin, "get_node_status", json!({"nodeid": 2}))
+            .await;
+        if st.ok()["in_sync"] == true {
+            in_sync = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        in_sync,
+        "the agent applied the change once the API was back"
+    );
+    let conf = std::fs::read_to_string(dir.path().join("sites/hostplane-site1.conf")).unwrap();
+    assert!(conf.contains("server_name back.example.com;"), "{conf}");
+    assert!(www.join("site1").is_dir(), "the document root was created");
+    drop(first);
+}

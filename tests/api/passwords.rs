@@ -217,3 +217,77 @@ async fn expired_or_unknown_reset_tokens_are_refused() {
     .await
     .assert_error("bad_token", 400);
 }
+
+/// A minimal SMTP server on loopback that accepts messages and hands over each DATA section.
+async fn fake_smtp() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            let _ = tx.send(data.take().unwrap_or_default());
+                            write.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let reply: &[u8] =
+                        match line.get(..4).map(|v| v.to_ascii_uppercase()).as_deref() {
+                            Some("EHLO") | Some("HELO") => b"250 fake\r\n",
+                            Some("DATA") => {
+                                data = Some(String::new());
+                                b"354 go on\r\n"
+                            }
+                            Some("QUIT") => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                return;
+                            }
+                            _ => b"250 ok\r\n",
+                        };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn with_an_smtp_url_the_reset_link_goes_out_by_smtp() {
+    let (url, mut inbox) = fake_smtp().await;
+    let app = TestApp::spawn_with(|c| c.smtp_url = Some(url)).await;
+    app.signup("alice").await;
+    app.call("restore_password", json!({"email": "alice@example.com"}))
+        .await
+        .ok();
+    let mail = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+        .await
+        .expect("a message reached the SMTP server")
+        .unwrap();
+    assert!(mail.contains("To: alice@example.com"), "{mail}");
+    let token = token_of(&mail);
+    app.call(
+        "reset_password",
+        json!({"token": token, "newpassword": "via-smtp-pass"}),
+    )
+    .await
+    .ok();
+    app.login("alice", "via-smtp-pass").await;
+    assert_eq!(
+        std::fs::read_dir(app.spool.path()).unwrap().count(),
+        0,
+        "nothing went to the spool"
+    );
+}
