@@ -305,9 +305,6 @@ impl Throttle<'_> {
     }
 }
 
-/// Shared handle type for the hasher.
-pub type Hasher = Arc<PasswordHasher>;
-
 #[cfg(test)]
 mod tests {
     use super::*;

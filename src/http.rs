@@ -67,7 +67,7 @@ fn method_not_allowed(allow: &'static str) -> HttpResponse {
 }
 
 /// An answer that is not ok, ready to encode.
-pub struct ErrorAnswer {
+struct ErrorAnswer {
     status: StatusCode,
     body: Bytes,
 }
@@ -172,9 +172,7 @@ async fn dispatch(
     cookie_change: &mut Option<CookieChange>,
 ) -> Result<Vec<u8>, ApiError> {
     let envelope = Envelope::decode(body)?;
-    let spec = state.registry.get(&envelope.action).ok_or_else(|| {
-        Reason::unknown_action.msg(format!("no action named {:?}", envelope.action))
-    })?;
+    let spec = state.registry.lookup(&envelope.action)?;
 
     let caller = if spec.access == Access::Public {
         Caller::Anonymous

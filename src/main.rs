@@ -90,19 +90,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<(), String> {
-    if let Command::Agent(args) = command {
-        return run_agent(args).await;
-    }
-    let config = Config::from_env()?;
     match command {
+        Command::Agent(args) => run_agent(args).await,
         Command::Serve => {
-            let app = hostplane::Application::build(config).await?;
+            let app = hostplane::Application::build(Config::from_env()?).await?;
             tracing::info!(listen = %app.local_addr(), "hostplane is serving POST /api");
             app.run_until(shutdown_signal()).await;
             Ok(())
         }
         Command::Migrate => {
-            let pool = hostplane::db::create_pool(&config)?;
+            let pool = hostplane::db::create_pool(&Config::from_env()?)?;
             let applied = hostplane::db::migrate::run(&pool).await?;
             println!(
                 "applied {} migration(s): {}",
@@ -111,8 +108,8 @@ async fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Agent(args) => run_agent(args).await,
         Command::CreateAdmin { login } => {
+            let config = Config::from_env()?;
             let password = match std::env::var("HOSTPLANE_ADMIN_PASSWORD") {
                 Ok(p) if !p.is_empty() => p,
                 _ => {

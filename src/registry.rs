@@ -188,18 +188,18 @@ impl Registry {
         Ok(Registry { actions })
     }
 
-    /// The action of that name.
-    pub fn get(&self, name: &str) -> Option<&ActionSpec> {
-        self.actions.get(name)
+    /// The action of that name; `unknown_action` when there is none.
+    pub fn lookup(&self, name: &str) -> Result<&ActionSpec, ApiError> {
+        self.actions
+            .get(name)
+            .ok_or_else(|| Reason::unknown_action.msg(format!("no action named {name:?}")))
     }
 
     /// Everything a request goes through before a handler runs, without a database or a caller:
     /// the envelope, the action lookup and the typed params. The fuzz target drives this.
     pub fn dry_run(&self, body: &[u8]) -> Result<&'static str, ApiError> {
         let envelope = crate::protocol::Envelope::decode(body)?;
-        let spec = self.get(&envelope.action).ok_or_else(|| {
-            Reason::unknown_action.msg(format!("no action named {:?}", envelope.action))
-        })?;
+        let spec = self.lookup(&envelope.action)?;
         (spec.check_params)(envelope.params)?;
         Ok(spec.name)
     }
