@@ -10,12 +10,12 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
 use crate::db::nodes::Node;
+use crate::events::Freshness;
 
 /// Beyond this many pages a map starts over (a bound, not a working size).
 const MAX_ENTRIES: usize = 10_000;
@@ -32,8 +32,7 @@ pub type Page<T> = (Arc<Vec<T>>, i64);
 pub struct ListCache {
     domains: Mutex<HashMap<DomainKey, Page<String>>>,
     nodes: Mutex<HashMap<NodeKey, Page<Node>>>,
-    generation: AtomicU64,
-    live: AtomicBool,
+    fresh: Freshness,
     /// Off (`HOSTPLANE_LIST_CACHE=false`): every read goes to the database.
     disabled: bool,
 }
@@ -43,11 +42,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn get<K: Hash + Eq, V>(
-    live: &AtomicBool,
+    fresh: &Freshness,
     map: &Mutex<HashMap<K, Page<V>>>,
     key: &K,
 ) -> Option<Page<V>> {
-    if !live.load(Ordering::SeqCst) {
+    if !fresh.is_live() {
         return None;
     }
     lock(map)
@@ -66,7 +65,7 @@ impl ListCache {
 
     /// The generation to pass to a `put_*`: read it before asking the database.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        self.fresh.generation()
     }
 
     fn put<K: Hash + Eq, V>(
@@ -76,11 +75,8 @@ impl ListCache {
         page: Page<V>,
         generation: u64,
     ) {
-        if !self.live.load(Ordering::SeqCst) {
-            return;
-        }
         let mut map = lock(map);
-        if self.generation.load(Ordering::SeqCst) != generation {
+        if !self.fresh.may_store(generation) {
             return;
         }
         if map.len() >= MAX_ENTRIES {
@@ -90,7 +86,7 @@ impl ListCache {
     }
 
     pub fn domains(&self, key: &DomainKey) -> Option<Page<String>> {
-        get(&self.live, &self.domains, key)
+        get(&self.fresh, &self.domains, key)
     }
 
     pub fn put_domains(&self, key: DomainKey, page: Page<String>, generation: u64) {
@@ -98,7 +94,7 @@ impl ListCache {
     }
 
     pub fn nodes(&self, key: &NodeKey) -> Option<Page<Node>> {
-        get(&self.live, &self.nodes, key)
+        get(&self.fresh, &self.nodes, key)
     }
 
     pub fn put_nodes(&self, key: NodeKey, page: Page<Node>, generation: u64) {
@@ -108,23 +104,22 @@ impl ListCache {
     /// Forgets every page of a node's domains.
     pub fn evict_node(&self, node: i32) {
         let mut map = lock(&self.domains);
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.fresh.evicted();
         map.retain(|key, _| key.0 != node);
     }
 
     /// Forgets every node page (nodes or grants changed).
     pub fn evict_node_lists(&self) {
         let mut map = lock(&self.nodes);
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.fresh.evicted();
         map.clear();
     }
 
     /// Forgets everything; trusted again only when `live`.
     pub fn set_live(&self, live: bool) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.fresh.set_live(live && !self.disabled);
         lock(&self.domains).clear();
         lock(&self.nodes).clear();
-        self.live.store(live && !self.disabled, Ordering::SeqCst);
     }
 
     /// Applies a notification: `NODE:REVISION` evicts the node's pages (and is left for the node

@@ -9,39 +9,28 @@
 //! the database is asked again (which also slides the idle expiry).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use crate::auth::SessionUser;
+use crate::events::Freshness;
 
 /// The longest an entry is trusted without asking the database.
 pub const MAX_AGE: Duration = Duration::from_secs(30);
 /// Beyond this many entries the cache starts over (a bound, not a working size).
 const MAX_ENTRIES: usize = 100_000;
 
+#[derive(Default)]
 pub struct SessionCache {
     entries: Mutex<HashMap<[u8; 32], Entry>>,
-    /// Bumped by every eviction: a lookup that raced with one does not store what it read.
-    generation: AtomicU64,
-    live: AtomicBool,
+    fresh: Freshness,
 }
 
 struct Entry {
     user: SessionUser,
     valid_until: Instant,
-}
-
-impl Default for SessionCache {
-    fn default() -> Self {
-        SessionCache {
-            entries: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-            live: AtomicBool::new(false),
-        }
-    }
 }
 
 impl SessionCache {
@@ -51,7 +40,7 @@ impl SessionCache {
 
     /// The cached session, if the cache may be trusted and the entry is still valid.
     pub fn get(&self, hash: &[u8; 32]) -> Option<SessionUser> {
-        if !self.live.load(Ordering::SeqCst) {
+        if !self.fresh.is_live() {
             return None;
         }
         let mut entries = self.entries();
@@ -67,17 +56,14 @@ impl SessionCache {
 
     /// The generation to pass to [`put`](Self::put): read it before asking the database.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        self.fresh.generation()
     }
 
     /// Caches a session read from the database for at most `lifetime`, unless an eviction
     /// happened since `generation` was read.
     pub fn put(&self, user: SessionUser, lifetime: Duration, generation: u64) {
-        if !self.live.load(Ordering::SeqCst) {
-            return;
-        }
         let mut entries = self.entries();
-        if self.generation.load(Ordering::SeqCst) != generation {
+        if !self.fresh.may_store(generation) {
             return;
         }
         if entries.len() >= MAX_ENTRIES {
@@ -90,23 +76,22 @@ impl SessionCache {
     /// Forgets one session.
     pub fn evict(&self, hash: &[u8; 32]) {
         let mut entries = self.entries();
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.fresh.evicted();
         entries.remove(hash);
     }
 
     /// Forgets every session of a user.
     pub fn evict_user(&self, user: Uuid) {
         let mut entries = self.entries();
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.fresh.evicted();
         entries.retain(|_, e| e.user.user_id != user);
     }
 
     /// Whether invalidations are flowing. Either way the cache starts empty.
     pub fn set_live(&self, live: bool) {
         let mut entries = self.entries();
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.fresh.set_live(live);
         entries.clear();
-        self.live.store(live, Ordering::SeqCst);
     }
 
     /// Applies a notification payload: `s:HEX` (a session ended) or `u:UUID` (a user changed).
