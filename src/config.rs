@@ -1,23 +1,17 @@
-//! Every setting of the service, its environment variable and its default, in one place.
+//! Every setting of the service: its flag, its environment variable, its default and its check,
+//! in one place (the attributes below; clap parses them). `hostplane serve --help` lists them.
 //!
-//! Reads from the environment:
-//! `DATABASE_URL`, `HOSTPLANE_LISTEN`, `HOSTPLANE_REGISTRATION`, `HOSTPLANE_BCRYPT_COST`,
-//! `HOSTPLANE_BCRYPT_THREADS`, `HOSTPLANE_SESSION_IDLE_SECS`, `HOSTPLANE_SESSION_MAX_SECS`,
-//! `HOSTPLANE_COOKIE_SECURE`, `HOSTPLANE_ALLOWED_ORIGINS`, `HOSTPLANE_PUBLIC_URL`,
-//! `HOSTPLANE_SMTP_URL`, `HOSTPLANE_MAIL_FROM`, `HOSTPLANE_MAIL_SPOOL`, `HOSTPLANE_MAX_BODY`,
-//! `HOSTPLANE_LOGIN_LIMIT`, `HOSTPLANE_ADDR_LIMIT`, `HOSTPLANE_LIMIT_WINDOW_SECS`,
-//! `HOSTPLANE_TRUSTED_PROXIES`, `HOSTPLANE_DB_POOL_SIZE`, `HOSTPLANE_DB_TIMEOUT_MS`,
-//! `HOSTPLANE_HEADER_TIMEOUT_SECS`, `HOSTPLANE_BODY_TIMEOUT_SECS`, `HOSTPLANE_DRAIN_SECS`,
-//! `HOSTPLANE_MAX_SITES`, `HOSTPLANE_MAX_DOMAINS`, `HOSTPLANE_DOCROOT_PATTERN`,
-//! `HOSTPLANE_LIST_CACHE`.
+//! Reads from the environment: `DATABASE_URL` and every `HOSTPLANE_*` variable named below.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
+use clap::{Args, FromArgMatches};
+
 /// Who may create accounts with `adduser`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Registration {
     /// Anyone may register.
     Open,
@@ -27,175 +21,297 @@ pub enum Registration {
     Closed,
 }
 
-impl FromStr for Registration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "open" => Ok(Self::Open),
-            "invite" => Ok(Self::Invite),
-            "closed" => Ok(Self::Closed),
-            other => Err(format!("expected open, invite or closed, got {other:?}")),
-        }
+/// A setting that must never reach a log: its `Debug` shows no content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+fn secs(v: &str) -> Result<Duration, String> {
+    v.trim()
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| format!("a whole number of seconds: {e}"))
+}
+
+fn millis(v: &str) -> Result<Duration, String> {
+    v.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("a whole number of milliseconds: {e}"))
+}
+
+fn ip(v: &str) -> Result<IpAddr, String> {
+    v.trim().parse().map_err(|e| format!("{e}"))
+}
+
+fn origin(v: &str) -> Result<String, String> {
+    Ok(v.trim().trim_end_matches('/').to_string())
+}
+
 /// The whole configuration of one hostplane instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Args)]
 pub struct Config {
-    pub database_url: String,
+    /// PostgreSQL URL (scripts/run sets it for a local database).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
+    /// Address and port to serve on.
+    #[arg(long, env = "HOSTPLANE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Who may register with `adduser`.
+    #[arg(
+        long,
+        env = "HOSTPLANE_REGISTRATION",
+        value_enum,
+        default_value = "open"
+    )]
     pub registration: Registration,
+    /// bcrypt cost of stored passwords (4-31).
+    #[arg(long, env = "HOSTPLANE_BCRYPT_COST", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(4..=31))]
     pub bcrypt_cost: u32,
-    /// How many bcrypt computations may run at once; the rest wait, so hashing never takes every core.
+    /// How many bcrypt computations may run at once (default: cores - 1, at least 1).
+    #[arg(long, env = "HOSTPLANE_BCRYPT_THREADS", default_value_t = default_bcrypt_threads(),
+          value_parser = clap::value_parser!(u64).range(1..=64).map(|n| n as usize))]
     pub bcrypt_threads: usize,
+    /// How many password checks may wait for a bcrypt thread; more answer `busy` at once.
+    #[arg(long, env = "HOSTPLANE_BCRYPT_QUEUE", default_value_t = 32,
+          value_parser = clap::value_parser!(u64).range(1..=100_000).map(|n| n as usize))]
+    pub bcrypt_queue: usize,
+    /// A session ends after this many seconds without use.
+    #[arg(long = "session-idle-secs", env = "HOSTPLANE_SESSION_IDLE_SECS", default_value = "86400", value_parser = secs)]
     pub session_idle: Duration,
+    /// A session ends this many seconds after login.
+    #[arg(long = "session-max-secs", env = "HOSTPLANE_SESSION_MAX_SECS", default_value = "2592000", value_parser = secs)]
     pub session_max: Duration,
+    /// Mark the session cookie `Secure` (serve over HTTPS).
+    #[arg(long, env = "HOSTPLANE_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
     pub cookie_secure: bool,
-    /// Origins allowed to send requests that authenticate with the HTTP cookie.
+    /// Origins allowed to send requests that authenticate with the HTTP cookie (comma-separated).
+    #[arg(long, env = "HOSTPLANE_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
     pub allowed_origins: Vec<String>,
+    /// The console's public URL (used in reset links, and allowed as an origin).
+    #[arg(long, env = "HOSTPLANE_PUBLIC_URL", default_value = "http://127.0.0.1:8080", value_parser = origin)]
     pub public_url: String,
-    pub smtp_url: Option<String>,
+    /// SMTP server for reset mail, e.g. smtp://host:25 (unset: mails go to the spool folder).
+    #[arg(long, env = "HOSTPLANE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+    /// Sender of reset mail.
+    #[arg(
+        long,
+        env = "HOSTPLANE_MAIL_FROM",
+        default_value = "hostplane <noreply@localhost>"
+    )]
     pub mail_from: String,
+    /// Folder of `.eml` files when no SMTP server is set.
+    #[arg(long, env = "HOSTPLANE_MAIL_SPOOL", default_value = "var/mail")]
     pub mail_spool: PathBuf,
+    /// Largest request body in bytes.
+    #[arg(long, env = "HOSTPLANE_MAX_BODY", default_value_t = 1024 * 1024)]
     pub max_body: usize,
-    /// Failed logins on one login name per window before `too_many_attempts`.
+    /// Failed logins on one login name from one client address per window.
+    #[arg(long, env = "HOSTPLANE_LOGIN_LIMIT", default_value_t = 10)]
     pub login_limit: i32,
-    /// Failed logins from one client address per window before `too_many_attempts`.
+    /// Failed logins on one login name from all addresses together per window.
+    #[arg(long, env = "HOSTPLANE_LOGIN_GLOBAL_LIMIT", default_value_t = 100)]
+    pub login_global_limit: i32,
+    /// Failed logins from one client address per window.
+    #[arg(long, env = "HOSTPLANE_ADDR_LIMIT", default_value_t = 100)]
     pub addr_limit: i32,
+    /// The window of the login limits, in seconds.
+    #[arg(long = "limit-window-secs", env = "HOSTPLANE_LIMIT_WINDOW_SECS", default_value = "60", value_parser = secs)]
     pub limit_window: Duration,
-    /// Peers whose `X-Forwarded-For` is believed (a load balancer in front of us).
+    /// Calls of each anonymous action that costs mail or hashing (adduser, restore_password,
+    /// reset_password) from one client address per anonymous window.
+    #[arg(long, env = "HOSTPLANE_ANON_LIMIT", default_value_t = 20)]
+    pub anon_limit: i32,
+    /// The window of the anonymous limit, in seconds.
+    #[arg(long = "anon-window-secs", env = "HOSTPLANE_ANON_WINDOW_SECS", default_value = "600", value_parser = secs)]
+    pub anon_window: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (a load balancer in front of us; comma-separated).
+    #[arg(long, env = "HOSTPLANE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip)]
     pub trusted_proxies: Vec<IpAddr>,
+    /// Database connections per instance.
+    #[arg(long, env = "HOSTPLANE_DB_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=1000).map(|n| n as usize))]
     pub db_pool_size: usize,
-    /// Longest wait for a pooled connection, and the statement timeout of every query.
+    /// Longest wait for a pooled connection, and the statement timeout of every query (ms).
+    #[arg(long = "db-timeout-ms", env = "HOSTPLANE_DB_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
     pub db_timeout: Duration,
+    /// Longest time to receive a request's headers, in seconds.
+    #[arg(long = "header-timeout-secs", env = "HOSTPLANE_HEADER_TIMEOUT_SECS", default_value = "10", value_parser = secs)]
     pub header_timeout: Duration,
+    /// Longest time to receive a request's body, in seconds.
+    #[arg(long = "body-timeout-secs", env = "HOSTPLANE_BODY_TIMEOUT_SECS", default_value = "10", value_parser = secs)]
     pub body_timeout: Duration,
+    /// How long a shutdown waits for in-flight requests, in seconds.
+    #[arg(long = "drain-secs", env = "HOSTPLANE_DRAIN_SECS", default_value = "20", value_parser = secs)]
     pub drain_timeout: Duration,
+    /// Sites per user unless an admin sets a limit.
+    #[arg(long = "max-sites", env = "HOSTPLANE_MAX_SITES", default_value_t = 100)]
     pub default_max_sites: i32,
+    /// Domains per user unless an admin sets a limit.
+    #[arg(
+        long = "max-domains",
+        env = "HOSTPLANE_MAX_DOMAINS",
+        default_value_t = 1000
+    )]
     pub default_max_domains: i32,
     /// Default document root of a site; `{sitenum}` is replaced by e.g. `site7`.
+    #[arg(
+        long,
+        env = "HOSTPLANE_DOCROOT_PATTERN",
+        default_value = "/var/www/{sitenum}"
+    )]
     pub docroot_pattern: String,
     /// Serve repeated list pages from memory (invalidated through PostgreSQL notifications).
+    #[arg(long, env = "HOSTPLANE_LIST_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub list_cache: bool,
+    /// Memory the list cache may use, in bytes.
+    #[arg(long, env = "HOSTPLANE_LIST_CACHE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub list_cache_bytes: u64,
+    /// Memory the session cache may use, in bytes.
+    #[arg(long, env = "HOSTPLANE_SESSION_CACHE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub session_cache_bytes: u64,
+    /// Audit rows older than this many days are purged (0: keep them forever).
+    #[arg(long, env = "HOSTPLANE_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
+}
+
+fn default_bcrypt_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1).max(1))
+        .unwrap_or(1)
 }
 
 impl Config {
-    /// Defaults suitable for a local installation; `database_url` must still be set.
+    /// The settings as clap sees them; without `env`, the environment is not read.
+    fn command(env: bool) -> clap::Command {
+        let cmd = Config::augment_args(clap::Command::new("hostplane").no_binary_name(true));
+        if env {
+            cmd
+        } else {
+            cmd.mut_args(|a| a.env(None))
+        }
+    }
+
+    /// Parses settings given as flags (`--listen ...`), ignoring the environment.
+    pub fn from_flags<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString> + Clone>(
+        flags: I,
+    ) -> Result<Self, String> {
+        let matches = Self::command(false)
+            .try_get_matches_from(flags)
+            .map_err(|e| e.to_string())?;
+        Config::from_arg_matches(&matches).map_err(|e| e.to_string())
+    }
+
+    /// Every default, with this database; the environment is not read.
     pub fn defaults(database_url: impl Into<String>) -> Self {
-        Config {
-            database_url: database_url.into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            registration: Registration::Open,
-            bcrypt_cost: 12,
-            bcrypt_threads: std::thread::available_parallelism()
-                .map(|n| n.get().saturating_sub(1).max(1))
-                .unwrap_or(1),
-            session_idle: Duration::from_secs(24 * 3600),
-            session_max: Duration::from_secs(30 * 24 * 3600),
-            cookie_secure: false,
-            allowed_origins: Vec::new(),
-            public_url: "http://127.0.0.1:8080".into(),
-            smtp_url: None,
-            mail_from: "hostplane <noreply@localhost>".into(),
-            mail_spool: PathBuf::from("var/mail"),
-            max_body: 1024 * 1024,
-            login_limit: 10,
-            addr_limit: 100,
-            limit_window: Duration::from_secs(60),
-            trusted_proxies: Vec::new(),
-            db_pool_size: 16,
-            db_timeout: Duration::from_secs(5),
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(20),
-            default_max_sites: 100,
-            default_max_domains: 1000,
-            docroot_pattern: "/var/www/{sitenum}".into(),
-            list_cache: true,
+        let url: String = database_url.into();
+        match Self::from_flags(["--database-url", url.as_str()]) {
+            Ok(c) => c,
+            // The defaults are constants checked by a unit test; this cannot happen.
+            Err(e) => panic!("the default configuration does not parse: {e}"),
         }
     }
 
     /// Reads the configuration from the environment, failing with a message naming the bad variable.
     pub fn from_env() -> Result<Self, String> {
-        let database_url = std::env::var("DATABASE_URL")
-            .map_err(|_| "DATABASE_URL is not set (scripts/run sets it for a local database)")?;
-        let mut c = Config::defaults(database_url);
-        env_parse("HOSTPLANE_LISTEN", &mut c.listen)?;
-        env_parse("HOSTPLANE_REGISTRATION", &mut c.registration)?;
-        env_parse("HOSTPLANE_BCRYPT_COST", &mut c.bcrypt_cost)?;
-        if !(4..=31).contains(&c.bcrypt_cost) {
-            return Err("HOSTPLANE_BCRYPT_COST must be between 4 and 31".into());
-        }
-        env_parse("HOSTPLANE_BCRYPT_THREADS", &mut c.bcrypt_threads)?;
-        c.bcrypt_threads = c.bcrypt_threads.max(1);
-        env_secs("HOSTPLANE_SESSION_IDLE_SECS", &mut c.session_idle)?;
-        env_secs("HOSTPLANE_SESSION_MAX_SECS", &mut c.session_max)?;
-        env_parse("HOSTPLANE_COOKIE_SECURE", &mut c.cookie_secure)?;
-        if let Some(v) = env_str("HOSTPLANE_ALLOWED_ORIGINS") {
-            c.allowed_origins = split_list(&v)
-                .map(|s| s.trim_end_matches('/').to_string())
-                .collect();
-        }
-        if let Some(v) = env_str("HOSTPLANE_PUBLIC_URL") {
-            c.public_url = v.trim_end_matches('/').to_string();
-        }
-        c.smtp_url = env_str("HOSTPLANE_SMTP_URL");
-        if let Some(v) = env_str("HOSTPLANE_MAIL_FROM") {
-            c.mail_from = v;
-        }
-        if let Some(v) = env_str("HOSTPLANE_MAIL_SPOOL") {
-            c.mail_spool = PathBuf::from(v);
-        }
-        env_parse("HOSTPLANE_MAX_BODY", &mut c.max_body)?;
-        env_parse("HOSTPLANE_LOGIN_LIMIT", &mut c.login_limit)?;
-        env_parse("HOSTPLANE_ADDR_LIMIT", &mut c.addr_limit)?;
-        env_secs("HOSTPLANE_LIMIT_WINDOW_SECS", &mut c.limit_window)?;
-        if let Some(v) = env_str("HOSTPLANE_TRUSTED_PROXIES") {
-            c.trusted_proxies = split_list(&v)
-                .map(|s| {
-                    s.parse()
-                        .map_err(|_| format!("HOSTPLANE_TRUSTED_PROXIES: bad address {s:?}"))
-                })
-                .collect::<Result<_, _>>()?;
-        }
-        env_parse("HOSTPLANE_DB_POOL_SIZE", &mut c.db_pool_size)?;
-        let mut ms = c.db_timeout.as_millis() as u64;
-        env_parse("HOSTPLANE_DB_TIMEOUT_MS", &mut ms)?;
-        c.db_timeout = Duration::from_millis(ms);
-        env_secs("HOSTPLANE_HEADER_TIMEOUT_SECS", &mut c.header_timeout)?;
-        env_secs("HOSTPLANE_BODY_TIMEOUT_SECS", &mut c.body_timeout)?;
-        env_secs("HOSTPLANE_DRAIN_SECS", &mut c.drain_timeout)?;
-        env_parse("HOSTPLANE_MAX_SITES", &mut c.default_max_sites)?;
-        env_parse("HOSTPLANE_MAX_DOMAINS", &mut c.default_max_domains)?;
-        if let Some(v) = env_str("HOSTPLANE_DOCROOT_PATTERN") {
-            c.docroot_pattern = v;
-        }
-        env_parse("HOSTPLANE_LIST_CACHE", &mut c.list_cache)?;
-        Ok(c)
+        let matches = Self::command(true)
+            .try_get_matches_from(std::iter::empty::<String>())
+            .map_err(|e| e.to_string())?;
+        Config::from_arg_matches(&matches).map_err(|e| e.to_string())
     }
 }
 
-fn env_str(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn split_list(v: &str) -> impl Iterator<Item = &str> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn env_parse<T: FromStr>(name: &str, slot: &mut T) -> Result<(), String>
-where
-    T::Err: std::fmt::Display,
-{
-    if let Some(v) = env_str(name) {
-        *slot = v.trim().parse().map_err(|e| format!("{name}: {e}"))?;
+    #[test]
+    fn defaults_are_as_documented() {
+        let c = Config::defaults("postgres://u:pw@h/db");
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.registration, Registration::Open);
+        assert_eq!(c.bcrypt_cost, 12);
+        assert_eq!(c.session_idle, Duration::from_secs(86400));
+        assert_eq!(c.db_timeout, Duration::from_millis(5000));
+        assert_eq!(c.login_limit, 10);
+        assert_eq!(c.login_global_limit, 100);
+        assert!(c.list_cache);
+        assert!(c.allowed_origins.is_empty());
+        assert_eq!(c.audit_retention_days, 365);
     }
-    Ok(())
-}
 
-fn env_secs(name: &str, slot: &mut Duration) -> Result<(), String> {
-    let mut secs = slot.as_secs();
-    env_parse(name, &mut secs)?;
-    *slot = Duration::from_secs(secs);
-    Ok(())
+    #[test]
+    fn flags_are_parsed_and_checked() {
+        let c = Config::from_flags([
+            "--database-url=x",
+            "--registration=invite",
+            "--trusted-proxies=10.0.0.1, ::1",
+            "--allowed-origins=https://a.example/,https://b.example",
+            "--db-timeout-ms=250",
+            "--list-cache=false",
+        ])
+        .unwrap();
+        assert_eq!(c.registration, Registration::Invite);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(
+            c.allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert_eq!(c.db_timeout, Duration::from_millis(250));
+        assert!(!c.list_cache);
+        for bad in [
+            "--bcrypt-cost=3",
+            "--bcrypt-cost=32",
+            "--registration=sometimes",
+            "--listen=nowhere",
+            "--trusted-proxies=10.0.0.300",
+            "--session-idle-secs=-1",
+            "--bcrypt-threads=0",
+        ] {
+            let e = Config::from_flags(["--database-url=x", bad]).unwrap_err();
+            let flag = bad.split('=').next().unwrap();
+            assert!(e.contains(flag), "{bad}: {e}");
+        }
+        assert!(
+            Config::from_flags(["--listen=127.0.0.1:1"]).is_err(),
+            "the URL is required"
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let mut c = Config::defaults("postgres://hostplane:db-secret-pw@localhost/hp");
+        c.smtp_url = Some(Secret::from("smtp://u:smtp-secret-pw@mail".to_string()));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("db-secret-pw"), "{shown}");
+        assert!(!shown.contains("smtp-secret-pw"), "{shown}");
+        assert!(shown.contains("bcrypt_cost"));
+    }
 }

@@ -56,11 +56,18 @@ reasons! {
     request_timeout = 408;
     already_exists = 409;
     domain_exists = 409;
+    /// Another user holds the domain's registrable parent or one of its subdomains.
+    domain_taken = 409;
+    /// No node id is left above the highest one; choose `nodeid` explicitly.
+    ids_exhausted = 409;
     node_not_empty = 409;
     quota_exceeded = 409;
     body_too_large = 413;
     unsupported_media_type = 415;
     too_many_attempts = 429;
+    /// The service cannot serve this now (database busy, pool exhausted, hashing queue full);
+    /// try again after `Retry-After` seconds.
+    busy = 503;
 }
 
 /// An answer other than ok.
@@ -71,7 +78,13 @@ pub enum ApiError {
     Client {
         reason: Reason,
         message: Option<String>,
+        /// Seconds the client should wait before trying again (`Retry-After`).
+        retry_after: Option<u64>,
     },
+    /// A transaction lost a race (deadlock or serialization failure): nothing was changed, and the
+    /// whole call may be tried again. The registry retries; what is left answers `busy`.
+    #[error("transaction conflict: {0}")]
+    Conflict(tokio_postgres::Error),
     /// Our fault. The source is logged, never sent.
     #[error("internal error: {0}")]
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -83,6 +96,7 @@ impl Reason {
         ApiError::Client {
             reason: self,
             message: Some(message.into()),
+            retry_after: None,
         }
     }
 }
@@ -92,6 +106,7 @@ impl From<Reason> for ApiError {
         ApiError::Client {
             reason,
             message: None,
+            retry_after: None,
         }
     }
 }
@@ -106,6 +121,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Client { reason, .. } => reason.status(),
+            ApiError::Conflict(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,23 +130,56 @@ impl ApiError {
     pub fn reason(&self) -> Option<Reason> {
         match self {
             ApiError::Client { reason, .. } => Some(*reason),
+            ApiError::Conflict(_) => Some(Reason::busy),
             ApiError::Internal(_) => None,
         }
+    }
+
+    /// Asks the client to wait `secs` seconds before trying again.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        if let ApiError::Client { retry_after, .. } = &mut self {
+            *retry_after = Some(secs.max(1));
+        }
+        self
+    }
+
+    /// `busy`: the service is overloaded for a moment.
+    pub fn busy(message: &str) -> Self {
+        Reason::busy.msg(message).retry_after(1)
     }
 }
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-            return Reason::already_exists.into();
+        use tokio_postgres::error::SqlState;
+        match e.code() {
+            Some(c) if *c == SqlState::UNIQUE_VIOLATION => Reason::already_exists.into(),
+            // What the row referred to was deleted by a transaction that committed first.
+            Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
+                Reason::not_found.msg("an object this change refers to no longer exists")
+            }
+            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED => ApiError::Conflict(e),
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE => ApiError::Conflict(e),
+            // The statement timeout (and lock_timeout) cancel a query that waited too long.
+            Some(c) if *c == SqlState::QUERY_CANCELED || *c == SqlState::LOCK_NOT_AVAILABLE => {
+                tracing::warn!(error = %e, "a query was cancelled; answering busy");
+                ApiError::busy("the database is busy; try again")
+            }
+            _ => ApiError::internal(e),
         }
-        ApiError::internal(e)
     }
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        ApiError::internal(e)
+        match e {
+            deadpool_postgres::PoolError::Timeout(_) => {
+                tracing::warn!("no database connection came free in time; answering busy");
+                ApiError::busy("all database connections are busy; try again")
+            }
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            e => ApiError::internal(e),
+        }
     }
 }
 

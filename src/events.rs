@@ -7,7 +7,7 @@
 //! notifications sent while we were away are lost.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,70 +15,12 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::list_cache::ListCache;
-use crate::session_cache::SessionCache;
-
-/// The rule every cache fed by these notifications follows: it is trusted only while the listener
-/// is connected, and a value read from the database is stored only if no eviction happened since
-/// the read began (the eviction might have been about that very value).
-#[derive(Default)]
-pub struct Freshness {
-    generation: AtomicU64,
-    live: AtomicBool,
-}
-
-impl Freshness {
-    /// Whether the cache may be read.
-    pub fn is_live(&self) -> bool {
-        self.live.load(Ordering::SeqCst)
-    }
-
-    /// Read this before asking the database; pass it to [`may_store`](Self::may_store).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    /// Whether a value read since `generation` may be stored. Ask under the cache's lock.
-    pub fn may_store(&self, generation: u64) -> bool {
-        self.is_live() && self.generation() == generation
-    }
-
-    /// Records an eviction. Call under the cache's lock.
-    pub fn evicted(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Whether invalidations are flowing; the caller then empties the cache.
-    pub fn set_live(&self, live: bool) {
-        self.evicted();
-        self.live.store(live, Ordering::SeqCst);
-    }
-}
-
 /// A cache kept correct by the notifications.
 pub trait Invalidated: Send + Sync {
     /// Whether notifications are flowing; either way the cache starts empty.
     fn set_live(&self, live: bool);
     /// Applies a notification payload; true when it concerns only caches.
     fn apply_notification(&self, payload: &str) -> bool;
-}
-
-impl Invalidated for SessionCache {
-    fn set_live(&self, live: bool) {
-        SessionCache::set_live(self, live);
-    }
-    fn apply_notification(&self, payload: &str) -> bool {
-        SessionCache::apply_notification(self, payload)
-    }
-}
-
-impl Invalidated for ListCache {
-    fn set_live(&self, live: bool) {
-        ListCache::set_live(self, live);
-    }
-    fn apply_notification(&self, payload: &str) -> bool {
-        ListCache::apply_notification(self, payload)
-    }
 }
 
 /// Fans revision notifications out to waiters.
@@ -147,6 +89,11 @@ impl NodeEvents {
         if let Some(tx) = nodes.get(&node) {
             tx.send_replace(revision);
         }
+    }
+
+    /// Wakes the polls waiting on a node so they re-check (its token died).
+    pub fn wake_node(&self, node: i32) {
+        self.publish(node, -1);
     }
 
     fn wake_everyone(&self) {
@@ -240,7 +187,11 @@ impl NodeEvents {
                         if for_caches_only {
                             continue;
                         }
-                        if let Some((node, revision)) = parse_payload(n.payload()) {
+                        if let Some(node) = n.payload().strip_prefix("k:") {
+                            if let Ok(node) = node.parse() {
+                                self.wake_node(node);
+                            }
+                        } else if let Some((node, revision)) = parse_payload(n.payload()) {
                             self.publish(node, revision);
                         }
                     }

@@ -70,22 +70,39 @@ fn method_not_allowed(allow: &'static str) -> HttpResponse {
 struct ErrorAnswer {
     status: StatusCode,
     body: Bytes,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// Encodes the error as an envelope; internal errors are logged here, once, with an id.
+    /// Every 429 and 503 says when to come back (`Retry-After`, 1 s unless the error knows better).
     fn into_answer(self) -> ErrorAnswer {
         match self {
-            ApiError::Client { reason, message } => ErrorAnswer {
-                status: reason.status(),
-                body: protocol::error_body(reason, message.as_deref()),
-            },
+            ApiError::Client {
+                reason,
+                message,
+                retry_after,
+            } => {
+                let status = reason.status();
+                let must_say_when = status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE;
+                ErrorAnswer {
+                    status,
+                    body: protocol::error_body(reason, message.as_deref()),
+                    retry_after: retry_after.or(must_say_when.then_some(1)),
+                }
+            }
+            ApiError::Conflict(e) => {
+                tracing::warn!(error = %e, "a transaction kept conflicting; answering busy");
+                ApiError::busy("the database is busy; try again").into_answer()
+            }
             ApiError::Internal(source) => {
                 let request_id = uuid::Uuid::new_v4().simple().to_string();
                 tracing::error!(%request_id, error = %error_chain(source.as_ref()), "system error");
                 ErrorAnswer {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     body: protocol::system_error_body(&request_id),
+                    retry_after: None,
                 }
             }
         }
@@ -93,7 +110,12 @@ impl ApiError {
 }
 
 fn error_response(answer: &ErrorAnswer) -> HttpResponse {
-    json_response(answer.status, answer.body.clone())
+    let mut r = json_response(answer.status, answer.body.clone());
+    if let Some(secs) = answer.retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
@@ -190,12 +212,16 @@ async fn dispatch(
             _ => e,
         });
     }
+    let client_ip = client_ip(state, peer, headers);
+    if spec.limit_anonymous && matches!(caller, Caller::Anonymous) {
+        auth::throttle::count_anonymous(state, spec.name, client_ip).await?;
+    }
     let ctx = Ctx::new(
         Arc::clone(state),
         caller,
-        spec.name,
+        spec,
         Arc::new(envelope.params.clone()),
-        client_ip(state, peer, headers),
+        client_ip,
     );
     let result = spec.call(ctx.clone(), envelope.params).await;
     *cookie_change = ctx.take_cookie_change();
@@ -226,7 +252,7 @@ async fn resolve_caller(
 ) -> Result<Caller, ApiError> {
     if let Some(token) = bearer_token(headers) {
         return match auth::resolve_node_token(state, token).await? {
-            Some(node) => Ok(Caller::Node(node)),
+            Some(agent) => Ok(Caller::Node(agent)),
             None => Err(Reason::auth_required.msg("unknown node token")),
         };
     }

@@ -7,18 +7,17 @@
 pub mod actions;
 pub mod agent;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod http;
-pub mod list_cache;
 pub mod mail;
 pub mod params;
 pub mod protocol;
 pub mod registry;
 pub mod server;
-pub mod session_cache;
 pub mod validate;
 
 use std::future::Future;
@@ -30,13 +29,13 @@ use deadpool_postgres::{Object, Pool};
 use tokio::net::TcpListener;
 
 use crate::auth::PasswordHasher;
+use crate::cache::lists::ListCache;
+use crate::cache::sessions::SessionCache;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::events::NodeEvents;
-use crate::list_cache::ListCache;
 use crate::mail::Mailer;
 use crate::registry::Registry;
-use crate::session_cache::SessionCache;
 
 /// The version reported by `ping`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -76,7 +75,11 @@ impl Application {
             tracing::info!(?applied, "applied migrations");
         }
         let registry = Registry::new(actions::all())?;
-        let hasher = PasswordHasher::new(config.bcrypt_cost, config.bcrypt_threads);
+        let hasher = PasswordHasher::new(
+            config.bcrypt_cost,
+            config.bcrypt_threads,
+            config.bcrypt_queue,
+        );
         let mailer = Mailer::new(&config)?;
         let channel = {
             let client = pool
@@ -87,8 +90,8 @@ impl Application {
                 .await
                 .map_err(|e| e.to_string())?
         };
-        let sessions = Arc::new(SessionCache::default());
-        let lists = Arc::new(ListCache::new(config.list_cache));
+        let sessions = Arc::new(SessionCache::new(config.session_cache_bytes));
+        let lists = Arc::new(ListCache::new(config.list_cache, config.list_cache_bytes));
         let caches: Vec<Arc<dyn events::Invalidated>> = vec![sessions.clone(), lists.clone()];
         let events = Arc::new(NodeEvents::new(channel, caches));
         let listener = TcpListener::bind(config.listen)
@@ -139,19 +142,40 @@ impl Application {
     }
 }
 
-/// Deletes expired sessions and stale throttle counters now and then. Any instance may do it;
-/// the deletes are idempotent.
+/// Runs [`purge_once`] now and then. Any instance may; the deletes are idempotent.
 async fn purge_expired_rows(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let Ok(client) = state.db().await else {
-            continue;
-        };
-        let sessions = db::sessions::purge_expired(&client, &state.config).await;
-        let counters = db::throttle::purge_expired(&client, state.config.limit_window).await;
-        if let (Err(e), _) | (_, Err(e)) = (&sessions, &counters) {
+        if let Err(e) = purge_once(&state).await {
             tracing::warn!(error = %e, "purging expired rows failed");
         }
     }
+}
+
+/// Rows deleted by one [`purge_once`].
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub sessions: u64,
+    pub counters: u64,
+    pub tokens: u64,
+    pub audit: u64,
+}
+
+/// Deletes what only grows: expired sessions, rate-limit counters whose window is long over,
+/// expired or used reset tokens and invites, and audit rows past their retention. Each delete
+/// goes by an index (see sql/0007_bounded_storage.sql).
+pub async fn purge_once(state: &AppState) -> Result<Purged, ApiError> {
+    let client = state.db().await?;
+    let config = &state.config;
+    Ok(Purged {
+        sessions: db::sessions::purge_expired(&client, config).await?,
+        counters: db::throttle::purge_expired(&client, config.limit_window.max(config.anon_window))
+            .await?,
+        tokens: db::tokens::purge_expired(&client).await?,
+        audit: match config.audit_retention_days {
+            0 => 0,
+            days => db::audit::purge_older_than(&client, days).await?,
+        },
+    })
 }

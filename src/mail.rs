@@ -28,7 +28,7 @@ impl Mailer {
             .map_err(|e| format!("HOSTPLANE_MAIL_FROM is not a mailbox: {e}"))?;
         let transport = match &config.smtp_url {
             Some(url) => Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
                     .map_err(|e| format!("HOSTPLANE_SMTP_URL: {e}"))?
                     .build(),
             ),

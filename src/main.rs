@@ -23,14 +23,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Apply pending migrations and serve the API until SIGTERM or ctrl-c.
-    Serve,
+    Serve {
+        #[command(flatten)]
+        config: Box<Config>,
+    },
     /// Apply pending migrations and exit.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        config: Box<Config>,
+    },
     /// Create an admin account, or reset its password and make it admin. The password comes
     /// from HOSTPLANE_ADMIN_PASSWORD or, if unset, one line of standard input.
     CreateAdmin {
         /// The admin's login.
         login: String,
+        #[command(flatten)]
+        config: Box<Config>,
     },
     /// Run the node agent: keep an nginx folder in step with this node's sites.
     Agent(AgentArgs),
@@ -92,14 +100,14 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Agent(args) => run_agent(args).await,
-        Command::Serve => {
-            let app = hostplane::Application::build(Config::from_env()?).await?;
+        Command::Serve { config } => {
+            let app = hostplane::Application::build(*config).await?;
             tracing::info!(listen = %app.local_addr(), "hostplane is serving POST /api");
             app.run_until(shutdown_signal()).await;
             Ok(())
         }
-        Command::Migrate => {
-            let pool = hostplane::db::create_pool(&Config::from_env()?)?;
+        Command::Migrate { config } => {
+            let pool = hostplane::db::create_pool(&config)?;
             let applied = hostplane::db::migrate::run(&pool).await?;
             println!(
                 "applied {} migration(s): {}",
@@ -108,8 +116,7 @@ async fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::CreateAdmin { login } => {
-            let config = Config::from_env()?;
+        Command::CreateAdmin { login, config } => {
             let password = match std::env::var("HOSTPLANE_ADMIN_PASSWORD") {
                 Ok(p) if !p.is_empty() => p,
                 _ => {

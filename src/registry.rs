@@ -41,29 +41,57 @@ pub struct Ctx {
     pub state: Arc<AppState>,
     pub caller: Caller,
     pub action: &'static str,
-    /// The params as sent, for the audit log (secrets are removed when written).
-    pub raw_params: Arc<Value>,
+    /// The params as sent; only [`audit_params`](Self::audit_params) of them are stored.
+    raw_params: Arc<Value>,
+    /// The params the action declares, and which of them are secret.
+    fields: &'static [&'static str],
+    secrets: &'static [&'static str],
     pub client_ip: IpAddr,
     /// A Set-Cookie the HTTP layer adds to the answer.
     cookie_change: Arc<Mutex<Option<CookieChange>>>,
 }
 
+/// The longest a param value is kept in the audit log, in bytes.
+pub const AUDIT_VALUE_MAX: usize = 256;
+
 impl Ctx {
     pub fn new(
         state: Arc<AppState>,
         caller: Caller,
-        action: &'static str,
+        spec: &ActionSpec,
         raw_params: Arc<Value>,
         client_ip: IpAddr,
     ) -> Self {
         Ctx {
             state,
             caller,
-            action,
+            action: spec.name,
             raw_params,
+            fields: spec.fields,
+            secrets: spec.secrets,
             client_ip,
             cookie_change: Arc::default(),
         }
+    }
+
+    /// The params as the audit log keeps them: only those the action declares, secret ones
+    /// replaced by `[redacted]`, every value cut to [`AUDIT_VALUE_MAX`] bytes.
+    pub fn audit_params(&self) -> Value {
+        let mut kept = serde_json::Map::new();
+        if let Value::Object(sent) = self.raw_params.as_ref() {
+            for field in self.fields {
+                let Some(value) = sent.get(*field) else {
+                    continue;
+                };
+                let value = if self.secrets.contains(field) {
+                    Value::String("[redacted]".into())
+                } else {
+                    capped(value)
+                };
+                kept.insert((*field).to_string(), value);
+            }
+        }
+        Value::Object(kept)
     }
 
     /// Asks the HTTP layer to set or clear the session cookie in the answer.
@@ -85,7 +113,30 @@ impl Ctx {
 
     /// True when the caller may see everything on this node: an admin, or the node itself.
     pub fn sees_whole_node(&self, node_id: i32) -> bool {
-        self.is_admin() || matches!(self.caller, Caller::Node(id) if id == node_id)
+        self.is_admin() || matches!(&self.caller, Caller::Node(a) if a.node_id == node_id)
+    }
+}
+
+/// A value as the audit log keeps it: as sent when short, else its text cut short.
+fn capped(value: &Value) -> Value {
+    let cut = |text: &str| {
+        let mut end = AUDIT_VALUE_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Value::String(format!("{}…", &text[..end]))
+    };
+    match value {
+        Value::String(s) if s.len() > AUDIT_VALUE_MAX => cut(s),
+        Value::Array(_) | Value::Object(_) => {
+            let text = value.to_string();
+            if text.len() > AUDIT_VALUE_MAX {
+                cut(&text)
+            } else {
+                value.clone()
+            }
+        }
+        other => other.clone(),
     }
 }
 
@@ -97,8 +148,28 @@ type ParamsCheck = fn(Value) -> Result<(), ApiError>;
 pub struct ActionSpec {
     pub name: &'static str,
     pub access: Access,
+    /// The params the action declares (from its params type); only these reach the audit log.
+    pub fields: &'static [&'static str],
+    /// Declared params whose values never reach the audit log.
+    pub secrets: &'static [&'static str],
+    /// Anonymous calls count against the per-address limit (`HOSTPLANE_ANON_LIMIT`).
+    pub limit_anonymous: bool,
     handler: Handler,
     check_params: ParamsCheck,
+}
+
+impl ActionSpec {
+    /// Declares params whose values are secret (passwords, tokens, codes).
+    pub fn secret(mut self, params: &'static [&'static str]) -> Self {
+        self.secrets = params;
+        self
+    }
+
+    /// Counts anonymous calls per client address: for actions that cost mail or hashing.
+    pub fn limit_anonymous(mut self) -> Self {
+        self.limit_anonymous = true;
+        self
+    }
 }
 
 /// Registers a typed `async fn(Ctx, Params) -> Result<Out, ApiError>` under `name`.
@@ -113,6 +184,9 @@ where
     ActionSpec {
         name,
         access,
+        fields: declared_fields::<P>(),
+        secrets: &[],
+        limit_anonymous: false,
         check_params: |params| decode_params::<P>(params).map(|_| ()),
         handler: Box::new(move |ctx, params| {
             let f = Arc::clone(&f);
@@ -123,6 +197,36 @@ where
             })
         }),
     }
+}
+
+/// The field names a derived `Deserialize` struct declares: serde hands them to
+/// `deserialize_struct`, which this probe records and then refuses. Empty for any other shape.
+fn declared_fields<P: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = P::deserialize(Probe(&mut fields));
+    fields
 }
 
 /// Decodes params into a handler's struct; the error names the offending param. NUL characters
@@ -181,6 +285,11 @@ impl Registry {
         let mut actions = HashMap::with_capacity(specs.len());
         for spec in specs {
             let name = spec.name;
+            if let Some(s) = spec.secrets.iter().find(|s| !spec.fields.contains(s)) {
+                return Err(format!(
+                    "action {name:?} declares an unknown secret param {s:?}"
+                ));
+            }
             if actions.insert(name, spec).is_some() {
                 return Err(format!("action {name:?} is registered twice"));
             }
@@ -231,8 +340,30 @@ impl ActionSpec {
         }
     }
 
-    /// Runs the handler: decodes params, then calls it. Returns the encoded result.
+    /// Runs the handler: decodes params, then calls it. Returns the encoded result. A call whose
+    /// transaction lost a race (deadlock, serialization failure) changed nothing and is run again,
+    /// a few times with a growing, jittered pause; what still conflicts answers `busy`.
     pub async fn call(&self, ctx: Ctx, params: Value) -> Result<Vec<u8>, ApiError> {
-        (self.handler)(ctx, params).await
+        let mut attempt = 0;
+        loop {
+            match (self.handler)(ctx.clone(), params.clone()).await {
+                Err(ApiError::Conflict(e)) if attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(action = self.name, attempt, error = %e, "retrying after a conflict");
+                    tokio::time::sleep(retry_pause(attempt)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
+}
+
+/// How often a conflicting call is tried again before it answers `busy`.
+const MAX_RETRIES: u32 = 4;
+
+/// 5, 10, 20, 40 ms, each plus up to as much again at random, so racers do not meet again.
+fn retry_pause(attempt: u32) -> std::time::Duration {
+    let base = 5u64 << (attempt - 1).min(6);
+    let jitter = (uuid::Uuid::new_v4().as_u128() as u64) % (base + 1);
+    std::time::Duration::from_millis(base + jitter)
 }

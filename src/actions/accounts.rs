@@ -76,12 +76,22 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
         .map(|e| validate::email(e).map_err(|m| Reason::bad_email.msg(format!("{e:?}: {m}"))))
         .collect::<Result<Vec<_>, _>>()?;
 
-    // Spare the bcrypt work when the login is plainly taken; the insert still decides races.
-    if db::users::credentials_by_login(&ctx.state.db().await?, &login)
-        .await?
-        .is_some()
+    // Spare the bcrypt work when the login is plainly taken or the invite is not live; the
+    // transaction below still decides races.
+    let dead_invite = || Reason::bad_invite.msg("the invite code is unknown, used or expired");
     {
-        return Err(Reason::bad_login.msg("this login is taken"));
+        let client = ctx.state.db().await?;
+        if db::users::credentials_by_login(&client, &login)
+            .await?
+            .is_some()
+        {
+            return Err(Reason::bad_login.msg("this login is taken"));
+        }
+        if let Some(code) = &invite {
+            if !db::tokens::invite_is_live(&client, &auth::hash_secret(code)).await? {
+                return Err(dead_invite());
+            }
+        }
     }
     let password_hash = ctx.state.hasher.hash(password).await?;
     let uniqcode = auth::random_secret(16)?;
@@ -98,7 +108,7 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
     let userid = db::users::insert(&tx, &new_user).await?;
     if let Some(code) = invite {
         if !db::tokens::consume_invite(&tx, &auth::hash_secret(&code), userid).await? {
-            return Err(Reason::bad_invite.msg("the invite code is unknown, used or expired"));
+            return Err(dead_invite());
         }
     }
     audit(&tx, &ctx, &format!("user:{userid}")).await?;

@@ -41,7 +41,8 @@ pub enum SyncResult {
 /// `node_sync`: the node's whole desired state when its revision differs from `since`; else waits
 /// up to `wait` seconds for a change and answers as soon as one commits, or `unchanged`.
 pub async fn node_sync(ctx: Ctx, p: SyncParams) -> Result<SyncResult, ApiError> {
-    let node = ctx.caller.node()?;
+    let agent = ctx.caller.node_agent()?;
+    let node = agent.node_id;
     if p.since.0 < 0 {
         return Err(Reason::bad_params.msg("param `since`: 0 or more"));
     }
@@ -56,7 +57,11 @@ pub async fn node_sync(ctx: Ctx, p: SyncParams) -> Result<SyncResult, ApiError> 
         let mut subscription = events.subscribe(node);
         {
             let client = ctx.state.db().await?;
-            let revision = db::nodes::seen_revision(&client, node).await?;
+            let revision = db::nodes::seen_revision(&client, node, &agent.token_hash)
+                .await?
+                .ok_or_else(|| {
+                    Reason::auth_required.msg("the node token was rotated or the node deleted")
+                })?;
             // A different revision, newer or (after a database restore) older: send everything.
             if revision != p.since.0 {
                 let (revision, sites) = db::nodes::desired_state(&client, node).await?;
@@ -159,6 +164,8 @@ pub async fn rotate_node_token(ctx: Ctx, p: NodeIdParams) -> Result<NodeToken, A
     }
     audit(&tx, &ctx, &format!("node:{node}")).await?;
     tx.commit().await?;
+    // Polls waiting here with the old token end now (other instances hear it from PostgreSQL).
+    ctx.state.events.wake_node(node);
     Ok(NodeToken {
         nodeid: node,
         token,

@@ -93,3 +93,17 @@ pub async fn own_site(
         _ => Err(Reason::not_found.msg(format!("no site {site_num} on node {node_id}"))),
     }
 }
+
+/// For a change of a site or its domains: bumps (and so locks) the node, then locks the site,
+/// in the service's lock order (see `db`), checking again that the caller may touch it.
+/// Returns the site and the node's new revision.
+pub async fn lock_site_for_change(
+    c: &impl GenericClient,
+    ctx: &Ctx,
+    node_id: i32,
+    site_num: i32,
+) -> Result<(Site, i64), ApiError> {
+    let revision = db::nodes::bump_revision(c, node_id).await?;
+    let site = own_site(c, ctx, node_id, site_num, true).await?;
+    Ok((site, revision))
+}

@@ -43,12 +43,11 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
         Some(checks::target_user(&ctx, p.userid.0)?)
     };
     // The key holds the filter the caller is entitled to, so a cached page is theirs to see.
-    let key = (node_id, site, user, page.limit, page.offset);
     let lists = &ctx.state.lists;
+    let key = lists.domain_key((node_id, site, user, page.limit, page.offset));
     if let Some((domainlist, total)) = lists.domains(&key) {
         return Ok(DomainList { domainlist, total });
     }
-    let generation = lists.generation();
     let client = ctx.state.db().await?;
     let (domainlist, total) =
         db::domains::list(&client, node_id, site, user, page.limit, page.offset).await?;
@@ -63,7 +62,7 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
         }
     } else {
         let domainlist = Arc::new(domainlist);
-        lists.put_domains(key, (Arc::clone(&domainlist), total), generation);
+        lists.put_domains(key, (Arc::clone(&domainlist), total));
         return Ok(DomainList { domainlist, total });
     }
     Ok(DomainList {
@@ -100,16 +99,17 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     let state = &ctx.state;
     let mut client = state.db().await?;
     let tx = client.transaction().await?;
-    let site = own_site(&tx, &ctx, node_id, site_num, true).await?;
-    let (_, max_domains) = db::users::lock_limits(&tx, site.user_id)
+    // The lock order: owner, node, site, then the domain.
+    let owner = own_site(&tx, &ctx, node_id, site_num, false).await?.user_id;
+    let (_, max_domains) = db::users::lock_limits(&tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
+    let (site, revision) = checks::lock_site_for_change(&tx, &ctx, node_id, site_num).await?;
     let limit = max_domains.unwrap_or(state.config.default_max_domains);
     if db::domains::count_of_user(&tx, site.user_id).await? >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} domain(s)")));
     }
     db::domains::insert(&tx, &name, node_id, site_num, site.user_id).await?;
-    let revision = db::nodes::bump_revision(&tx, node_id).await?;
     db::sites::set_revision(&tx, node_id, site_num, revision).await?;
     audit(&tx, &ctx, &format!("domain:{name}")).await?;
     tx.commit().await?;
@@ -138,9 +138,12 @@ pub async fn delete_domain(ctx: Ctx, p: DeleteDomainParams) -> Result<DomainChan
         .await?
         .filter(|d| ctx.is_admin() || d.user_id == me)
         .ok_or_else(|| Reason::not_found.msg(format!("no domain {name}")))?;
-    own_site(&tx, &ctx, found.node_id, found.site_num, true).await?;
-    db::domains::delete(&tx, &name).await?;
-    let revision = db::nodes::bump_revision(&tx, found.node_id).await?;
+    let (_, revision) =
+        checks::lock_site_for_change(&tx, &ctx, found.node_id, found.site_num).await?;
+    // Read unlocked above: it may have moved or gone since.
+    if !db::domains::delete(&tx, &name, found.node_id, found.site_num).await? {
+        return Err(Reason::not_found.msg(format!("no domain {name}")));
+    }
     db::sites::set_revision(&tx, found.node_id, found.site_num, revision).await?;
     audit(&tx, &ctx, &format!("domain:{name}")).await?;
     tx.commit().await?;

@@ -23,14 +23,19 @@ use crate::registry::{action, Access::*, ActionSpec, Ctx};
 pub fn all() -> Vec<ActionSpec> {
     vec![
         action("ping", Public, session::ping),
-        action("authorization", Anyone, session::authorization),
+        action("authorization", Anyone, session::authorization).secret(&["password", "uniqcode"]),
         action("logout", User, session::logout),
         action("whoami", User, session::whoami),
-        action("adduser", Anyone, accounts::adduser),
+        action("adduser", Anyone, accounts::adduser)
+            .secret(&["password", "invite"])
+            .limit_anonymous(),
         action("add_invite", Admin, accounts::add_invite),
-        action("change_password", User, passwords::change_password),
-        action("restore_password", Anyone, passwords::restore_password),
-        action("reset_password", Anyone, passwords::reset_password),
+        action("change_password", User, passwords::change_password)
+            .secret(&["oldpassword", "newpassword"]),
+        action("restore_password", Anyone, passwords::restore_password).limit_anonymous(),
+        action("reset_password", Anyone, passwords::reset_password)
+            .secret(&["token", "newpassword"])
+            .limit_anonymous(),
         action("get_node_list", User, nodes::get_node_list),
         action("add_node", Admin, nodes::add_node),
         action("delete_node", Admin, nodes::delete_node),
@@ -57,8 +62,8 @@ pub fn all() -> Vec<ActionSpec> {
 async fn audit(c: &impl GenericClient, ctx: &Ctx, object: &str) -> Result<(), ApiError> {
     let node_label;
     let actor = match &ctx.caller {
-        Caller::Node(id) => {
-            node_label = format!("node:{id}");
+        Caller::Node(agent) => {
+            node_label = format!("node:{}", agent.node_id);
             Actor {
                 user_id: None,
                 login: Some(&node_label),
@@ -73,7 +78,7 @@ async fn audit(c: &impl GenericClient, ctx: &Ctx, object: &str) -> Result<(), Ap
             login: None,
         },
     };
-    audit::record(c, &actor, ctx.action, object, &ctx.raw_params).await
+    audit::record(c, &actor, ctx.action, object, &ctx.audit_params()).await
 }
 
 /// The `create-admin` command: creates an admin, or resets an account's password and makes it admin.
@@ -86,7 +91,7 @@ pub async fn create_admin(
     crate::validate::password(&password)?;
     let pool = crate::db::create_pool(config)?;
     crate::db::migrate::run(&pool).await?;
-    let hasher = crate::auth::PasswordHasher::new(config.bcrypt_cost, 1);
+    let hasher = crate::auth::PasswordHasher::new(config.bcrypt_cost, 1, 1);
     let hash = hasher.hash(password).await.map_err(|e| e.to_string())?;
     let uniqcode = crate::auth::random_secret(16).map_err(|e| e.to_string())?;
     let mut client = pool.get().await.map_err(|e| e.to_string())?;
@@ -110,4 +115,37 @@ pub async fn create_admin(
     .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A param that looks secret must be declared secret, or the audit log would keep it.
+    #[test]
+    fn every_secret_looking_param_is_declared_secret() {
+        let looks_secret = [
+            "password", "token", "uniqcode", "invite", "secret", "cookie", "key",
+        ];
+        for spec in all() {
+            for field in spec.fields {
+                if looks_secret.iter().any(|w| field.contains(w)) {
+                    assert!(
+                        spec.secrets.contains(field),
+                        "{}: param {field} is not declared secret",
+                        spec.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn params_declare_their_fields() {
+        let specs = all();
+        let add_domain = specs.iter().find(|s| s.name == "add_domain").unwrap();
+        assert_eq!(add_domain.fields, ["nodeid", "siteid", "domain"]);
+        let logout = specs.iter().find(|s| s.name == "logout").unwrap();
+        assert_eq!(logout.fields, ["login"]);
+    }
 }

@@ -40,16 +40,15 @@ pub async fn get_node_list(ctx: Ctx, p: NodeListParams) -> Result<NodeList, ApiE
         (true, None) => None,
         (_, named) => Some(checks::target_user(&ctx, named)?),
     };
-    let key = (filter, page.limit, page.offset);
     let lists = &ctx.state.lists;
+    let key = lists.node_key((filter, page.limit, page.offset));
     let (nodes, total) = match lists.nodes(&key) {
         Some(cached) => cached,
         None => {
-            let generation = lists.generation();
             let client = ctx.state.db().await?;
             let (nodes, total) = db::nodes::list(&client, filter, page.limit, page.offset).await?;
             let page = (Arc::new(nodes), total);
-            lists.put_nodes(key, page.clone(), generation);
+            lists.put_nodes(key, page.clone());
             page
         }
     };
@@ -129,6 +128,7 @@ pub async fn delete_node(ctx: Ctx, p: NodeIdParams) -> Result<NodeRef, ApiError>
     audit(&tx, &ctx, &format!("node:{node_id}")).await?;
     tx.commit().await?;
     ctx.state.lists.evict_node_lists();
+    ctx.state.events.wake_node(node_id);
     Ok(NodeRef { nodeid: node_id })
 }
 

@@ -1,5 +1,6 @@
 //! Changing and recovering passwords: `change_password`, `restore_password`, `reset_password`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit;
-use crate::auth::{self, Role};
+use crate::auth::{self, Role, Throttle};
 use crate::db;
 use crate::error::{ApiError, Reason};
 use crate::params::PasswordParam;
@@ -18,6 +19,10 @@ use crate::{validate, AppState};
 const RESET_TTL: Duration = Duration::from_secs(3600);
 /// Reset mails per account per hour; more requests are answered ok but send nothing.
 const RESETS_PER_HOUR: i64 = 5;
+/// Reset mails to one address per hour, over all accounts that list it.
+const RESETS_PER_ADDRESS_PER_HOUR: i64 = 5;
+/// Reset mails one client address may cause per hour.
+const RESETS_PER_CLIENT_PER_HOUR: i64 = 10;
 
 #[derive(Serialize)]
 pub struct UserRef {
@@ -55,6 +60,13 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
         (None, false) => return Err(Reason::bad_password.msg("oldpassword is required")),
         (None, true) => {}
         (Some(old), _) => {
+            // A stolen cookie must not be a way to guess the password: count like logins.
+            let throttle = Throttle {
+                state: &ctx.state,
+                login: target.login.clone(),
+                addr: ctx.client_ip,
+            };
+            throttle.begin().await?;
             if !ctx
                 .state
                 .hasher
@@ -63,6 +75,7 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
             {
                 return Err(Reason::bad_password.msg("the old password is wrong"));
             }
+            throttle.succeeded().await?;
         }
     }
     let hash = ctx.state.hasher.hash(newpassword).await?;
@@ -85,7 +98,8 @@ pub struct RestorePasswordParams {
     email: String,
 }
 
-/// `restore_password`: ok for every well-formed address; mails a reset link when an account has it.
+/// `restore_password`: ok for every well-formed address; mails a reset link when an account has
+/// it, unless the address or the requesting client has had enough mail this hour.
 pub async fn restore_password(
     ctx: Ctx,
     p: RestorePasswordParams,
@@ -93,29 +107,39 @@ pub async fn restore_password(
     let email = validate::email(&p.email).map_err(|m| Reason::bad_email.msg(m))?;
     // The work happens after the answer, so its timing says nothing about whether the address is known.
     let state = Arc::clone(&ctx.state);
+    let client_ip = ctx.client_ip;
     tokio::spawn(async move {
-        if let Err(e) = send_reset_links(&state, &email).await {
+        if let Err(e) = send_reset_links(&state, &email, client_ip).await {
             tracing::error!(error = %e, "sending a password reset link failed");
         }
     });
     Ok(serde_json::json!({}))
 }
 
-async fn send_reset_links(state: &AppState, email: &str) -> Result<(), ApiError> {
+async fn send_reset_links(
+    state: &AppState,
+    email: &str,
+    client_ip: IpAddr,
+) -> Result<(), ApiError> {
     let client = state.db().await?;
     for owner in db::users::by_email(&client, email).await? {
-        if db::tokens::recent_resets(&client, owner.user_id).await? >= RESETS_PER_HOUR {
+        let sent = db::tokens::recent_resets(&client, owner.user_id, email, client_ip).await?;
+        if sent.to_account >= RESETS_PER_HOUR
+            || sent.to_address >= RESETS_PER_ADDRESS_PER_HOUR
+            || sent.from_client >= RESETS_PER_CLIENT_PER_HOUR
+        {
             tracing::warn!(user_id = %owner.user_id, "reset mail limit reached; not sending");
-            continue;
+            return Ok(());
         }
         let token = auth::random_secret(32)?;
-        db::tokens::insert_reset(
-            &client,
-            &auth::hash_secret(&token),
-            owner.user_id,
-            RESET_TTL,
-        )
-        .await?;
+        let reset = db::tokens::NewReset {
+            hash: &auth::hash_secret(&token),
+            user_id: owner.user_id,
+            recipient: email,
+            requested_from: client_ip,
+            ttl: RESET_TTL,
+        };
+        db::tokens::insert_reset(&client, &reset).await?;
         state
             .mailer
             .send_reset(&owner.email, &owner.login, &token)
@@ -134,12 +158,18 @@ pub struct ResetPasswordParams {
 /// `reset_password`: sets a new password with a mailed token and ends all sessions of the user.
 pub async fn reset_password(ctx: Ctx, p: ResetPasswordParams) -> Result<UserRef, ApiError> {
     let newpassword = new_password(p.newpassword)?;
+    let token_hash = auth::hash_secret(p.token.trim());
+    let dead_token = || Reason::bad_token.msg("the reset link is unknown, used or expired");
+    // The cheap check first: a made-up token costs no bcrypt work.
+    if !db::tokens::reset_is_live(&ctx.state.db().await?, &token_hash).await? {
+        return Err(dead_token());
+    }
     let hash = ctx.state.hasher.hash(newpassword).await?;
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
-    let user_id = db::tokens::consume_reset(&tx, &auth::hash_secret(p.token.trim()))
+    let user_id = db::tokens::consume_reset(&tx, &token_hash)
         .await?
-        .ok_or_else(|| Reason::bad_token.msg("the reset link is unknown, used or expired"))?;
+        .ok_or_else(dead_token)?;
     db::users::set_password(&tx, user_id, &hash).await?;
     db::sessions::delete_all_of_user(&tx, user_id, None).await?;
     audit(&tx, &ctx, &format!("user:{user_id}")).await?;

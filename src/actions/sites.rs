@@ -188,9 +188,10 @@ pub async fn delete_site(ctx: Ctx, p: SiteParams) -> Result<DeletedSite, ApiErro
     let site_num = id("siteid", p.siteid)?;
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
-    own_site(&tx, &ctx, node_id, site_num, true).await?;
+    // Check before taking locks, so a stranger cannot hold another's node row.
+    own_site(&tx, &ctx, node_id, site_num, false).await?;
+    let (_, revision) = checks::lock_site_for_change(&tx, &ctx, node_id, site_num).await?;
     db::sites::delete(&tx, node_id, site_num).await?;
-    let revision = db::nodes::bump_revision(&tx, node_id).await?;
     audit(&tx, &ctx, &format!("site:{node_id}/{site_num}")).await?;
     tx.commit().await?;
     ctx.state.lists.evict_node(node_id);

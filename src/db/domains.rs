@@ -48,9 +48,20 @@ pub async fn get(c: &impl GenericClient, name: &str) -> Result<Option<DomainRow>
     }))
 }
 
-pub async fn delete(c: &impl GenericClient, name: &str) -> Result<(), ApiError> {
-    execute(c, "DELETE FROM domains WHERE name = $1", &[&name]).await?;
-    Ok(())
+/// Detaches the domain from that site; false when it is not (or no longer) there.
+pub async fn delete(
+    c: &impl GenericClient,
+    name: &str,
+    node: i32,
+    site: i32,
+) -> Result<bool, ApiError> {
+    let n = execute(
+        c,
+        "DELETE FROM domains WHERE name = $1 AND node_id = $2 AND site_num = $3",
+        &[&name, &node, &site],
+    )
+    .await?;
+    Ok(n == 1)
 }
 
 /// Domains a user has, over all sites.

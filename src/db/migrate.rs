@@ -19,6 +19,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_list_cache",
         include_str!("../../sql/0005_list_cache.sql"),
     ),
+    (
+        "0006_node_lifecycle",
+        include_str!("../../sql/0006_node_lifecycle.sql"),
+    ),
+    (
+        "0007_bounded_storage",
+        include_str!("../../sql/0007_bounded_storage.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -1,5 +1,21 @@
 //! The database layer: the pool, migrations, and one module of SQL per table group.
 //! Every statement is prepared once per connection (`prepare_cached`) and takes parameters.
+//!
+//! # Lock order
+//! Every transaction takes its row locks in this one order, so no two can wait on each other:
+//!
+//! 1. `users` (the owner: [`users::lock_limits`], or the `DELETE` of `delete_user`);
+//! 2. `nodes`, several in ascending id ([`nodes::lock`], [`nodes::bump_revision`],
+//!    [`sites::allocate_number`]). A node's row lock guards its sites and domains: whoever
+//!    changes a site or domain holds its node first;
+//! 3. `sites` ([`sites::get`] with `for_update`, or their `DELETE`);
+//! 4. the registrable domain's advisory lock ([`domains::lock_family`]);
+//! 5. `domains`, then everything else (`sessions`, `node_grants`, `audit_log` ...), which
+//!    nothing locks before a row above.
+//!
+//! Rows read to decide what to lock (a site's owner, a domain's site) are read without a lock
+//! first and checked again once locked. A transaction that still loses a race (deadlock,
+//! serialization failure) is retried by the registry, and answers `busy` when retries run out.
 
 pub mod audit;
 pub mod domains;
@@ -22,7 +38,7 @@ use crate::error::ApiError;
 
 /// Parses `DATABASE_URL`, adding a statement timeout so no query can hold a request forever.
 pub fn pg_config(config: &Config) -> Result<tokio_postgres::Config, String> {
-    let mut pg = tokio_postgres::Config::from_str(&config.database_url)
+    let mut pg = tokio_postgres::Config::from_str(config.database_url.expose())
         .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
     let timeout = format!("-c statement_timeout={}", config.db_timeout.as_millis());
     let options = match pg.get_options() {

@@ -76,7 +76,9 @@ pub async fn list(
     Ok((rows.iter().map(node).collect(), total))
 }
 
-/// Adds a node with the given id, or the next free one; `already_exists` when the id is taken.
+/// Adds a node with the given id, or the one after the highest ever used; `already_exists`
+/// when the id is taken, `ids_exhausted` when no id is left above the highest. A re-added id
+/// continues the site numbers it had.
 pub async fn insert(
     c: &impl GenericClient,
     id: Option<i32>,
@@ -87,11 +89,27 @@ pub async fn insert(
 ) -> Result<Node, ApiError> {
     // Serialises id assignment between concurrent add_node calls.
     execute(c, "LOCK TABLE nodes IN SHARE ROW EXCLUSIVE MODE", &[]).await?;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let highest: i64 = query_one(
+                c,
+                "SELECT greatest(coalesce((SELECT max(id) FROM nodes), 0),
+                                 coalesce((SELECT max(id) FROM retired_nodes), 0))::int8",
+                &[],
+            )
+            .await?
+            .get(0);
+            i32::try_from(highest + 1).map_err(|_| {
+                Reason::ids_exhausted.msg("no node id is left above the highest; give `nodeid`")
+            })?
+        }
+    };
     let row = query_opt(
         c,
         &format!(
-            "INSERT INTO nodes AS n (id, name, address, public, token_hash)
-             VALUES (coalesce($1, (SELECT coalesce(max(id), 0) + 1 FROM nodes)), $2, $3, $4, $5)
+            "INSERT INTO nodes AS n (id, name, address, public, token_hash, next_site)
+             VALUES ($1, $2, $3, $4, $5, coalesce((SELECT next_site FROM retired_nodes WHERE id = $1), 1))
              ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
         ),
         &[&id, &name, &address, &public, &token_hash.as_slice()],
@@ -101,15 +119,20 @@ pub async fn insert(
         .ok_or_else(|| Reason::already_exists.msg("a node with this id exists"))
 }
 
-/// Deletes an empty node: `not_found`, or `node_not_empty` while it has sites.
+/// Deletes an empty node, remembering its next site number: `not_found`, or `node_not_empty`
+/// while it has sites.
 pub async fn delete(c: &impl GenericClient, id: i32) -> Result<(), ApiError> {
     // Lock first: a site created concurrently either commits before (and we see it) or waits.
-    if query_opt(c, "SELECT 1 FROM nodes WHERE id = $1 FOR UPDATE", &[&id])
-        .await?
-        .is_none()
-    {
+    let Some(row) = query_opt(
+        c,
+        "SELECT next_site FROM nodes WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?
+    else {
         return Err(Reason::not_found.msg(format!("no node {id}")));
-    }
+    };
+    let next_site: i32 = row.get(0);
     let sites: i64 = query_one(c, "SELECT count(*) FROM sites WHERE node_id = $1", &[&id])
         .await?
         .get(0);
@@ -117,18 +140,38 @@ pub async fn delete(c: &impl GenericClient, id: i32) -> Result<(), ApiError> {
         return Err(Reason::node_not_empty.msg(format!("node {id} still has {sites} site(s)")));
     }
     execute(c, "DELETE FROM nodes WHERE id = $1", &[&id]).await?;
+    execute(
+        c,
+        "INSERT INTO retired_nodes (id, next_site) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET next_site = greatest(retired_nodes.next_site, EXCLUDED.next_site)",
+        &[&id, &next_site],
+    )
+    .await?;
     Ok(())
+}
+
+/// Locks nodes (ascending id, as the lock order wants) for the rest of the transaction; returns
+/// those that exist.
+pub async fn lock(c: &impl GenericClient, ids: &[i32]) -> Result<Vec<i32>, ApiError> {
+    let rows = super::query(
+        c,
+        "SELECT id FROM nodes WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        &[&ids],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Bumps the node's revision (inside the change's transaction) and returns the new one.
 pub async fn bump_revision(c: &impl GenericClient, id: i32) -> Result<i64, ApiError> {
-    let row = query_one(
+    let row = query_opt(
         c,
         "UPDATE nodes SET revision = revision + 1 WHERE id = $1 RETURNING revision",
         &[&id],
     )
     .await?;
-    Ok(row.get(0))
+    row.map(|r| r.get(0))
+        .ok_or_else(|| Reason::not_found.msg(format!("no node {id}")))
 }
 
 /// Lets a user use a private node.
@@ -178,15 +221,20 @@ pub async fn set_token(c: &impl GenericClient, id: i32, hash: &[u8; 32]) -> Resu
         == 1)
 }
 
-/// The node's current revision, noting that its agent was seen now.
-pub async fn seen_revision(c: &impl GenericClient, id: i32) -> Result<i64, ApiError> {
-    let row = query_one(
+/// The node's current revision, noting that its agent was seen now; None when the token is no
+/// longer the node's (rotated) or the node is gone.
+pub async fn seen_revision(
+    c: &impl GenericClient,
+    id: i32,
+    token_hash: &[u8; 32],
+) -> Result<Option<i64>, ApiError> {
+    let row = query_opt(
         c,
-        "UPDATE nodes SET last_seen = now() WHERE id = $1 RETURNING revision",
-        &[&id],
+        "UPDATE nodes SET last_seen = now() WHERE id = $1 AND token_hash = $2 RETURNING revision",
+        &[&id, &token_hash.as_slice()],
     )
     .await?;
-    Ok(row.get(0))
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// The node's whole desired state, read in one snapshot: (revision, sites as JSON).

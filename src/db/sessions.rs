@@ -3,8 +3,8 @@
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
+use super::users::Role;
 use super::{execute, query_opt};
-use crate::auth::Role;
 use crate::config::Config;
 use crate::error::ApiError;
 

@@ -1,4 +1,5 @@
-//! Attempt counters for the login rate limit, one fixed window per login name and per address.
+//! Attempt counters for rate limits: one fixed window per (scope, key). Statements lock counter
+//! rows in ascending (scope, key) order, so concurrent logins cannot deadlock on them.
 
 use std::time::Duration;
 
@@ -7,61 +8,84 @@ use deadpool_postgres::GenericClient;
 use super::{execute, query};
 use crate::error::ApiError;
 
-/// Counts one attempt on both counters atomically; returns (login count, address count) in the
-/// current window, this attempt included.
-pub async fn count_attempt(
+/// A counter's state after an attempt was counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Count {
+    pub attempts: i32,
+    /// Seconds until the counter's window ends.
+    pub resets_in: f64,
+}
+
+/// Counts one attempt on each (scope, key) counter in one statement; returns each counter's
+/// state in the order given.
+pub async fn count_attempts(
     c: &impl GenericClient,
-    login: &str,
-    addr: &str,
+    counters: &[(&str, &str)],
     window: Duration,
-) -> Result<(i32, i32), ApiError> {
+) -> Result<Vec<Count>, ApiError> {
+    let scopes: Vec<&str> = counters.iter().map(|(s, _)| *s).collect();
+    let keys: Vec<&str> = counters.iter().map(|(_, k)| *k).collect();
     let rows = query(
         c,
         "INSERT INTO auth_throttle AS t (scope, key, window_start, attempts)
-              VALUES ('login', $1, now(), 1), ('addr', $2, now(), 1)
+         SELECT s, k, now(), 1 FROM unnest($1::text[], $2::text[]) AS u(s, k) ORDER BY s, k
          ON CONFLICT (scope, key) DO UPDATE SET
               attempts = CASE WHEN t.window_start > now() - make_interval(secs => $3)
                               THEN t.attempts + 1 ELSE 1 END,
               window_start = CASE WHEN t.window_start > now() - make_interval(secs => $3)
                                   THEN t.window_start ELSE now() END
-         RETURNING scope, attempts",
-        &[&login, &addr, &window.as_secs_f64()],
+         RETURNING scope, key, attempts,
+                   extract(epoch FROM window_start + make_interval(secs => $3) - now())::float8",
+        &[&scopes, &keys, &window.as_secs_f64()],
     )
     .await?;
-    let mut counts = (0, 0);
-    for r in rows {
-        let n: i32 = r.get(1);
-        if r.get::<_, &str>(0) == "login" {
-            counts.0 = n;
-        } else {
-            counts.1 = n;
-        }
-    }
-    Ok(counts)
+    Ok(counters
+        .iter()
+        .map(|(scope, key)| {
+            rows.iter()
+                .find(|r| r.get::<_, &str>(0) == *scope && r.get::<_, &str>(1) == *key)
+                .map(|r| Count {
+                    attempts: r.get(2),
+                    resets_in: r.get(3),
+                })
+                .unwrap_or(Count {
+                    attempts: 0,
+                    resets_in: 0.0,
+                })
+        })
+        .collect())
 }
 
-/// Takes back the attempt of a successful login.
-pub async fn forgive_attempt(
+/// Takes back one attempt on each counter (a login that succeeded), locking in the same order.
+pub async fn forgive_attempts(
     c: &impl GenericClient,
-    login: &str,
-    addr: &str,
+    counters: &[(&str, &str)],
 ) -> Result<(), ApiError> {
+    let scopes: Vec<&str> = counters.iter().map(|(s, _)| *s).collect();
+    let keys: Vec<&str> = counters.iter().map(|(_, k)| *k).collect();
     execute(
         c,
-        "UPDATE auth_throttle SET attempts = greatest(attempts - 1, 0)
-          WHERE (scope = 'login' AND key = $1) OR (scope = 'addr' AND key = $2)",
-        &[&login, &addr],
+        "WITH l AS (SELECT t.scope, t.key FROM auth_throttle t
+                      JOIN unnest($1::text[], $2::text[]) AS u(s, k) ON t.scope = u.s AND t.key = u.k
+                     ORDER BY t.scope, t.key FOR UPDATE OF t)
+         UPDATE auth_throttle t SET attempts = greatest(t.attempts - 1, 0)
+           FROM l WHERE t.scope = l.scope AND t.key = l.key",
+        &[&scopes, &keys],
     )
     .await?;
     Ok(())
 }
 
-/// Drops counters whose window is long over.
-pub async fn purge_expired(c: &impl GenericClient, window: Duration) -> Result<u64, ApiError> {
+/// Drops counters whose window ended long ago (by the `window_start` index). Counters of every
+/// window length are kept for `longest_window` at least.
+pub async fn purge_expired(
+    c: &impl GenericClient,
+    longest_window: Duration,
+) -> Result<u64, ApiError> {
     execute(
         c,
         "DELETE FROM auth_throttle WHERE window_start < now() - make_interval(secs => $1)",
-        &[&(window.as_secs_f64() * 2.0)],
+        &[&(longest_window.as_secs_f64() * 2.0)],
     )
     .await
 }

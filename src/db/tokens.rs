@@ -1,5 +1,6 @@
 //! Single-use secrets: password reset tokens and invite codes, stored as SHA-256 hashes.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
@@ -8,31 +9,54 @@ use uuid::Uuid;
 use super::{execute, query_one, query_opt};
 use crate::error::ApiError;
 
+/// A reset token about to be mailed.
+pub struct NewReset<'a> {
+    pub hash: &'a [u8; 32],
+    pub user_id: Uuid,
+    /// The address it goes to, as requested.
+    pub recipient: &'a str,
+    pub requested_from: IpAddr,
+    pub ttl: Duration,
+}
+
 /// Stores a reset token for a user, valid for `ttl`.
-pub async fn insert_reset(
-    c: &impl GenericClient,
-    hash: &[u8; 32],
-    user_id: Uuid,
-    ttl: Duration,
-) -> Result<(), ApiError> {
+pub async fn insert_reset(c: &impl GenericClient, r: &NewReset<'_>) -> Result<(), ApiError> {
     execute(
         c,
-        "INSERT INTO password_resets (token_hash, user_id, expires_at)
-         VALUES ($1, $2, now() + make_interval(secs => $3))",
-        &[&hash.as_slice(), &user_id, &ttl.as_secs_f64()],
+        "INSERT INTO password_resets (token_hash, user_id, recipient, requested_from, expires_at)
+         VALUES ($1, $2, lower($3), $4, now() + make_interval(secs => $5))",
+        &[
+            &r.hash.as_slice(),
+            &r.user_id,
+            &r.recipient,
+            &r.requested_from.to_string(),
+            &r.ttl.as_secs_f64(),
+        ],
     )
     .await?;
     Ok(())
 }
 
-/// Marks a live reset token used and returns its user; None when unknown, used or expired.
+/// Whether the token is live (known, unused, unexpired); decides nothing, `consume_reset` does.
+pub async fn reset_is_live(c: &impl GenericClient, hash: &[u8; 32]) -> Result<bool, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT 1 FROM password_resets WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()",
+        &[&hash.as_slice()],
+    )
+    .await?
+    .is_some())
+}
+
+/// Uses a live reset token and returns its user; None when unknown, used or expired. Expiring
+/// it now also lets the purge (by `expires_at`) take it.
 pub async fn consume_reset(
     c: &impl GenericClient,
     hash: &[u8; 32],
 ) -> Result<Option<Uuid>, ApiError> {
     let row = query_opt(
         c,
-        "UPDATE password_resets SET used_at = now()
+        "UPDATE password_resets SET used_at = now(), expires_at = now()
           WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
          RETURNING user_id",
         &[&hash.as_slice()],
@@ -41,15 +65,45 @@ pub async fn consume_reset(
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Reset tokens created for this user within the last hour (to bound mail sent per account).
-pub async fn recent_resets(c: &impl GenericClient, user_id: Uuid) -> Result<i64, ApiError> {
-    let row = query_one(
+/// Ends every outstanding reset token of a user (their password just changed).
+pub async fn end_resets_of_user(c: &impl GenericClient, user_id: Uuid) -> Result<(), ApiError> {
+    execute(
         c,
-        "SELECT count(*) FROM password_resets WHERE user_id = $1 AND created_at > now() - interval '1 hour'",
+        "UPDATE password_resets SET used_at = now(), expires_at = now()
+          WHERE user_id = $1 AND used_at IS NULL",
         &[&user_id],
     )
     .await?;
-    Ok(row.get(0))
+    Ok(())
+}
+
+/// Reset mails of the last hour: to this account, to this address (any account), and caused
+/// by this client address.
+pub struct RecentResets {
+    pub to_account: i64,
+    pub to_address: i64,
+    pub from_client: i64,
+}
+
+pub async fn recent_resets(
+    c: &impl GenericClient,
+    user_id: Uuid,
+    recipient: &str,
+    client: IpAddr,
+) -> Result<RecentResets, ApiError> {
+    let row = query_one(
+        c,
+        "SELECT (SELECT count(*) FROM password_resets WHERE user_id = $1 AND created_at > now() - interval '1 hour'),
+                (SELECT count(*) FROM password_resets WHERE recipient = lower($2) AND created_at > now() - interval '1 hour'),
+                (SELECT count(*) FROM password_resets WHERE requested_from = $3 AND created_at > now() - interval '1 hour')",
+        &[&user_id, &recipient, &client.to_string()],
+    )
+    .await?;
+    Ok(RecentResets {
+        to_account: row.get(0),
+        to_address: row.get(1),
+        from_client: row.get(2),
+    })
 }
 
 /// Stores an invite code; returns its expiry as RFC 3339 text.
@@ -77,10 +131,39 @@ pub async fn consume_invite(
 ) -> Result<bool, ApiError> {
     let n = execute(
         c,
-        "UPDATE invites SET used_at = now(), used_by = $2
+        "UPDATE invites SET used_at = now(), used_by = $2, expires_at = now()
           WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()",
         &[&hash.as_slice(), &user_id],
     )
     .await?;
     Ok(n == 1)
+}
+
+/// Whether the invite code is live; decides nothing, `consume_invite` does.
+pub async fn invite_is_live(c: &impl GenericClient, hash: &[u8; 32]) -> Result<bool, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT 1 FROM invites WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()",
+        &[&hash.as_slice()],
+    )
+    .await?
+    .is_some())
+}
+
+/// Deletes reset tokens and invites that expired (used ones expire when used), by the
+/// `expires_at` indexes; returns how many rows went.
+pub async fn purge_expired(c: &impl GenericClient) -> Result<u64, ApiError> {
+    let resets = execute(
+        c,
+        "DELETE FROM password_resets WHERE expires_at < now() - interval '1 hour'",
+        &[],
+    )
+    .await?;
+    let invites = execute(
+        c,
+        "DELETE FROM invites WHERE expires_at < now() - interval '1 hour'",
+        &[],
+    )
+    .await?;
+    Ok(resets + invites)
 }

@@ -4,8 +4,31 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{execute, query, query_one, query_opt};
-use crate::auth::Role;
 use crate::error::{ApiError, Reason};
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
 
 /// What a login needs to know about an account.
 pub struct Credentials {
@@ -103,7 +126,7 @@ pub async fn by_email(c: &impl GenericClient, email: &str) -> Result<Vec<EmailOw
         .collect())
 }
 
-/// Replaces an account's password hash.
+/// Replaces an account's password hash and ends its outstanding reset tokens.
 pub async fn set_password(
     c: &impl GenericClient,
     user_id: Uuid,
@@ -115,7 +138,7 @@ pub async fn set_password(
         &[&user_id, &hash],
     )
     .await?;
-    Ok(())
+    super::tokens::end_resets_of_user(c, user_id).await
 }
 
 /// Creates an admin, or makes an existing account an admin with a new password; returns its id.
@@ -133,7 +156,9 @@ pub async fn upsert_admin(
         &[&login, &hash, &uniqcode_hash.as_slice()],
     )
     .await?;
-    Ok(row.get(0))
+    let id = row.get(0);
+    super::tokens::end_resets_of_user(c, id).await?;
+    Ok(id)
 }
 
 /// The login of an account.
@@ -277,19 +302,31 @@ pub async fn update(
 }
 
 /// Deletes an account with its sites and domains; returns the nodes whose revision moved, or
-/// None when the user does not exist.
+/// None when the user does not exist. Locks the user, then its nodes, then (by cascade) its
+/// sites and domains: the service's lock order.
 pub async fn delete(
     c: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<Option<Vec<(i32, i64)>>, ApiError> {
-    let bumped = query(
+    if lock_limits(c, user_id).await?.is_none() {
+        return Ok(None);
+    }
+    let nodes: Vec<i32> = query(
         c,
-        "UPDATE nodes SET revision = revision + 1
-          WHERE id IN (SELECT DISTINCT node_id FROM sites WHERE user_id = $1)
-         RETURNING id, revision",
+        "SELECT DISTINCT node_id FROM sites WHERE user_id = $1",
         &[&user_id],
     )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let nodes = super::nodes::lock(c, &nodes).await?;
+    let bumped = query(
+        c,
+        "UPDATE nodes SET revision = revision + 1 WHERE id = ANY($1) RETURNING id, revision",
+        &[&nodes],
+    )
     .await?;
-    let deleted = execute(c, "DELETE FROM users WHERE id = $1", &[&user_id]).await?;
-    Ok((deleted == 1).then(|| bumped.iter().map(|r| (r.get(0), r.get(1))).collect()))
+    execute(c, "DELETE FROM users WHERE id = $1", &[&user_id]).await?;
+    Ok(Some(bumped.iter().map(|r| (r.get(0), r.get(1))).collect()))
 }

@@ -412,3 +412,60 @@ async fn the_agent_waits_out_an_api_that_is_down_and_then_applies() {
     assert!(www.join("site1").is_dir(), "the document root was created");
     drop(first);
 }
+
+/// Lets the node's agent poll (waiting up to 30 s) while `meanwhile` runs; returns the answer.
+async fn poll_while(
+    w: &World,
+    token: &str,
+    meanwhile: impl std::future::Future<Output = ()>,
+) -> crate::helpers::Answer {
+    let since = w
+        .app
+        .call_node(token, "node_sync", json!({"since": 0}))
+        .await
+        .ok()["revision"]
+        .as_i64()
+        .unwrap();
+    let waiting = w
+        .app
+        .call_node(token, "node_sync", json!({"since": since, "wait": 30}));
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        meanwhile.await;
+    };
+    let (answer, ()) = tokio::join!(waiting, meanwhile);
+    answer
+}
+
+#[tokio::test]
+async fn deleting_a_node_ends_its_waiting_poll_with_auth_required() {
+    let w = World::new().await;
+    let token = w.node_with_token(7).await;
+    let started = std::time::Instant::now();
+    let delete = async {
+        let p = json!({"nodeid": 7});
+        w.app.call_as(&w.admin, "delete_node", p).await.ok();
+    };
+    poll_while(&w, &token, delete)
+        .await
+        .assert_error("auth_required", 401);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken, not timed out"
+    );
+}
+
+#[tokio::test]
+async fn rotating_a_token_ends_polls_waiting_with_the_old_one() {
+    let w = World::new().await;
+    let token = w.node_with_token(8).await;
+    let rotate_then_change = async {
+        let p = json!({"nodeid": 8});
+        w.app.call_as(&w.admin, "rotate_node_token", p).await.ok();
+        // A change after the rotation must not reach the holder of the old token.
+        w.site(&w.alice.1, 8).await;
+    };
+    poll_while(&w, &token, rotate_then_change)
+        .await
+        .assert_error("auth_required", 401);
+}

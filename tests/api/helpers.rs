@@ -98,6 +98,8 @@ impl TestApp {
         config.bcrypt_cost = 4;
         config.db_pool_size = 4;
         config.mail_spool = spool.path().to_path_buf();
+        // Tests sign many users up from one address; the tests of this limit set it themselves.
+        config.anon_limit = 10_000;
         tweak(&mut config);
         let app = Application::build(config).await.expect("the app starts");
         let addr = app.local_addr();

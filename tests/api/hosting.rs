@@ -525,3 +525,43 @@ async fn quotas_limit_sites_and_domains() {
     assert_eq!(a.ok()["max_sites"], json!(null));
     assert_eq!(a.ok()["max_domains"], 2);
 }
+
+#[tokio::test]
+async fn assigned_node_ids_do_not_overflow() {
+    let w = World::new().await;
+    let top = json!({"nodeid": 2147483647, "name": "top", "address": "10.0.0.7"});
+    w.app.call_as(&w.admin, "add_node", top).await.ok();
+    let next = json!({"name": "next", "address": "10.0.0.8"});
+    w.app
+        .call_as(&w.admin, "add_node", next)
+        .await
+        .assert_error("ids_exhausted", 409);
+    // A chosen id still works.
+    let chosen = json!({"nodeid": 5, "name": "five", "address": "10.0.0.5"});
+    w.app.call_as(&w.admin, "add_node", chosen).await.ok();
+}
+
+#[tokio::test]
+async fn a_re_added_node_id_never_reuses_site_numbers() {
+    let w = World::new().await;
+    let node = json!({"nodeid": 4, "name": "four", "address": "10.0.0.4", "public": true});
+    w.app.call_as(&w.admin, "add_node", node.clone()).await.ok();
+    let first = w.site(&w.alice.1, 4).await;
+    let second = w.site(&w.alice.1, 4).await;
+    for s in [first, second] {
+        w.app
+            .call_as(&w.alice.1, "delete_site", json!({"nodeid": 4, "siteid": s}))
+            .await
+            .ok();
+    }
+    w.app
+        .call_as(&w.admin, "delete_node", json!({"nodeid": 4}))
+        .await
+        .ok();
+    w.app.call_as(&w.admin, "add_node", node).await.ok();
+    let third = w.site(&w.bob.1, 4).await;
+    assert_eq!(
+        third, 3,
+        "the new owner must not land in an old tenant's site1"
+    );
+}

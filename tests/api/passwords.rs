@@ -267,7 +267,7 @@ async fn fake_smtp() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
 #[tokio::test]
 async fn with_an_smtp_url_the_reset_link_goes_out_by_smtp() {
     let (url, mut inbox) = fake_smtp().await;
-    let app = TestApp::spawn_with(|c| c.smtp_url = Some(url)).await;
+    let app = TestApp::spawn_with(|c| c.smtp_url = Some(url.into())).await;
     app.signup("alice").await;
     app.call("restore_password", json!({"email": "alice@example.com"}))
         .await

@@ -106,3 +106,89 @@ async fn racing_for_the_last_domain_slot_exactly_one_wins() {
     let n = w.app.count("domains").await;
     assert_eq!(n, 2);
 }
+
+/// An integration script with many workers sharing one account: right and wrong passwords mixed,
+/// all at once. Nothing may end in a system error (the counters once deadlocked).
+#[tokio::test]
+async fn parallel_logins_to_one_account_never_answer_a_system_error() {
+    // Limits high enough that every round counts and forgives: the most contention.
+    let app = crate::helpers::TestApp::spawn_with(|c| {
+        c.db_pool_size = 16;
+        c.login_limit = 100_000;
+        c.login_global_limit = 100_000;
+        c.addr_limit = 100_000;
+    })
+    .await;
+    app.signup("shared").await;
+    let app = &app;
+    for round in 0..150 {
+        let calls = (0..32).map(|i| {
+            let pw = if (i + round) % 3 == 0 {
+                "wrong-password".to_string()
+            } else {
+                "password-shared".to_string()
+            };
+            async move { app.authorize("shared", &pw).await }
+        });
+        for a in join_all(calls).await {
+            let allowed = ["bad_password", "too_many_attempts"];
+            assert!(
+                a.body["response"] == "ok"
+                    || allowed.contains(&a.body["reason"].as_str().unwrap_or("")),
+                "round {round}: {} {}",
+                a.status,
+                a.body
+            );
+        }
+    }
+}
+
+/// delete_user locks the user, then its nodes, then its sites; site and domain changes must take
+/// their locks in that same order, or the two deadlock.
+#[tokio::test]
+async fn delete_user_racing_site_and_domain_changes_never_deadlocks() {
+    let w = World::with(|c| c.db_pool_size = 16).await;
+    for round in 0..4 {
+        let login = format!("victim{round}");
+        let (uid, cookie) = w.app.signup(&login).await;
+        let mut sites = Vec::new();
+        for i in 0..4 {
+            let s = w.site(&cookie, 1).await;
+            w.domain(&cookie, 1, s, &format!("d{i}.r{round}.example.com"))
+                .await;
+            sites.push(s);
+        }
+        let delete = w
+            .app
+            .call_as(&w.admin, "delete_user", json!({"userid": uid}));
+        let changes = sites.iter().enumerate().map(|(i, s)| {
+            let (action, params) = match i % 3 {
+                0 => ("delete_site", json!({"nodeid": 1, "siteid": s})),
+                1 => (
+                    "add_domain",
+                    json!({"nodeid": 1, "siteid": s, "domain": format!("x{i}.r{round}.example.com")}),
+                ),
+                _ => (
+                    "delete_domain",
+                    json!({"domain": format!("d{i}.r{round}.example.com")}),
+                ),
+            };
+            let cookie = cookie.clone();
+            let app = &w.app;
+            async move { app.call_as(&cookie, action, params).await }
+        });
+        let (deleted, answers) = tokio::join!(delete, join_all(changes));
+        deleted.ok();
+        for a in answers {
+            // Before the delete: ok; after it: the session is gone or the object is.
+            assert!(
+                a.status == 200 || a.status == 401 || a.status == 404,
+                "round {round}: {} {}",
+                a.status,
+                a.body
+            );
+        }
+        let left = w.app.count(&format!("sites WHERE user_id = '{uid}'")).await;
+        assert_eq!(left, 0);
+    }
+}

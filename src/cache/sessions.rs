@@ -6,36 +6,55 @@
 //! login or disabled flag is NOTIFYed by a trigger and evicts the entry on every instance. When
 //! the listener drops, the cache is emptied and bypassed until it is back. An entry also never
 //! outlives the session's own remaining idle and absolute lifetime, nor `MAX_AGE`, after which
-//! the database is asked again (which also slides the idle expiry).
+//! the database is asked again (which also slides the idle expiry). The cache holds at most
+//! `HOSTPLANE_SESSION_CACHE_BYTES`.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use moka::sync::Cache;
 use uuid::Uuid;
 
+use super::Freshness;
 use crate::auth::SessionUser;
-use crate::events::Freshness;
+use crate::events::Invalidated;
 
 /// The longest an entry is trusted without asking the database.
 pub const MAX_AGE: Duration = Duration::from_secs(30);
-/// Beyond this many entries the cache starts over (a bound, not a working size).
-const MAX_ENTRIES: usize = 100_000;
+/// Bytes an entry costs beyond its login (key, user, moka's own bookkeeping).
+const ENTRY_OVERHEAD: usize = 200;
 
-#[derive(Default)]
 pub struct SessionCache {
-    entries: Mutex<HashMap<[u8; 32], Entry>>,
+    entries: Cache<[u8; 32], Entry>,
+    /// Held while storing and while evicting, so a read that raced an eviction is not stored.
+    writes: Mutex<()>,
     fresh: Freshness,
 }
 
+#[derive(Clone)]
 struct Entry {
     user: SessionUser,
     valid_until: Instant,
 }
 
 impl SessionCache {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    /// A cache of at most `max_bytes`.
+    pub fn new(max_bytes: u64) -> Self {
+        SessionCache {
+            entries: Cache::builder()
+                .max_capacity(max_bytes)
+                .time_to_live(MAX_AGE)
+                .weigher(|_, e: &Entry| {
+                    u32::try_from(e.user.login.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                })
+                .build(),
+            writes: Mutex::new(()),
+            fresh: Freshness::default(),
+        }
+    }
+
+    fn writing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached session, if the cache may be trusted and the entry is still valid.
@@ -43,11 +62,10 @@ impl SessionCache {
         if !self.fresh.is_live() {
             return None;
         }
-        let mut entries = self.entries();
-        match entries.get(hash) {
-            Some(e) if e.valid_until > Instant::now() => Some(e.user.clone()),
+        match self.entries.get(hash) {
+            Some(e) if e.valid_until > Instant::now() => Some(e.user),
             Some(_) => {
-                entries.remove(hash);
+                self.entries.invalidate(hash);
                 None
             }
             None => None,
@@ -62,36 +80,44 @@ impl SessionCache {
     /// Caches a session read from the database for at most `lifetime`, unless an eviction
     /// happened since `generation` was read.
     pub fn put(&self, user: SessionUser, lifetime: Duration, generation: u64) {
-        let mut entries = self.entries();
+        let _writing = self.writing();
         if !self.fresh.may_store(generation) {
             return;
         }
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
         let valid_until = Instant::now() + lifetime.min(MAX_AGE);
-        entries.insert(user.session_hash, Entry { user, valid_until });
+        self.entries
+            .insert(user.session_hash, Entry { user, valid_until });
     }
 
     /// Forgets one session.
     pub fn evict(&self, hash: &[u8; 32]) {
-        let mut entries = self.entries();
+        let _writing = self.writing();
         self.fresh.evicted();
-        entries.remove(hash);
+        self.entries.invalidate(hash);
     }
 
     /// Forgets every session of a user.
     pub fn evict_user(&self, user: Uuid) {
-        let mut entries = self.entries();
+        let _writing = self.writing();
         self.fresh.evicted();
-        entries.retain(|_, e| e.user.user_id != user);
+        for (hash, entry) in self.entries.iter() {
+            if entry.user.user_id == user {
+                self.entries.invalidate(hash.as_ref());
+            }
+        }
     }
 
     /// Whether invalidations are flowing. Either way the cache starts empty.
     pub fn set_live(&self, live: bool) {
-        let mut entries = self.entries();
+        let _writing = self.writing();
         self.fresh.set_live(live);
-        entries.clear();
+        self.entries.invalidate_all();
+    }
+
+    /// Bytes the cached sessions weigh now (after pending evictions are applied).
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
     }
 
     /// Applies a notification payload: `s:HEX` (a session ended) or `u:UUID` (a user changed).
@@ -116,6 +142,15 @@ impl SessionCache {
     }
 }
 
+impl Invalidated for SessionCache {
+    fn set_live(&self, live: bool) {
+        SessionCache::set_live(self, live);
+    }
+    fn apply_notification(&self, payload: &str) -> bool {
+        SessionCache::apply_notification(self, payload)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +167,7 @@ mod tests {
 
     #[test]
     fn nothing_is_cached_while_invalidations_are_not_flowing() {
-        let c = SessionCache::default();
+        let c = SessionCache::new(1 << 20);
         c.put(user(1), MAX_AGE, c.generation());
         assert!(c.get(&[1; 32]).is_none());
         c.set_live(true);
@@ -144,7 +179,7 @@ mod tests {
 
     #[test]
     fn notifications_evict_sessions_and_users() {
-        let c = SessionCache::default();
+        let c = SessionCache::new(1 << 20);
         c.set_live(true);
         for n in 1..=3 {
             c.put(user(n), MAX_AGE, c.generation());
@@ -159,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_with_an_eviction_is_not_stored() {
-        let c = SessionCache::default();
+        let c = SessionCache::new(1 << 20);
         c.set_live(true);
         let before = c.generation();
         c.evict(&[9; 32]);
@@ -169,10 +204,37 @@ mod tests {
 
     #[test]
     fn entries_expire_with_the_session() {
-        let c = SessionCache::default();
+        let c = SessionCache::new(1 << 20);
         c.set_live(true);
         c.put(user(1), Duration::from_millis(1), c.generation());
         std::thread::sleep(Duration::from_millis(5));
         assert!(c.get(&[1; 32]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use crate::auth::Role;
+
+    #[test]
+    fn many_sessions_stay_within_the_byte_bound() {
+        let bound = 32 * 1024;
+        let c = SessionCache::new(bound);
+        c.set_live(true);
+        for n in 0..5000u32 {
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&n.to_le_bytes());
+            let user = SessionUser {
+                user_id: Uuid::from_u128(u128::from(n)),
+                login: format!("user{n}"),
+                role: Role::User,
+                session_hash: hash,
+            };
+            c.put(user, MAX_AGE, c.generation());
+        }
+        let size = c.weighted_size();
+        assert!(size <= bound, "{size} bytes cached, bound {bound}");
+        assert!(size > 0);
     }
 }

@@ -1,0 +1,186 @@
+//! bcrypt off the async reactor: a few low-priority threads behind a bounded queue.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use super::random_secret;
+use crate::error::ApiError;
+
+/// Puts the calling thread at the lowest CPU priority (nice 19). Not SCHED_IDLE: a thread that
+/// may not run at all while the CPU is busy can stall others through a lock it holds (measured:
+/// readers' p99 of 295 ms under a login storm). Lowering one's own priority needs no privilege;
+/// should it fail, the thread simply runs at normal priority.
+fn lower_priority() {
+    let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+}
+
+/// bcrypt hashing and verification on a few dedicated threads (`bcrypt_threads`) that run at
+/// the lowest CPU priority: a wave of logins queues here and gets whatever CPU the rest of the
+/// service leaves, instead of taking cores from the reactor and the database. The queue holds
+/// at most `queue` jobs; past that a request answers `busy` at once instead of waiting behind
+/// work nobody can bound.
+pub struct PasswordHasher {
+    cost: u32,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    dummy: OnceCell<String>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl PasswordHasher {
+    pub fn new(cost: u32, threads: usize, queue: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(queue.max(1));
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("bcrypt-{i}"))
+                .spawn(move || {
+                    // Lowering one's own priority needs no privilege; if it fails we merely run at normal priority.
+                    lower_priority();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            // The hasher is gone: so are we.
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a bcrypt thread");
+            }
+        }
+        PasswordHasher {
+            cost,
+            jobs,
+            dummy: OnceCell::new(),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // Nobody waits for this any more (the request was dropped): spare the CPU.
+            if !tx.is_closed() {
+                let _ = tx.send(f());
+            }
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => {
+                ApiError::busy("too many password checks are waiting; try again")
+            }
+            std::sync::mpsc::TrySendError::Disconnected(_) => {
+                ApiError::internal("the bcrypt threads are gone")
+            }
+        })?;
+        rx.await
+            .map_err(|_| ApiError::internal("a bcrypt job was dropped"))
+    }
+
+    /// Hashes a password at the configured cost.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let cost = self.cost;
+        self.blocking(move || bcrypt::hash(password, cost))
+            .await?
+            .map_err(ApiError::internal)
+    }
+
+    /// Checks a password against a stored hash.
+    pub async fn verify(&self, password: String, hash: String) -> Result<bool, ApiError> {
+        Ok(self
+            .blocking(move || bcrypt::verify(password, &hash))
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// Spends the same time as [`verify`](Self::verify) against a hash that matches nothing, so an
+    /// unknown login cannot be told from a wrong password by timing.
+    pub async fn verify_dummy(&self, password: String) -> Result<(), ApiError> {
+        let dummy = self
+            .dummy
+            .get_or_try_init(|| async {
+                let seed = random_secret(16)?;
+                self.hash(seed).await
+            })
+            .await?
+            .clone();
+        self.verify(password, dummy).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    #[tokio::test]
+    async fn hashing_runs_at_the_lowest_cpu_priority() {
+        let hasher = PasswordHasher::new(4, 1, 8);
+        // Field 19 of /proc/thread-self/stat is the nice value (after the command in parentheses).
+        let nice = hasher
+            .blocking(|| {
+                let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+                let after_comm = stat
+                    .rsplit_once(')')
+                    .map(|(_, rest)| rest.to_string())
+                    .unwrap_or_default();
+                after_comm
+                    .split_whitespace()
+                    .nth(16)
+                    .and_then(|n| n.parse::<i32>().ok())
+            })
+            .await
+            .unwrap();
+        assert_eq!(nice, Some(19));
+        let hash = hasher.hash("password-x".into()).await.unwrap();
+        assert!(hasher
+            .verify("password-x".into(), hash.clone())
+            .await
+            .unwrap());
+        assert!(!hasher.verify("password-y".into(), hash).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let hasher = PasswordHasher::new(4, 1, 2);
+        // Hold the only thread, then fill the queue behind it.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let held = hasher.blocking(move || hold.recv().ok());
+        let waiting = async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let mut queued: Vec<_> = (0..2)
+                .map(|_| Box::pin(hasher.hash("password-x".into())))
+                .collect();
+            // Poll each once, so each puts its job in the queue.
+            std::future::poll_fn(|cx| {
+                for q in &mut queued {
+                    assert!(q.as_mut().poll(cx).is_pending());
+                }
+                std::task::Poll::Ready(())
+            })
+            .await;
+            let refused = hasher.hash("password-x".into());
+            let refused = tokio::time::timeout(std::time::Duration::from_millis(500), refused)
+                .await
+                .expect("answers at once");
+            assert_eq!(
+                refused.unwrap_err().reason(),
+                Some(crate::error::Reason::busy)
+            );
+            release.send(()).unwrap();
+            for q in futures_util::future::join_all(queued).await {
+                q.unwrap();
+            }
+        };
+        let (h, ()) = tokio::join!(held, waiting);
+        h.unwrap();
+    }
+}

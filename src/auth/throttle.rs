@@ -1,0 +1,91 @@
+//! Rate limits on counters in PostgreSQL, so they hold across instances.
+//!
+//! Logins (and `change_password`'s old password) count attempts on three counters: per login
+//! from one client address (`HOSTPLANE_LOGIN_LIMIT`), per login from anywhere at a higher limit
+//! (`HOSTPLANE_LOGIN_GLOBAL_LIMIT`, so one hostile address cannot lock the user out everywhere),
+//! and per client address (`HOSTPLANE_ADDR_LIMIT`). Anonymous actions that cost mail or bcrypt
+//! work count per client address and action (`HOSTPLANE_ANON_LIMIT`).
+
+use std::net::IpAddr;
+
+use crate::db::{self, throttle::Count};
+use crate::error::{ApiError, Reason};
+use crate::AppState;
+
+/// The login rate limit of one attempt.
+pub struct Throttle<'a> {
+    pub state: &'a AppState,
+    pub login: String,
+    pub addr: IpAddr,
+}
+
+impl Throttle<'_> {
+    /// (scope, key, limit) of each counter.
+    fn counters(&self) -> [(&'static str, String, i32); 3] {
+        let c = &self.state.config;
+        let addr = self.addr.to_string();
+        [
+            (
+                "login_addr",
+                format!("{} {addr}", self.login),
+                c.login_limit,
+            ),
+            ("login", self.login.clone(), c.login_global_limit),
+            ("addr", addr, c.addr_limit),
+        ]
+    }
+
+    /// Counts this attempt before the password is checked (so parallel guesses cannot slip past
+    /// the limit), answering `too_many_attempts` once any counter is over its limit.
+    pub async fn begin(&self) -> Result<(), ApiError> {
+        let counters = self.counters();
+        let keys: Vec<(&str, &str)> = counters.iter().map(|(s, k, _)| (*s, k.as_str())).collect();
+        let client = self.state.db().await?;
+        let counts =
+            db::throttle::count_attempts(&client, &keys, self.state.config.limit_window).await?;
+        let limits = counters.iter().map(|(_, _, limit)| *limit);
+        over_limit(
+            counts.into_iter().zip(limits),
+            "too many failed attempts, try again later",
+        )
+    }
+
+    /// A successful attempt does not count as a failure: take it back.
+    pub async fn succeeded(&self) -> Result<(), ApiError> {
+        let counters = self.counters();
+        let keys: Vec<(&str, &str)> = counters.iter().map(|(s, k, _)| (*s, k.as_str())).collect();
+        let client = self.state.db().await?;
+        db::throttle::forgive_attempts(&client, &keys).await
+    }
+}
+
+/// Counts an anonymous call of `action` from `addr`; `too_many_attempts` past the limit.
+pub async fn count_anonymous(state: &AppState, action: &str, addr: IpAddr) -> Result<(), ApiError> {
+    let scope = format!("anon:{action}");
+    let addr = addr.to_string();
+    let client = state.db().await?;
+    let counts = db::throttle::count_attempts(
+        &client,
+        &[(scope.as_str(), addr.as_str())],
+        state.config.anon_window,
+    )
+    .await?;
+    let limit = state.config.anon_limit;
+    over_limit(
+        counts.into_iter().zip(std::iter::once(limit)),
+        "too many requests from this address, try again later",
+    )
+}
+
+/// `too_many_attempts`, with the wait until the longest exceeded window ends, when any count
+/// is over its limit.
+fn over_limit(counts: impl Iterator<Item = (Count, i32)>, message: &str) -> Result<(), ApiError> {
+    let wait = counts
+        .filter(|(count, limit)| count.attempts > *limit)
+        .map(|(count, _)| count.resets_in.ceil().max(1.0) as u64)
+        .max();
+    match wait {
+        Some(secs) => Err(Reason::too_many_attempts.msg(message).retry_after(secs)),
+        None => Ok(()),
+    }
+}
