@@ -121,16 +121,8 @@ async fn send_reset_links(
     email: &str,
     client_ip: IpAddr,
 ) -> Result<(), ApiError> {
-    let client = state.db().await?;
+    let mut client = state.db().await?;
     for owner in db::users::by_email(&client, email).await? {
-        let sent = db::tokens::recent_resets(&client, owner.user_id, email, client_ip).await?;
-        if sent.to_account >= RESETS_PER_HOUR
-            || sent.to_address >= RESETS_PER_ADDRESS_PER_HOUR
-            || sent.from_client >= RESETS_PER_CLIENT_PER_HOUR
-        {
-            tracing::warn!(user_id = %owner.user_id, "reset mail limit reached; not sending");
-            return Ok(());
-        }
         let token = auth::random_secret(32)?;
         let reset = db::tokens::NewReset {
             hash: &auth::hash_secret(&token),
@@ -139,7 +131,20 @@ async fn send_reset_links(
             requested_from: client_ip,
             ttl: RESET_TTL,
         };
-        db::tokens::insert_reset(&client, &reset).await?;
+        // Counting and recording happen under locks on the recipient and the client, so
+        // requests racing each other cannot all slip under the limits.
+        let tx = client.transaction().await?;
+        db::tokens::lock_reset_limits(&tx, email, client_ip).await?;
+        let sent = db::tokens::recent_resets(&tx, owner.user_id, email, client_ip).await?;
+        if sent.to_account >= RESETS_PER_HOUR
+            || sent.to_address >= RESETS_PER_ADDRESS_PER_HOUR
+            || sent.from_client >= RESETS_PER_CLIENT_PER_HOUR
+        {
+            tracing::warn!(user_id = %owner.user_id, "reset mail limit reached; not sending");
+            return Ok(());
+        }
+        db::tokens::insert_reset(&tx, &reset).await?;
+        tx.commit().await?;
         state
             .mailer
             .send_reset(&owner.email, &owner.login, &token)

@@ -13,6 +13,9 @@
 //! 5. `domains`, then everything else (`sessions`, `node_grants`, `audit_log` ...), which
 //!    nothing locks before a row above.
 //!
+//! The reset-mail limits take two advisory locks (recipient, then client) in a transaction that
+//! takes no other lock ([`tokens::lock_reset_limits`]).
+//!
 //! Rows read to decide what to lock (a site's owner, a domain's site) are read without a lock
 //! first and checked again once locked. A transaction that still loses a race (deadlock,
 //! serialization failure) is retried by the registry, and answers `busy` when retries run out.

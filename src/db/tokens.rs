@@ -77,6 +77,23 @@ pub async fn end_resets_of_user(c: &impl GenericClient, user_id: Uuid) -> Result
     Ok(())
 }
 
+/// Locks the reset-mail counters of this recipient and this client until the transaction ends
+/// (always recipient first, then client).
+pub async fn lock_reset_limits(
+    c: &impl GenericClient,
+    recipient: &str,
+    client: IpAddr,
+) -> Result<(), ApiError> {
+    execute(
+        c,
+        "SELECT pg_advisory_xact_lock(72462, hashtext('to:' || lower($1))),
+                pg_advisory_xact_lock(72462, hashtext('from:' || $2))",
+        &[&recipient, &client.to_string()],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Reset mails of the last hour: to this account, to this address (any account), and caused
 /// by this client address.
 pub struct RecentResets {

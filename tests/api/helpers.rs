@@ -19,6 +19,8 @@ pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub set_cookie: Option<String>,
+    /// The `Retry-After` header, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 impl Answer {
@@ -148,6 +150,10 @@ impl TestApp {
             .headers()
             .get("set-cookie")
             .map(|v| v.to_str().unwrap().to_string());
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse().expect("Retry-After in seconds"));
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             panic!(
@@ -159,6 +165,7 @@ impl TestApp {
             status,
             body,
             set_cookie,
+            retry_after,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Integration tests: the real server over HTTP against a real PostgreSQL, one schema per test.
 
+mod abuse;
 mod accounts;
 mod admin;
 mod agents;

@@ -291,3 +291,98 @@ async fn with_an_smtp_url_the_reset_link_goes_out_by_smtp() {
         "nothing went to the spool"
     );
 }
+
+/// How many mails sit in the spool once no more arrive (the sending runs after the answer).
+async fn settled_mail_count(app: &TestApp) -> usize {
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let n = std::fs::read_dir(app.spool.path()).unwrap().count();
+        if n == last {
+            return n;
+        }
+        last = n;
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_ends_outstanding_reset_links() {
+    let app = TestApp::spawn().await;
+    let (_, cookie) = app.signup("alice").await;
+    app.call("restore_password", json!({"email": "alice@example.com"}))
+        .await
+        .ok();
+    let token = token_of(&mails(&app, 1).await.remove(0));
+    app.call_as(
+        &cookie,
+        "change_password",
+        json!({"login": "alice", "oldpassword": "password-alice", "newpassword": "changed-meanwhile"}),
+    )
+    .await
+    .ok();
+    app.call(
+        "reset_password",
+        json!({"token": token, "newpassword": "attacker-chosen"}),
+    )
+    .await
+    .assert_error("bad_token", 400);
+    app.login("alice", "changed-meanwhile").await;
+}
+
+#[tokio::test]
+async fn reset_mail_to_one_address_is_capped_across_accounts() {
+    let app = TestApp::spawn().await;
+    // Anyone may register accounts listing someone else's address...
+    for i in 0..8 {
+        app.call(
+            "adduser",
+            json!({"login": format!("decoy{i}"), "password": "password-decoy", "email": "victim@example.com"}),
+        )
+        .await
+        .ok();
+    }
+    // ...and ask for resets: the address gets at most 5 mails an hour, and every answer is ok.
+    for _ in 0..3 {
+        app.call("restore_password", json!({"email": "victim@example.com"}))
+            .await
+            .ok();
+    }
+    assert_eq!(settled_mail_count(&app).await, 5);
+}
+
+#[tokio::test]
+async fn reset_mail_one_client_may_cause_is_capped() {
+    let app = TestApp::spawn().await;
+    for i in 0..12 {
+        let login = format!("user{i}");
+        app.signup(&login).await;
+        app.call(
+            "restore_password",
+            json!({"email": format!("{login}@example.com")}),
+        )
+        .await
+        .ok();
+    }
+    assert_eq!(settled_mail_count(&app).await, 10);
+}
+
+#[tokio::test]
+async fn guessing_the_old_password_with_a_stolen_cookie_is_rate_limited() {
+    let app = TestApp::spawn().await;
+    let (_, cookie) = app.signup("alice").await;
+    let mut answers = Vec::new();
+    for i in 0..12 {
+        let p = json!({"login": "alice", "oldpassword": format!("guess-{i}-xx"), "newpassword": "whatever-new"});
+        answers.push(app.call_as(&cookie, "change_password", p).await);
+    }
+    for a in &answers[..10] {
+        a.assert_error("bad_password", 400);
+    }
+    let last = &answers[11];
+    last.assert_error("too_many_attempts", 429);
+    assert!(last.retry_after.is_some_and(|s| s > 0), "{last:?}");
+    // The guesses count with the login's: the right password from there is refused too.
+    app.authorize("alice", "password-alice")
+        .await
+        .assert_error("too_many_attempts", 429);
+}
