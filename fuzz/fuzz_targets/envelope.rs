@@ -13,7 +13,7 @@ fn registry() -> &'static Registry {
 }
 
 fuzz_target!(|body: &[u8]| {
-    if let Err(hostplane::error::ApiError::Client { reason, message }) = registry().dry_run(body) {
+    if let Err(hostplane::error::ApiError::Client { reason, message, .. }) = registry().dry_run(body) {
         let _ = hostplane::protocol::error_body(reason, message.as_deref());
     }
 });

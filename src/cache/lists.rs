@@ -151,6 +151,11 @@ impl ListCache {
         self.nodes.invalidate_all();
     }
 
+    /// Whether the cache is trusted now (the change listener is connected).
+    pub fn is_live(&self) -> bool {
+        self.fresh.is_live()
+    }
+
     /// Bytes the cached pages weigh now (after pending evictions are applied).
     pub fn weighted_size(&self) -> u64 {
         self.domains.run_pending_tasks();

@@ -114,6 +114,11 @@ impl SessionCache {
         self.entries.invalidate_all();
     }
 
+    /// Whether the cache is trusted now (the change listener is connected).
+    pub fn is_live(&self) -> bool {
+        self.fresh.is_live()
+    }
+
     /// Bytes the cached sessions weigh now (after pending evictions are applied).
     pub fn weighted_size(&self) -> u64 {
         self.entries.run_pending_tasks();

@@ -1,5 +1,6 @@
-//! Inputs the fuzzer found (fuzz/regressions) and the seed corpus (fuzz/seeds) go through the
-//! same database-free path as the fuzz target, and must come out as answers, not panics.
+//! Inputs the fuzzer or a probe found (fuzz/regressions) and the seed corpus (fuzz/seeds): the
+//! seeds go through the fuzz target's database-free path; the regressions through the real
+//! server, where each once ended in a system error.
 
 use std::path::Path;
 
@@ -38,4 +39,32 @@ fn fuzz_inputs_are_answered_without_panicking() {
         "{recognised} of {} seeds decoded",
         seeds.len()
     );
+}
+
+#[tokio::test]
+async fn past_regressions_are_answered_by_the_real_server_without_a_system_error() {
+    let found = inputs("fuzz/regressions");
+    assert!(found.len() >= 4, "fuzz/regressions holds the known cases");
+    let app = crate::helpers::TestApp::spawn().await;
+    // A regression file may act as an admin: `$ADMIN` stands for an admin's cookie.
+    let admin = app.admin().await;
+    for (name, body) in found {
+        let body = String::from_utf8(body)
+            .expect("regressions are UTF-8 JSON")
+            .replace("$ADMIN", &admin);
+        let a = app
+            .raw(
+                "POST",
+                "/api",
+                &[("content-type", "application/json")],
+                body,
+            )
+            .await;
+        assert_eq!(
+            a.body["response"], "error",
+            "{name}: {} {}",
+            a.status, a.body
+        );
+        assert!(a.status < 500, "{name}: {} {}", a.status, a.body);
+    }
 }

@@ -94,8 +94,18 @@ impl TestApp {
 
     /// A server on an existing schema (a second instance sharing one database).
     pub async fn spawn_in_schema(schema: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let url = url_with_schema(&base_database_url(), &schema);
+        Self::spawn_on(url, schema, tweak).await
+    }
+
+    /// A server connecting as a role of its own (see [`OwnRole`]), in the role's schema.
+    pub async fn spawn_as(role: &OwnRole, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_on(role.database_url.clone(), role.role.clone(), tweak).await
+    }
+
+    async fn spawn_on(url: String, schema: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let spool = tempfile::tempdir().unwrap();
-        let mut config = Config::defaults(url_with_schema(&base_database_url(), &schema));
+        let mut config = Config::defaults(url);
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.bcrypt_cost = 4;
         config.db_pool_size = 4;
@@ -529,5 +539,37 @@ impl TestApp {
             .await
             .unwrap()
             .get(0)
+    }
+}
+
+impl OwnRole {
+    /// Ends `app`'s LISTEN connection and keeps it from coming back (the role may not log in;
+    /// the pool's open connections stay). Returns once the app has noticed.
+    pub async fn keep_listener_down(&self, app: &TestApp) {
+        self.admin
+            .batch_execute(&format!("ALTER ROLE {} NOLOGIN", self.role))
+            .await
+            .unwrap();
+        assert_eq!(app.kill_listener().await, 1);
+        for _ in 0..500 {
+            if !app.state.sessions.is_live() && !app.state.lists.is_live() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the app did not notice its listener was gone");
+    }
+
+    /// A statement as the superuser in the role's schema, with triggers (and so change
+    /// notifications) switched off: a change the caches cannot hear about.
+    pub async fn silently(&self, sql: &str) {
+        self.admin
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL session_replication_role = replica; SET LOCAL search_path = {};
+                 {sql}; COMMIT;",
+                self.role
+            ))
+            .await
+            .unwrap();
     }
 }
