@@ -154,3 +154,36 @@ mod tests {
         }
     }
 }
+
+/// The registrable domain of a (valid, lowercase) host name by the Public Suffix List: the
+/// public suffix and one label more (`shop.example.co.uk` -> `example.co.uk`; names under a
+/// private suffix such as `github.io` count separately per user part). None when the name is
+/// itself a public suffix.
+pub fn registrable_domain(name: &str) -> Option<&str> {
+    psl::domain_str(name).filter(|d| d.contains('.'))
+}
+
+#[cfg(test)]
+mod psl_tests {
+    use super::registrable_domain;
+
+    #[test]
+    fn registrable_domains_follow_the_public_suffix_list() {
+        assert_eq!(registrable_domain("mail.example.com"), Some("example.com"));
+        assert_eq!(registrable_domain("example.com"), Some("example.com"));
+        assert_eq!(
+            registrable_domain("a.b.example.co.uk"),
+            Some("example.co.uk")
+        );
+        assert_eq!(
+            registrable_domain("alice.github.io"),
+            Some("alice.github.io")
+        );
+        assert_eq!(
+            registrable_domain("x.shop.example.test"),
+            Some("example.test")
+        );
+        assert_eq!(registrable_domain("co.uk"), None);
+        assert_eq!(registrable_domain("com"), None);
+    }
+}

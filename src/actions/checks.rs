@@ -78,6 +78,28 @@ pub async fn usable_node(
     }
 }
 
+/// For a list that came back empty: `not_found` when the node does not exist, `forbidden`
+/// when the list is of `user`'s own objects and the node is not theirs to use. Every list of a
+/// node's objects answers alike.
+pub async fn listable_node(
+    c: &impl GenericClient,
+    node_id: i32,
+    user: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let usable = match user {
+        None => db::nodes::exists(c, node_id).await?.then_some(true),
+        Some(user) => db::nodes::get_for_user(c, node_id, user)
+            .await?
+            .map(|(_, usable)| usable),
+    }
+    .ok_or_else(|| Reason::not_found.msg(format!("no node {node_id}")))?;
+    if usable {
+        Ok(())
+    } else {
+        Err(Reason::forbidden.msg(format!("you may not use node {node_id}")))
+    }
+}
+
 /// The site, if it exists and the caller owns it (or is an admin); `not_found` otherwise, so
 /// nobody learns about other users' sites. `for_update` locks it for the transaction.
 pub async fn own_site(

@@ -54,9 +54,8 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
     // One round trip when there is something to show; an empty answer may instead mean the node
     // or site is not there (or not the caller's), which is checked only then.
     if total == 0 {
-        if !db::nodes::exists(&client, node_id).await? {
-            return Err(Reason::not_found.msg(format!("no node {node_id}")));
-        }
+        let only_own = (!ctx.sees_whole_node(node_id)).then_some(user).flatten();
+        checks::listable_node(&client, node_id, only_own).await?;
         if let Some(site) = site {
             own_site(&client, &ctx, node_id, site, false).await?;
         }
@@ -101,6 +100,8 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     let tx = client.transaction().await?;
     // The lock order: owner, node, site, then the domain.
     let owner = own_site(&tx, &ctx, node_id, site_num, false).await?.user_id;
+    // A revoked grant keeps what exists served but allows nothing new there.
+    checks::usable_node(&tx, &ctx, node_id, owner).await?;
     let (_, max_domains) = db::users::lock_limits(&tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
@@ -108,6 +109,23 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     let limit = max_domains.unwrap_or(state.config.default_max_domains);
     if db::domains::count_of_user(&tx, site.user_id).await? >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} domain(s)")));
+    }
+    let registrable = validate::registrable_domain(&name).ok_or_else(|| {
+        Reason::bad_domain.msg(format!("{name} is a public suffix; it cannot be hosted"))
+    })?;
+    db::domains::lock_family(&tx, registrable).await?;
+    if db::domains::get(&tx, &name).await?.is_some() {
+        return Err(Reason::domain_exists.msg(format!("{name} is attached to a site already")));
+    }
+    // Subdomain takeover: no user's names nest inside another user's.
+    if !ctx.is_admin() {
+        if let Some(held) =
+            db::domains::taken_in_family(&tx, &name, registrable, site.user_id).await?
+        {
+            return Err(Reason::domain_taken.msg(format!(
+                "{held} belongs to another user; {name} would nest with it"
+            )));
+        }
     }
     db::domains::insert(&tx, &name, node_id, site_num, site.user_id).await?;
     db::sites::set_revision(&tx, node_id, site_num, revision).await?;

@@ -151,16 +151,7 @@ pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>
     let (site, total) = db::sites::list(&client, node_id, filter, page.limit, page.offset).await?;
     // An empty answer may instead mean the node is not there or not the caller's to use.
     if total == 0 {
-        let usable = match filter {
-            None => db::nodes::exists(&client, node_id).await?.then_some(true),
-            Some(user) => db::nodes::get_for_user(&client, node_id, user)
-                .await?
-                .map(|(_, usable)| usable),
-        }
-        .ok_or_else(|| Reason::not_found.msg(format!("no node {node_id}")))?;
-        if !usable {
-            return Err(Reason::forbidden.msg(format!("you may not use node {node_id}")));
-        }
+        checks::listable_node(&client, node_id, filter).await?;
     }
     Ok(vec![NodeSites {
         nodeid: node_id,

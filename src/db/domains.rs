@@ -34,6 +34,46 @@ pub async fn insert(
     Ok(())
 }
 
+/// Holds the registrable domain's advisory lock until the transaction ends, so two users
+/// adding names under it are decided one after the other (step 4 of the lock order).
+pub async fn lock_family(c: &impl GenericClient, registrable: &str) -> Result<(), ApiError> {
+    execute(
+        c,
+        "SELECT pg_advisory_xact_lock(72463, hashtext($1))",
+        &[&registrable],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A name held by someone other than `owner` that `name` would nest with: one of its parents
+/// up to and including `registrable`, or one of its subdomains.
+pub async fn taken_in_family(
+    c: &impl GenericClient,
+    name: &str,
+    registrable: &str,
+    owner: Uuid,
+) -> Result<Option<String>, ApiError> {
+    let parents: Vec<&str> = name
+        .match_indices('.')
+        .map(|(i, _)| &name[i + 1..])
+        .take_while(|parent| parent.len() >= registrable.len())
+        .collect();
+    // Subdomains end in ".name": a range of reversed names, since '.' + 1 is '/'.
+    let from: String = format!(".{name}").chars().rev().collect();
+    let to = format!("{}/", &from[..from.len() - 1]);
+    let row = query_opt(
+        c,
+        "SELECT name FROM domains
+          WHERE (name = ANY($1) OR (reverse(name) COLLATE \"C\" >= $2 AND reverse(name) COLLATE \"C\" < $3))
+            AND user_id <> $4
+          LIMIT 1",
+        &[&parents, &from, &to, &owner],
+    )
+    .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 pub async fn get(c: &impl GenericClient, name: &str) -> Result<Option<DomainRow>, ApiError> {
     let row = query_opt(
         c,

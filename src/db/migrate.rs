@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_bounded_storage",
         include_str!("../../sql/0007_bounded_storage.sql"),
     ),
+    (
+        "0008_hosting_rules",
+        include_str!("../../sql/0008_hosting_rules.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -565,3 +565,128 @@ async fn a_re_added_node_id_never_reuses_site_numbers() {
         "the new owner must not land in an old tenant's site1"
     );
 }
+
+async fn add(w: &World, cookie: &str, site: i64, name: &str) -> crate::helpers::Answer {
+    let p = json!({"nodeid": 1, "siteid": site, "domain": name});
+    w.app.call_as(cookie, "add_domain", p).await
+}
+
+#[tokio::test]
+async fn nobody_takes_over_another_users_domain_tree() {
+    let w = World::new().await;
+    let a = w.site(&w.alice.1, 1).await;
+    let b = w.site(&w.bob.1, 1).await;
+    add(&w, &w.alice.1, a, "example.com").await.ok();
+    // Under Alice's domain: hers alone.
+    add(&w, &w.bob.1, b, "mail.example.com")
+        .await
+        .assert_error("domain_taken", 409);
+    add(&w, &w.alice.1, a, "mail.example.com").await.ok();
+    // The other order: a deep name held first refuses its registrable parent.
+    add(&w, &w.bob.1, b, "deep.sub.example.org").await.ok();
+    add(&w, &w.alice.1, a, "example.org")
+        .await
+        .assert_error("domain_taken", 409);
+    add(&w, &w.alice.1, a, "x.deep.sub.example.org")
+        .await
+        .assert_error("domain_taken", 409);
+    // Siblings nest with nothing: different users may hold them.
+    add(&w, &w.alice.1, a, "other.sub.example.org").await.ok();
+    // A public suffix is nobody's: co.uk names of different users live side by side.
+    add(&w, &w.alice.1, a, "alice-shop.co.uk").await.ok();
+    add(&w, &w.bob.1, b, "bob-shop.co.uk").await.ok();
+    add(&w, &w.bob.1, b, "co.uk")
+        .await
+        .assert_error("bad_domain", 400);
+    // The same name stays domain_exists; an admin may still place any name.
+    add(&w, &w.bob.1, b, "example.com")
+        .await
+        .assert_error("domain_exists", 409);
+    add(&w, &w.admin, b, "www.example.com").await.ok();
+}
+
+#[tokio::test]
+async fn racing_for_one_domain_tree_only_one_user_wins() {
+    let w = World::with(|c| c.db_pool_size = 16).await;
+    // On different nodes, so no node lock decides the race for us.
+    w.node_with_token(2).await;
+    let a = w.site(&w.alice.1, 1).await;
+    let b = w.site(&w.bob.1, 2).await;
+    let calls = (0..50).map(|i| {
+        let tree = format!("tree{}.example.net", i / 2);
+        let (cookie, p) = if i % 2 == 0 {
+            (
+                &w.alice.1,
+                json!({"nodeid": 1, "siteid": a, "domain": tree}),
+            )
+        } else {
+            let name = format!("x.{tree}");
+            (&w.bob.1, json!({"nodeid": 2, "siteid": b, "domain": name}))
+        };
+        w.app.call_as(cookie, "add_domain", p)
+    });
+    for a in futures_util::future::join_all(calls).await {
+        assert!(
+            a.status == 200 || a.body["reason"] == "domain_taken",
+            "{} {}",
+            a.status,
+            a.body
+        );
+    }
+    let shared = w
+        .app
+        .count(
+            "(SELECT regexp_replace(name, '^x[.]', '') FROM domains WHERE name LIKE '%.example.net'
+               GROUP BY 1 HAVING count(DISTINCT user_id) > 1) t",
+        )
+        .await;
+    assert_eq!(shared, 0, "a tree ended up with two owners");
+}
+
+#[tokio::test]
+async fn a_revoked_node_takes_no_new_domains_but_keeps_serving_the_old() {
+    let w = World::new().await;
+    w.private_node(5).await;
+    w.grant(&w.bob.0, 5).await;
+    let s = w.site(&w.bob.1, 5).await;
+    let p = |name: &str| json!({"nodeid": 5, "siteid": s, "domain": name});
+    w.app
+        .call_as(&w.bob.1, "add_domain", p("kept.example.com"))
+        .await
+        .ok();
+    let revoke = json!({"userid": w.bob.0, "nodeid": 5});
+    w.app.call_as(&w.admin, "revoke_node", revoke).await.ok();
+    w.app
+        .call_as(&w.bob.1, "add_domain", p("new.example.com"))
+        .await
+        .assert_error("forbidden", 403);
+    w.app
+        .call_as(&w.bob.1, "create_site", json!({"nodeid": 5}))
+        .await
+        .assert_error("forbidden", 403);
+    let list = w
+        .app
+        .call_as(&w.bob.1, "get_list_domain", json!({"nodeid": 5}))
+        .await;
+    assert_eq!(list.ok()["domainlist"], json!(["kept.example.com"]));
+}
+
+#[tokio::test]
+async fn domain_and_site_lists_agree_on_a_node_the_caller_may_not_use() {
+    let w = World::new().await;
+    w.private_node(6).await;
+    for action in ["get_list_site", "get_list_domain"] {
+        w.app
+            .call_as(&w.alice.1, action, json!({"nodeid": 6}))
+            .await
+            .assert_error("forbidden", 403);
+        w.app
+            .call_as(&w.alice.1, action, json!({"nodeid": 66}))
+            .await
+            .assert_error("not_found", 404);
+        w.app
+            .call_as(&w.admin, action, json!({"nodeid": 6}))
+            .await
+            .ok();
+    }
+}
