@@ -67,6 +67,10 @@ struct AgentArgs {
     /// Where the agent remembers the revision it handled (default: NGINX_DIR/.hostplane-agent.json).
     #[arg(long)]
     state_file: Option<std::path::PathBuf>,
+    /// Document roots must lie in this folder; a revision with a site elsewhere is refused and
+    /// reported as an error.
+    #[arg(long, default_value = "/var/www")]
+    docroot_base: std::path::PathBuf,
     /// Seconds each sync request waits for a change (1-60).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=60))]
     wait: u64,
@@ -149,6 +153,7 @@ async fn run_agent(a: AgentArgs) -> Result<(), String> {
         reload_cmd: a.reload_cmd,
         test_cmd: a.test_cmd,
         wait: a.wait,
+        docroot_base: a.docroot_base,
     };
     hostplane::agent::run(opts, shutdown_signal()).await
 }

@@ -345,28 +345,7 @@ async fn the_agent_waits_out_an_api_that_is_down_and_then_applies() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), &token).unwrap();
     let www = dir.path().join("www");
-    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_hostplane"))
-        .args([
-            "agent",
-            "--api",
-            &format!("http://{addr}"),
-            "--listen",
-            "8080",
-            "--test-cmd",
-            "true",
-            "--reload-cmd",
-            "true",
-            "--wait",
-            "5",
-        ])
-        .arg("--token-file")
-        .arg(dir.path().join("token"))
-        .arg("--nginx-dir")
-        .arg(dir.path().join("sites"))
-        .env("HOSTPLANE_LOG", "error")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut agent = start_agent(addr, dir.path());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
         agent.try_wait().unwrap().is_none(),
@@ -468,4 +447,96 @@ async fn rotating_a_token_ends_polls_waiting_with_the_old_one() {
     poll_while(&w, &token, rotate_then_change)
         .await
         .assert_error("auth_required", 401);
+}
+
+/// Starts `hostplane agent` for the node whose token is in DIR/token, with no-op test and
+/// reload commands, files in DIR/sites, state in DIR/state.json and docroots allowed in DIR/www.
+fn start_agent(api: std::net::SocketAddr, dir: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_hostplane"))
+        .args([
+            "agent",
+            "--api",
+            &format!("http://{api}"),
+            "--listen",
+            "8080",
+        ])
+        .args(["--test-cmd", "true", "--reload-cmd", "true", "--wait", "5"])
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .arg("--nginx-dir")
+        .arg(dir.join("sites"))
+        .arg("--state-file")
+        .arg(dir.join("state.json"))
+        .arg("--docroot-base")
+        .arg(dir.join("www"))
+        .env("HOSTPLANE_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// A world whose node 2 has its token in DIR/token and default docroots in DIR/www.
+async fn agent_world(dir: &std::path::Path) -> World {
+    let www = dir.join("www");
+    let w = World::with(|c| c.docroot_pattern = format!("{}/{{sitenum}}", www.display())).await;
+    let token = w.node_with_token(2).await;
+    std::fs::write(dir.join("token"), token).unwrap();
+    w
+}
+
+/// Polls the node's status until `done` holds (20 s at most).
+async fn node_status_until(
+    w: &World,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..200 {
+        let st = w
+            .app
+            .call_as(&w.admin, "get_node_status", json!({"nodeid": 2}))
+            .await
+            .ok()
+            .clone();
+        if done(&st) {
+            return st;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the node's status never got there");
+}
+
+#[tokio::test]
+async fn the_agent_refuses_a_docroot_outside_its_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = agent_world(dir.path()).await;
+    let _agent = start_agent(w.app.addr, dir.path());
+    w.site(&w.alice.1, 2).await;
+    node_status_until(&w, |st| st["in_sync"] == true).await;
+    // An admin may name any clean path; the agent serves only inside its base.
+    let outside = dir.path().join("etc-outside");
+    let p = json!({"nodeid": 2, "properties": {"docroot": outside.display().to_string()}});
+    w.app.call_as(&w.admin, "create_site", p).await.ok();
+    let st = node_status_until(&w, |st| !st["last_error"].is_null()).await;
+    let error = st["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("--docroot-base") && error.contains("site2"),
+        "{error}"
+    );
+    assert!(
+        !outside.exists(),
+        "the folder outside the base was not created"
+    );
+    assert!(!dir.path().join("sites/hostplane-site2.conf").exists());
+}
+
+#[tokio::test]
+async fn a_damaged_state_file_means_a_clean_full_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = agent_world(dir.path()).await;
+    let s = w.site(&w.alice.1, 2).await;
+    w.domain(&w.alice.1, 2, s, "full.example.com").await;
+    // As a crash before the rename was made durable could once leave it.
+    std::fs::write(dir.path().join("state.json"), b"").unwrap();
+    let _agent = start_agent(w.app.addr, dir.path());
+    node_status_until(&w, |st| st["in_sync"] == true).await;
+    assert!(dir.path().join("sites/hostplane-site1.conf").exists());
 }

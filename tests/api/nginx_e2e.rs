@@ -182,6 +182,8 @@ fn start_agent(w: &World, nginx: &Nginx, token_file: &Path, test_cmd: &str) -> C
         .arg("--state-file")
         .arg(nginx.base.join("agent-state.json"))
         .args(["--wait", "10"])
+        .arg("--docroot-base")
+        .arg(nginx.base.join("www"))
         .env("HOSTPLANE_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
