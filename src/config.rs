@@ -208,10 +208,23 @@ fn default_bcrypt_threads() -> usize {
         .unwrap_or(1)
 }
 
+/// Shows each setting's environment variable as its value name (`--bcrypt-cost
+/// <HOSTPLANE_BCRYPT_COST>`), so an error about a bad value names the variable an operator set.
+pub fn name_values_after_env(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(
+        |a| match a.get_env().map(|e| e.to_string_lossy().into_owned()) {
+            Some(env) => a.value_name(env),
+            None => a,
+        },
+    )
+}
+
 impl Config {
     /// The settings as clap sees them; without `env`, the environment is not read.
     fn command(env: bool) -> clap::Command {
-        let cmd = Config::augment_args(clap::Command::new("hostplane").no_binary_name(true));
+        let cmd = name_values_after_env(Config::augment_args(
+            clap::Command::new("hostplane").no_binary_name(true),
+        ));
         if env {
             cmd
         } else {
@@ -237,6 +250,15 @@ impl Config {
             // The defaults are constants checked by a unit test; this cannot happen.
             Err(e) => panic!("the default configuration does not parse: {e}"),
         }
+    }
+
+    /// The environment variable of every setting.
+    pub fn env_names() -> Vec<String> {
+        Self::command(true)
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
     }
 
     /// Reads the configuration from the environment, failing with a message naming the bad variable.

@@ -6,7 +6,7 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use hostplane::config::Config;
 
 #[derive(Parser)]
@@ -77,7 +77,11 @@ struct AgentArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = Cli::command().mut_subcommands(hostplane::config::name_values_after_env);
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOSTPLANE_LOG")

@@ -188,3 +188,31 @@ async fn system_error_reveals_nothing() {
         "{text}"
     );
 }
+
+/// hyper answers these itself, before hostplane sees a request; protocol.md says so.
+#[tokio::test]
+async fn malformed_http_gets_hypers_own_answers_as_documented() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::TestApp::spawn().await;
+    let huge = format!(
+        "POST /api HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    for (request, status) in [
+        ("BROKEN REQUEST LINE\r\n\r\n".to_string(), "400"),
+        (huge, "431"),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let _ = s.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            s.read_to_end(&mut answer),
+        )
+        .await;
+        let head = String::from_utf8_lossy(&answer);
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    assert!(doc.contains("(`400`)") && doc.contains("(`431`)"));
+}

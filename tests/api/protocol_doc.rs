@@ -52,3 +52,37 @@ fn every_action_section_has_a_request_and_an_answer_example() {
         assert!(body.contains("\"response\""), "{name}: no answer example");
     }
 }
+
+#[test]
+fn the_readme_lists_every_setting() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let names = hostplane::config::Config::env_names();
+    assert!(names.len() > 30, "{names:?}");
+    for name in names {
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README.md lacks {name}"
+        );
+    }
+}
+
+/// A bad setting stops the binary with a message naming the variable the operator set.
+#[test]
+fn a_bad_setting_in_the_environment_is_named() {
+    for (name, value) in [
+        ("HOSTPLANE_BCRYPT_COST", "99"),
+        ("HOSTPLANE_REGISTRATION", "sometimes"),
+        ("HOSTPLANE_TRUSTED_PROXIES", "10.0.0.1,not-an-ip"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hostplane"))
+            .arg("migrate")
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}={value} was accepted");
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}
