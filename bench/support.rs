@@ -164,6 +164,21 @@ impl Api {
         v["result"].take()
     }
 
+    /// Posts an envelope and returns the HTTP status and the answer, whatever they are.
+    pub async fn post(&self, envelope: &Value) -> (u16, Value) {
+        let req = hyper::Request::post(&self.url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(envelope.to_string())))
+            .unwrap();
+        let resp = self.client.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     /// Calls an action with a session cookie.
     pub async fn call_as(&self, cookie: &str, action: &str, mut params: Value) -> Value {
         let body = json!({"action": action, "params": params.take(), "cookie": cookie});
