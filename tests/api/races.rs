@@ -192,3 +192,63 @@ async fn delete_user_racing_site_and_domain_changes_never_deadlocks() {
         assert_eq!(left, 0);
     }
 }
+
+/// A handler whose transaction fails with a serialization failure (SQLSTATE 40001, raised by
+/// PostgreSQL itself) for its first `failures` attempts; counts its attempts.
+fn flaky_action(
+    failures: usize,
+    attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> hostplane::registry::ActionSpec {
+    use hostplane::registry::{action, Access, Ctx};
+    action(
+        "flaky",
+        Access::Public,
+        move |ctx: Ctx, _p: serde_json::Map<String, serde_json::Value>| {
+            let attempts = attempts.clone();
+            async move {
+                let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let client = ctx.state.db().await?;
+                if n < failures {
+                    client
+                        .batch_execute(
+                            "DO $$ BEGIN RAISE EXCEPTION 'lost a race' USING ERRCODE = '40001'; END $$",
+                        )
+                        .await?;
+                }
+                Ok::<_, hostplane::error::ApiError>(json!({"attempt": n + 1}))
+            }
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_call_that_lost_a_race_is_run_again_and_gives_up_as_busy() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let app = crate::helpers::TestApp::spawn().await;
+    let call = |failures: usize| {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let spec = flaky_action(failures, attempts.clone());
+        let ctx = hostplane::registry::Ctx::new(
+            app.state.clone(),
+            hostplane::auth::Caller::Anonymous,
+            &spec,
+            Arc::new(json!({})),
+            "127.0.0.1".parse().unwrap(),
+        );
+        async move {
+            (
+                spec.call(ctx, json!({})).await,
+                attempts.load(Ordering::SeqCst),
+            )
+        }
+    };
+    let (result, attempts) = call(2).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(attempts, 3);
+    let (result, attempts) = call(usize::MAX).await;
+    let e = result.unwrap_err();
+    assert_eq!(attempts, 5, "the first try and four retries");
+    assert_eq!(e.reason(), Some(hostplane::error::Reason::busy));
+    assert_eq!(e.status(), 503);
+}
