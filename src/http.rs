@@ -48,10 +48,13 @@ async fn healthz(state: &AppState) -> HttpResponse {
     if alive {
         json_response(StatusCode::OK, protocol::ok_body(br#"{"database":"ok"}"#))
     } else {
-        json_response(
+        let mut r = json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             Bytes::from_static(br#"{"response":"system error"}"#),
-        )
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
     }
 }
 

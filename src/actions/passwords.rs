@@ -136,12 +136,15 @@ async fn send_reset_links(
         let tx = client.transaction().await?;
         db::tokens::lock_reset_limits(&tx, email, client_ip).await?;
         let sent = db::tokens::recent_resets(&tx, owner.user_id, email, client_ip).await?;
-        if sent.to_account >= RESETS_PER_HOUR
-            || sent.to_address >= RESETS_PER_ADDRESS_PER_HOUR
+        if sent.to_address >= RESETS_PER_ADDRESS_PER_HOUR
             || sent.from_client >= RESETS_PER_CLIENT_PER_HOUR
         {
-            tracing::warn!(user_id = %owner.user_id, "reset mail limit reached; not sending");
+            tracing::warn!("reset mail limit of the address or the client reached; not sending");
             return Ok(());
+        }
+        if sent.to_account >= RESETS_PER_HOUR {
+            tracing::warn!(user_id = %owner.user_id, "reset mail limit of the account reached; not sending");
+            continue;
         }
         db::tokens::insert_reset(&tx, &reset).await?;
         tx.commit().await?;
