@@ -181,6 +181,20 @@ pub struct Config {
         default_value_t = 1000
     )]
     pub default_max_domains: i32,
+    /// Mail domains per user unless an admin sets a limit.
+    #[arg(
+        long = "max-mail-domains",
+        env = "HOSTPLANE_MAX_MAIL_DOMAINS",
+        default_value_t = 10
+    )]
+    pub default_max_mail_domains: i32,
+    /// Mailboxes per user unless an admin sets a limit.
+    #[arg(
+        long = "max-mailboxes",
+        env = "HOSTPLANE_MAX_MAILBOXES",
+        default_value_t = 100
+    )]
+    pub default_max_mailboxes: i32,
     /// Default document root of a site; `{sitenum}` is replaced by e.g. `site7`.
     #[arg(
         long,

@@ -61,6 +61,8 @@ reasons! {
     /// No node id is left above the highest one; choose `nodeid` explicitly.
     ids_exhausted = 409;
     node_not_empty = 409;
+    /// The mail domain still has mailboxes; send `force` to delete them too.
+    not_empty = 409;
     quota_exceeded = 409;
     body_too_large = 413;
     unsupported_media_type = 415;

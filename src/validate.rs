@@ -155,6 +155,24 @@ mod tests {
     }
 }
 
+/// A region name: 1-32 of lowercase letters, digits and '-', starting with a letter or digit;
+/// `default` when absent.
+pub fn region(raw: Option<&str>) -> Result<String, crate::error::ApiError> {
+    let region = raw.map(str::trim).unwrap_or("default");
+    let ok = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-');
+    if ok {
+        Ok(region.to_string())
+    } else {
+        Err(crate::error::Reason::bad_params
+            .msg("param `region`: 1 to 32 of a-z, 0-9 and '-', not starting with '-'"))
+    }
+}
+
 /// The registrable domain of a (valid, lowercase) host name by the Public Suffix List: the
 /// public suffix and one label more (`shop.example.co.uk` -> `example.co.uk`; names under a
 /// private suffix such as `github.io` count separately per user part). None when the name is

@@ -129,3 +129,51 @@ pub async fn lock_site_for_change(
     let site = own_site(c, ctx, node_id, site_num, true).await?;
     Ok((site, revision))
 }
+
+/// What a host name is claimed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Site,
+    Mail,
+}
+
+/// Before `owner` claims a host name for a site or for mail: takes the registrable domain's
+/// lock (step 4 of the lock order), refuses a name already claimed the same way, or the other
+/// way by another user (`domain_exists`), and, unless an admin asks, a name that nests with
+/// another user's (`domain_taken`). A public suffix is nobody's (`bad_domain`).
+pub async fn claim_name(
+    c: &impl GenericClient,
+    ctx: &Ctx,
+    name: &str,
+    owner: Uuid,
+    claim: Claim,
+) -> Result<(), ApiError> {
+    let registrable = crate::validate::registrable_domain(name).ok_or_else(|| {
+        Reason::bad_domain.msg(format!("{name} is a public suffix; it cannot be hosted"))
+    })?;
+    db::domains::lock_family(c, registrable).await?;
+    let (site, mail) = db::domains::holders(c, name).await?;
+    let (same, other) = match claim {
+        Claim::Site => (site, mail),
+        Claim::Mail => (mail, site),
+    };
+    if same.is_some() {
+        let what = if claim == Claim::Site {
+            "attached to a site"
+        } else {
+            "a mail domain"
+        };
+        return Err(Reason::domain_exists.msg(format!("{name} is {what} already")));
+    }
+    if other.is_some_and(|holder| holder != owner) {
+        return Err(Reason::domain_exists.msg(format!("{name} belongs to another user")));
+    }
+    if !ctx.is_admin() {
+        if let Some(held) = db::domains::taken_in_family(c, name, registrable, owner).await? {
+            return Err(Reason::domain_taken.msg(format!(
+                "{held} belongs to another user; {name} would nest with it"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -102,31 +102,18 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     let owner = own_site(&tx, &ctx, node_id, site_num, false).await?.user_id;
     // A revoked grant keeps what exists served but allows nothing new there.
     checks::usable_node(&tx, &ctx, node_id, owner).await?;
-    let (_, max_domains) = db::users::lock_limits(&tx, owner)
+    let limits = db::users::lock_limits(&tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     let (site, revision) = checks::lock_site_for_change(&tx, &ctx, node_id, site_num).await?;
-    let limit = max_domains.unwrap_or(state.config.default_max_domains);
+    let limit = limits
+        .max_domains
+        .unwrap_or(state.config.default_max_domains);
     if db::domains::count_of_user(&tx, site.user_id).await? >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} domain(s)")));
     }
-    let registrable = validate::registrable_domain(&name).ok_or_else(|| {
-        Reason::bad_domain.msg(format!("{name} is a public suffix; it cannot be hosted"))
-    })?;
-    db::domains::lock_family(&tx, registrable).await?;
-    if db::domains::get(&tx, &name).await?.is_some() {
-        return Err(Reason::domain_exists.msg(format!("{name} is attached to a site already")));
-    }
     // Subdomain takeover: no user's names nest inside another user's.
-    if !ctx.is_admin() {
-        if let Some(held) =
-            db::domains::taken_in_family(&tx, &name, registrable, site.user_id).await?
-        {
-            return Err(Reason::domain_taken.msg(format!(
-                "{held} belongs to another user; {name} would nest with it"
-            )));
-        }
-    }
+    checks::claim_name(&tx, &ctx, &name, site.user_id, checks::Claim::Site).await?;
     db::domains::insert(&tx, &name, node_id, site_num, site.user_id).await?;
     db::sites::set_revision(&tx, node_id, site_num, revision).await?;
     audit(&tx, &ctx, &format!("domain:{name}")).await?;

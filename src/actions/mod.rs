@@ -6,6 +6,8 @@ mod accounts;
 mod agents;
 mod checks;
 mod domains;
+mod mail_domains;
+mod mailboxes;
 mod nodes;
 mod passwords;
 mod session;
@@ -55,6 +57,17 @@ pub fn all() -> Vec<ActionSpec> {
         action("node_report", Node, agents::node_report),
         action("get_node_status", UserOrNode, agents::get_node_status),
         action("rotate_node_token", Admin, agents::rotate_node_token),
+        action("add_mail_domain", User, mail_domains::add_mail_domain),
+        action(
+            "get_list_mail_domain",
+            User,
+            mail_domains::get_list_mail_domain,
+        ),
+        action("delete_mail_domain", User, mail_domains::delete_mail_domain),
+        action("add_mailbox", User, mailboxes::add_mailbox).secret(&["password"]),
+        action("get_list_mailbox", User, mailboxes::get_list_mailbox),
+        action("set_mailbox", User, mailboxes::set_mailbox).secret(&["password"]),
+        action("delete_mailbox", User, mailboxes::delete_mailbox),
     ]
 }
 

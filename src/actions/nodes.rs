@@ -67,6 +67,19 @@ pub struct AddNodeParams {
     address: String,
     #[serde(default)]
     public: bool,
+    kinds: Option<Vec<String>>,
+    region: Option<String>,
+}
+
+/// What a node serves: some of `web` and `mail`, default `web`.
+fn node_kinds(kinds: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let mut kinds = kinds.unwrap_or_else(|| vec!["web".into()]);
+    kinds.sort();
+    kinds.dedup();
+    if kinds.is_empty() || kinds.iter().any(|k| k != "web" && k != "mail") {
+        return Err(Reason::bad_params.msg("param `kinds`: one or both of \"web\" and \"mail\""));
+    }
+    Ok(kinds)
 }
 
 #[derive(Serialize)]
@@ -87,11 +100,22 @@ pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError>
             .msg("param `name`: 1 to 64 of letters, digits, space, '.', '_' and '-'"));
     }
     let address = node_address(&p.address)?;
+    let kinds = node_kinds(p.kinds)?;
+    let region = validate::region(p.region.as_deref())?;
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
     let token = auth::new_node_token()?;
     let token_hash = auth::hash_secret(&token);
-    let node = db::nodes::insert(&tx, node_id, name, &address, p.public, &token_hash).await?;
+    let new_node = db::nodes::NewNode {
+        id: node_id,
+        name,
+        address: &address,
+        public: p.public,
+        kinds: &kinds,
+        region: &region,
+        token_hash: &token_hash,
+    };
+    let node = db::nodes::insert(&tx, &new_node).await?;
     audit(&tx, &ctx, &format!("node:{}", node.nodeid)).await?;
     tx.commit().await?;
     ctx.state.lists.evict_node_lists();

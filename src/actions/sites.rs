@@ -58,11 +58,13 @@ pub async fn create_site(ctx: Ctx, p: CreateSiteParams) -> Result<CreatedSite, A
     let state = &ctx.state;
     let mut client = state.db().await?;
     let tx = client.transaction().await?;
-    usable_node(&tx, &ctx, node_id, owner).await?;
-    let (max_sites, _) = db::users::lock_limits(&tx, owner)
+    if !usable_node(&tx, &ctx, node_id, owner).await?.serves("web") {
+        return Err(Reason::bad_params.msg(format!("node {node_id} does not serve web sites")));
+    }
+    let limits = db::users::lock_limits(&tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
-    let limit = max_sites.unwrap_or(state.config.default_max_sites);
+    let limit = limits.max_sites.unwrap_or(state.config.default_max_sites);
     if db::sites::count_of_user(&tx, owner).await? >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} site(s)")));
     }

@@ -48,6 +48,10 @@ pub struct SetUserParams {
     max_sites: Patch<OptNum>,
     #[serde(default)]
     max_domains: Patch<OptNum>,
+    #[serde(default)]
+    max_mail_domains: Patch<OptNum>,
+    #[serde(default)]
+    max_mailboxes: Patch<OptNum>,
 }
 
 /// A limit: a count 0..2^31, or null/"" for the configured default.
@@ -81,6 +85,8 @@ pub async fn set_user(ctx: Ctx, p: SetUserParams) -> Result<UserView, ApiError> 
         disabled: p.disabled,
         max_sites: limit("max_sites", p.max_sites)?,
         max_domains: limit("max_domains", p.max_domains)?,
+        max_mail_domains: limit("max_mail_domains", p.max_mail_domains)?,
+        max_mailboxes: limit("max_mailboxes", p.max_mailboxes)?,
     };
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;

@@ -46,8 +46,8 @@ pub async fn lock_family(c: &impl GenericClient, registrable: &str) -> Result<()
     Ok(())
 }
 
-/// A name held by someone other than `owner` that `name` would nest with: one of its parents
-/// up to and including `registrable`, or one of its subdomains.
+/// A name held (for a site or for mail) by someone other than `owner` that `name` would nest
+/// with: one of its parents up to and including `registrable`, or one of its subdomains.
 pub async fn taken_in_family(
     c: &impl GenericClient,
     name: &str,
@@ -62,16 +62,36 @@ pub async fn taken_in_family(
     // Subdomains end in ".name": a range of reversed names, since '.' + 1 is '/'.
     let from: String = format!(".{name}").chars().rev().collect();
     let to = format!("{}/", &from[..from.len() - 1]);
+    // Site domains and mail-only domains are claims alike.
     let row = query_opt(
         c,
-        "SELECT name FROM domains
-          WHERE (name = ANY($1) OR (reverse(name) COLLATE \"C\" >= $2 AND reverse(name) COLLATE \"C\" < $3))
-            AND user_id <> $4
-          LIMIT 1",
+        "(SELECT name FROM domains
+           WHERE (name = ANY($1) OR (reverse(name) COLLATE \"C\" >= $2 AND reverse(name) COLLATE \"C\" < $3))
+             AND user_id <> $4 LIMIT 1)
+         UNION ALL
+         (SELECT name FROM mail_domains
+           WHERE (name = ANY($1) OR (reverse(name) COLLATE \"C\" >= $2 AND reverse(name) COLLATE \"C\" < $3))
+             AND user_id <> $4 LIMIT 1)
+         LIMIT 1",
         &[&parents, &from, &to, &owner],
     )
     .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// Who holds the name, as a site domain or as a mail domain (first the site's holder).
+pub async fn holders(
+    c: &impl GenericClient,
+    name: &str,
+) -> Result<(Option<Uuid>, Option<Uuid>), ApiError> {
+    let row = query_one(
+        c,
+        "SELECT (SELECT user_id FROM domains WHERE name = $1),
+                (SELECT user_id FROM mail_domains WHERE name = $1)",
+        &[&name],
+    )
+    .await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 pub async fn get(c: &impl GenericClient, name: &str) -> Result<Option<DomainRow>, ApiError> {

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_hosting_rules",
         include_str!("../../sql/0008_hosting_rules.sql"),
     ),
+    ("0009_mail", include_str!("../../sql/0009_mail.sql")),
 ];
 
 /// Applies pending migrations; returns the names applied now.

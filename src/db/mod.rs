@@ -10,8 +10,9 @@
 //!    changes a site or domain holds its node first;
 //! 3. `sites` ([`sites::get`] with `for_update`, or their `DELETE`);
 //! 4. the registrable domain's advisory lock ([`domains::lock_family`]);
-//! 5. `domains`, then everything else (`sessions`, `node_grants`, `audit_log` ...), which
-//!    nothing locks before a row above.
+//! 5. `domains`, then `mail_domains`, then `mailboxes`;
+//! 6. everything else (`sessions`, `node_grants`, `audit_log` ...), which nothing locks before
+//!    a row above.
 //!
 //! The reset-mail limits take two advisory locks (recipient, then client) in a transaction that
 //! takes no other lock ([`tokens::lock_reset_limits`]).
@@ -22,6 +23,7 @@
 
 pub mod audit;
 pub mod domains;
+pub mod mail;
 pub mod migrate;
 pub mod nodes;
 pub mod sessions;

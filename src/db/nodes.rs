@@ -15,9 +15,19 @@ pub struct Node {
     pub name: String,
     pub address: String,
     pub public: bool,
+    /// What the node serves: `web`, `mail`, or both.
+    pub kinds: Vec<String>,
+    pub region: String,
 }
 
-const COLUMNS: &str = "n.id, n.name, n.address, n.public";
+impl Node {
+    /// Whether the node serves this kind (`web` or `mail`).
+    pub fn serves(&self, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k == kind)
+    }
+}
+
+const COLUMNS: &str = "n.id, n.name, n.address, n.public, n.kinds, n.region";
 
 fn node(r: &Row) -> Node {
     Node {
@@ -25,6 +35,8 @@ fn node(r: &Row) -> Node {
         name: r.get(1),
         address: r.get(2),
         public: r.get(3),
+        kinds: r.get(4),
+        region: r.get(5),
     }
 }
 
@@ -44,7 +56,18 @@ pub async fn get_for_user(
         &[&id, &user],
     )
     .await?;
-    Ok(row.map(|r| (node(&r), r.get(4))))
+    Ok(row.map(|r| (node(&r), r.get(6))))
+}
+
+/// Whether some mail node serves the region.
+pub async fn region_has_mail(c: &impl GenericClient, region: &str) -> Result<bool, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT 1 FROM nodes WHERE region = $1 AND 'mail' = ANY (kinds) LIMIT 1",
+        &[&region],
+    )
+    .await?
+    .is_some())
 }
 
 /// Whether the node exists.
@@ -76,17 +99,22 @@ pub async fn list(
     Ok((rows.iter().map(node).collect(), total))
 }
 
-/// Adds a node with the given id, or the one after the highest ever used; `already_exists`
-/// when the id is taken, `ids_exhausted` when no id is left above the highest. A re-added id
-/// continues the site numbers it had.
-pub async fn insert(
-    c: &impl GenericClient,
-    id: Option<i32>,
-    name: &str,
-    address: &str,
-    public: bool,
-    token_hash: &[u8; 32],
-) -> Result<Node, ApiError> {
+/// A node to add.
+pub struct NewNode<'a> {
+    /// None: the one after the highest ever used.
+    pub id: Option<i32>,
+    pub name: &'a str,
+    pub address: &'a str,
+    pub public: bool,
+    pub kinds: &'a [String],
+    pub region: &'a str,
+    pub token_hash: &'a [u8; 32],
+}
+
+/// Adds a node; `already_exists` when the id is taken, `ids_exhausted` when no id is left above
+/// the highest. A re-added id continues the site numbers it had.
+pub async fn insert(c: &impl GenericClient, n: &NewNode<'_>) -> Result<Node, ApiError> {
+    let id = n.id;
     // Serialises id assignment between concurrent add_node calls.
     execute(c, "LOCK TABLE nodes IN SHARE ROW EXCLUSIVE MODE", &[]).await?;
     let id = match id {
@@ -108,11 +136,20 @@ pub async fn insert(
     let row = query_opt(
         c,
         &format!(
-            "INSERT INTO nodes AS n (id, name, address, public, token_hash, next_site)
-             VALUES ($1, $2, $3, $4, $5, coalesce((SELECT next_site FROM retired_nodes WHERE id = $1), 1))
+            "INSERT INTO nodes AS n (id, name, address, public, token_hash, kinds, region, next_site)
+             VALUES ($1, $2, $3, $4, $5, $6, $7,
+                     coalesce((SELECT next_site FROM retired_nodes WHERE id = $1), 1))
              ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
         ),
-        &[&id, &name, &address, &public, &token_hash.as_slice()],
+        &[
+            &id,
+            &n.name,
+            &n.address,
+            &n.public,
+            &n.token_hash.as_slice(),
+            &n.kinds,
+            &n.region,
+        ],
     )
     .await?;
     row.map(|r| node(&r))

@@ -170,20 +170,35 @@ pub async fn login_of(c: &impl GenericClient, user_id: Uuid) -> Result<String, A
     )
 }
 
-/// The user's own limits (None: the configured default), with the user's row locked until the
-/// transaction ends, so two requests racing for the last slot are decided one after the other.
-/// None when the user does not exist.
+/// A user's own limits; None: the configured default.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_sites: Option<i32>,
+    pub max_domains: Option<i32>,
+    pub max_mail_domains: Option<i32>,
+    pub max_mailboxes: Option<i32>,
+}
+
+/// The user's own limits, with the user's row locked until the transaction ends, so two
+/// requests racing for the last slot are decided one after the other. None when the user does
+/// not exist.
 pub async fn lock_limits(
     c: &impl GenericClient,
     user_id: Uuid,
-) -> Result<Option<(Option<i32>, Option<i32>)>, ApiError> {
+) -> Result<Option<Limits>, ApiError> {
     let row = query_opt(
         c,
-        "SELECT max_sites, max_domains FROM users WHERE id = $1 FOR NO KEY UPDATE",
+        "SELECT max_sites, max_domains, max_mail_domains, max_mailboxes FROM users
+          WHERE id = $1 FOR NO KEY UPDATE",
         &[&user_id],
     )
     .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    Ok(row.map(|r| Limits {
+        max_sites: r.get(0),
+        max_domains: r.get(1),
+        max_mail_domains: r.get(2),
+        max_mailboxes: r.get(3),
+    }))
 }
 
 /// An account as admins see it.
@@ -196,6 +211,8 @@ pub struct UserView {
     pub email: Vec<String>,
     pub max_sites: Option<i32>,
     pub max_domains: Option<i32>,
+    pub max_mail_domains: Option<i32>,
+    pub max_mailboxes: Option<i32>,
     pub sites: i64,
     pub domains: i64,
     pub created_at: String,
@@ -206,7 +223,7 @@ const USER_VIEW: &str = "SELECT u.id, u.login, u.role, u.disabled,
         u.max_sites, u.max_domains,
         (SELECT count(*) FROM sites s WHERE s.user_id = u.id),
         (SELECT count(*) FROM domains d WHERE d.user_id = u.id),
-        hp_iso(u.created_at)
+        hp_iso(u.created_at), u.max_mail_domains, u.max_mailboxes
    FROM users u";
 
 fn user_view(r: &tokio_postgres::Row) -> UserView {
@@ -221,6 +238,8 @@ fn user_view(r: &tokio_postgres::Row) -> UserView {
         sites: r.get(7),
         domains: r.get(8),
         created_at: r.get(9),
+        max_mail_domains: r.get(10),
+        max_mailboxes: r.get(11),
     }
 }
 
@@ -271,6 +290,8 @@ pub struct UserChanges<'a> {
     /// Some(None) clears the limit back to the default.
     pub max_sites: Option<Option<i32>>,
     pub max_domains: Option<Option<i32>>,
+    pub max_mail_domains: Option<Option<i32>>,
+    pub max_mailboxes: Option<Option<i32>>,
 }
 
 /// Applies the changes; false when the user does not exist.
@@ -285,7 +306,9 @@ pub async fn update(
             role = coalesce($2, role),
             disabled = coalesce($3, disabled),
             max_sites = CASE WHEN $4 THEN $5 ELSE max_sites END,
-            max_domains = CASE WHEN $6 THEN $7 ELSE max_domains END
+            max_domains = CASE WHEN $6 THEN $7 ELSE max_domains END,
+            max_mail_domains = CASE WHEN $8 THEN $9 ELSE max_mail_domains END,
+            max_mailboxes = CASE WHEN $10 THEN $11 ELSE max_mailboxes END
           WHERE id = $1",
         &[
             &user_id,
@@ -295,6 +318,10 @@ pub async fn update(
             &ch.max_sites.flatten(),
             &ch.max_domains.is_some(),
             &ch.max_domains.flatten(),
+            &ch.max_mail_domains.is_some(),
+            &ch.max_mail_domains.flatten(),
+            &ch.max_mailboxes.is_some(),
+            &ch.max_mailboxes.flatten(),
         ],
     )
     .await?;

@@ -505,6 +505,9 @@ pub async fn snapshot(app: &TestApp) -> String {
         "SELECT string_agg(node_id || '/' || site_num || docroot || user_id, ',' ORDER BY node_id, site_num) FROM sites",
         "SELECT string_agg(name || node_id || site_num, ',' ORDER BY name) FROM domains",
         "SELECT string_agg(encode(code_hash, 'hex'), ',' ORDER BY code_hash) FROM invites",
+        "SELECT string_agg(name || user_id || region || disabled, ',' ORDER BY name) FROM mail_domains",
+        "SELECT string_agg(address || password_hash || quota_bytes || can_login || disabled
+                || array_to_string(forward_to, ' '), ',' ORDER BY address) FROM mailboxes",
     ] {
         let v: Option<String> = db.query_one(sql, &[]).await.unwrap().get(0);
         out.push_str(&v.unwrap_or_default());

@@ -46,7 +46,11 @@ fn hostile_values() -> Vec<Value> {
 
 /// Params whose value is free text by design (a search, a filter): a hostile value there is a
 /// valid request, answered with an (empty) result.
-const FREE_TEXT: &[(&str, &str)] = &[("get_list_user", "q"), ("get_audit_log", "action")];
+const FREE_TEXT: &[(&str, &str)] = &[
+    ("get_list_user", "q"),
+    ("get_audit_log", "action"),
+    ("get_list_mailbox", "q"),
+];
 
 /// Raw bodies that are not valid envelopes at all.
 fn hostile_bodies() -> Vec<Vec<u8>> {

@@ -63,7 +63,8 @@ async fn node_list_shows_public_and_granted_nodes() {
     assert_eq!(a.ok()["nodeid"], json!([1]));
     assert_eq!(
         a.ok()["nodes"][0],
-        json!({"nodeid": 1, "name": "web1", "address": "10.0.0.1", "public": true})
+        json!({"nodeid": 1, "name": "web1", "address": "10.0.0.1", "public": true,
+               "kinds": ["web"], "region": "default"})
     );
     assert_eq!(a.ok()["total"], 1);
     w.grant(&w.alice.0, 5).await;

@@ -11,6 +11,7 @@ mod helpers;
 mod hostile;
 mod hosting;
 mod list_cache;
+mod mail;
 mod nginx_e2e;
 mod ownership;
 mod passwords;

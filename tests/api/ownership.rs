@@ -75,6 +75,28 @@ fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
         ("node_report", mine(json!({"revision": 1, "status": "ok"}))),
         ("get_node_status", mine(json!({"nodeid": 5}))),
         ("rotate_node_token", mine(json!({"nodeid": 5}))),
+        (
+            "add_mail_domain",
+            mine(json!({"domain": "alice-mail.example"})),
+        ),
+        ("get_list_mail_domain", mine(json!({"userid": alice_id}))),
+        (
+            "delete_mail_domain",
+            mine(json!({"domain": "alice-mail.example", "force": true})),
+        ),
+        (
+            "add_mailbox",
+            mine(json!({"address": "intruder@alice-mail.example", "password": "password-x"})),
+        ),
+        ("get_list_mailbox", mine(json!({"userid": alice_id}))),
+        (
+            "set_mailbox",
+            mine(json!({"address": "info@alice-mail.example", "password": "stolen-pass"})),
+        ),
+        (
+            "delete_mailbox",
+            mine(json!({"address": "info@alice-mail.example"})),
+        ),
     ]
 }
 
@@ -87,6 +109,12 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
     w.site(&w.alice.1, 5).await;
     w.domain(&w.alice.1, 1, site, "alice-secret.example.com")
         .await;
+    let mx = json!({"nodeid": 20, "name": "mx1", "address": "10.0.3.1", "kinds": ["mail"]});
+    w.app.call_as(&w.admin, "add_node", mx).await.ok();
+    let md = json!({"domain": "alice-mail.example"});
+    w.app.call_as(&w.alice.1, "add_mail_domain", md).await.ok();
+    let mb = json!({"address": "info@alice-mail.example", "password": "password-alice-box"});
+    w.app.call_as(&w.alice.1, "add_mailbox", mb).await.ok();
 
     let table = attacks(&w.alice.0, site);
     let registry = hostplane::registry::Registry::new(hostplane::actions::all()).unwrap();
@@ -110,6 +138,7 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
             "bad_login",
             "bad_password",
             "bad_token",
+            "domain_exists",
         ];
         assert!(
             refused.contains(&reason),

@@ -1,0 +1,148 @@
+//! Mail domains: `add_mail_domain`, `get_list_mail_domain`, `delete_mail_domain`.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::audit;
+use super::checks::{self, page};
+use crate::db::{self, mail::MailDomainView};
+use crate::error::{ApiError, Reason};
+use crate::params::{OptNum, OptUuid, YesNo};
+use crate::registry::Ctx;
+use crate::validate;
+
+/// A host name param as stored: lowercase, IDNs in punycode.
+pub fn domain_param(raw: &str) -> Result<String, ApiError> {
+    validate::domain(raw).map_err(|m| Reason::bad_domain.msg(m))
+}
+
+#[derive(Deserialize)]
+pub struct AddMailDomainParams {
+    domain: String,
+    region: Option<String>,
+    #[serde(default)]
+    userid: OptUuid,
+}
+
+#[derive(Serialize)]
+pub struct MailDomainRef {
+    domain: String,
+    region: String,
+    userid: Uuid,
+}
+
+/// `add_mail_domain`: mail for one of the caller's site domains, or for a name they claim for
+/// mail only (unique, and nesting with no other user's names). Admins: for `userid`.
+pub async fn add_mail_domain(ctx: Ctx, p: AddMailDomainParams) -> Result<MailDomainRef, ApiError> {
+    let owner = checks::target_user(&ctx, p.userid.0)?;
+    let name = domain_param(&p.domain)?;
+    let region = validate::region(p.region.as_deref())?;
+    let state = &ctx.state;
+    let mut client = state.db().await?;
+    let tx = client.transaction().await?;
+    let limits = db::users::lock_limits(&tx, owner)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg("no such user"))?;
+    if !db::nodes::region_has_mail(&tx, &region).await? {
+        return Err(Reason::not_found.msg(format!("no mail node serves region {region}")));
+    }
+    let limit = limits
+        .max_mail_domains
+        .unwrap_or(state.config.default_max_mail_domains);
+    if db::mail::counts_of_user(&tx, owner).await?.0 >= i64::from(limit) {
+        return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} mail domain(s)")));
+    }
+    checks::claim_name(&tx, &ctx, &name, owner, checks::Claim::Mail).await?;
+    db::mail::insert_domain(&tx, &name, owner, &region).await?;
+    audit(&tx, &ctx, &format!("mail_domain:{name}")).await?;
+    tx.commit().await?;
+    Ok(MailDomainRef {
+        domain: name,
+        region,
+        userid: owner,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ListMailDomainParams {
+    #[serde(default)]
+    userid: OptUuid,
+    #[serde(default)]
+    limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
+}
+
+#[derive(Serialize)]
+pub struct MailDomainList {
+    domains: Vec<MailDomainView>,
+    total: i64,
+}
+
+/// `get_list_mail_domain`: the caller's mail domains with their mailbox counts (admins: all,
+/// or one user's).
+pub async fn get_list_mail_domain(
+    ctx: Ctx,
+    p: ListMailDomainParams,
+) -> Result<MailDomainList, ApiError> {
+    let page = page(p.limit, p.offset)?;
+    let user = match (ctx.is_admin(), p.userid.0) {
+        (true, None) => None,
+        (_, named) => Some(checks::target_user(&ctx, named)?),
+    };
+    let client = ctx.state.db().await?;
+    let (domains, total) = db::mail::list_domains(&client, user, page.limit, page.offset).await?;
+    Ok(MailDomainList { domains, total })
+}
+
+#[derive(Deserialize)]
+pub struct DeleteMailDomainParams {
+    domain: String,
+    force: Option<YesNo>,
+}
+
+#[derive(Serialize)]
+pub struct DeletedMailDomain {
+    domain: String,
+    /// Mailboxes deleted with it.
+    mailboxes: i64,
+}
+
+/// `delete_mail_domain`: refused with `not_empty` while it has mailboxes, unless `force`.
+pub async fn delete_mail_domain(
+    ctx: Ctx,
+    p: DeleteMailDomainParams,
+) -> Result<DeletedMailDomain, ApiError> {
+    let name = domain_param(&p.domain)?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    own_mail_domain(&tx, &ctx, &name, true).await?;
+    let mailboxes = db::mail::mailboxes_in(&tx, &name).await?;
+    if mailboxes > 0 && !p.force.is_some_and(|f| f.0) {
+        return Err(Reason::not_empty.msg(format!(
+            "{name} has {mailboxes} mailbox(es); send \"force\": true to delete them too"
+        )));
+    }
+    db::mail::delete_domain(&tx, &name).await?;
+    audit(&tx, &ctx, &format!("mail_domain:{name}")).await?;
+    tx.commit().await?;
+    Ok(DeletedMailDomain {
+        domain: name,
+        mailboxes,
+    })
+}
+
+/// The mail domain's owner, if the caller may touch it (theirs, or an admin); `not_found`
+/// otherwise, so nobody learns about other users' domains. `for_update` locks it.
+pub async fn own_mail_domain(
+    c: &impl deadpool_postgres::GenericClient,
+    ctx: &Ctx,
+    name: &str,
+    for_update: bool,
+) -> Result<Uuid, ApiError> {
+    let owner = db::mail::domain_owner(c, name, for_update).await?;
+    match owner {
+        Some(o) if ctx.is_admin() || o == checks::me(ctx)?.user_id => Ok(o),
+        _ => Err(Reason::not_found.msg(format!("no mail domain {name}"))),
+    }
+}

@@ -1,0 +1,247 @@
+//! Mailboxes: `add_mailbox`, `get_list_mailbox`, `set_mailbox`, `delete_mailbox`. Passwords are
+//! stored as `{BLF-CRYPT}` + bcrypt, the form Dovecot reads.
+
+use serde::{Deserialize, Serialize};
+
+use super::audit;
+use super::checks::{self, page};
+use super::mail_domains::{domain_param, own_mail_domain};
+use crate::db::{self, mail::MailboxChanges, mail::MailboxView};
+use crate::error::{ApiError, Reason};
+use crate::params::{OptNum, OptUuid};
+use crate::registry::Ctx;
+use crate::validate;
+
+/// The most addresses a mailbox forwards to.
+const MAX_FORWARDS: usize = 10;
+
+/// A local part: `^[a-z0-9][a-z0-9_+.-]{0,63}$`, lowercased.
+fn local_part(raw: &str) -> Result<String, ApiError> {
+    let local = raw.trim().to_ascii_lowercase();
+    let ok = (1..=64).contains(&local.len())
+        && local.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && b"_+.-".contains(&b))
+        });
+    if ok {
+        Ok(local)
+    } else {
+        Err(Reason::bad_params.msg(
+            "the local part: 1 to 64 of a-z, 0-9 and _ + . -, starting with a letter or digit",
+        ))
+    }
+}
+
+/// A mailbox address param: (local part, domain).
+fn address(raw: &str) -> Result<(String, String), ApiError> {
+    let (local, domain) = raw
+        .trim()
+        .rsplit_once('@')
+        .ok_or_else(|| Reason::bad_params.msg("param `address`: local@domain"))?;
+    Ok((local_part(local)?, domain_param(domain)?))
+}
+
+/// A new password as Dovecot reads it; `bad_password` when it is not 8-72 bytes.
+async fn mailbox_password(ctx: &Ctx, password: String) -> Result<String, ApiError> {
+    validate::password(&password).map_err(|m| Reason::bad_password.msg(m))?;
+    let hash = ctx.state.hasher.hash(password).await?;
+    Ok(format!("{{BLF-CRYPT}}{hash}"))
+}
+
+fn quota(n: OptNum) -> Result<Option<i64>, ApiError> {
+    match n.0 {
+        Some(q) if q < 0 => {
+            Err(Reason::bad_params.msg("param `quota_bytes`: 0 (no limit) or more"))
+        }
+        other => Ok(other),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AddMailboxParams {
+    address: Option<String>,
+    domain: Option<String>,
+    local: Option<String>,
+    password: String,
+    #[serde(default)]
+    quota_bytes: OptNum,
+    can_login: Option<bool>,
+}
+
+#[derive(Serialize)]
+pub struct MailboxRef {
+    address: String,
+}
+
+/// `add_mailbox`: a mailbox in one of the caller's mail domains.
+pub async fn add_mailbox(ctx: Ctx, p: AddMailboxParams) -> Result<MailboxRef, ApiError> {
+    let (local, domain) = match (&p.address, &p.domain, &p.local) {
+        (Some(a), None, None) => address(a)?,
+        (None, Some(d), Some(l)) => (local_part(l)?, domain_param(d)?),
+        _ => return Err(Reason::bad_params.msg("send `address`, or `domain` and `local`")),
+    };
+    let quota_bytes = quota(p.quota_bytes)?.unwrap_or(0);
+    // The cheap check before the hashing: is the domain the caller's at all?
+    own_mail_domain(&ctx.state.db().await?, &ctx, &domain, false).await?;
+    let password_hash = mailbox_password(&ctx, p.password).await?;
+    let state = &ctx.state;
+    let mut client = state.db().await?;
+    let tx = client.transaction().await?;
+    let owner = own_mail_domain(&tx, &ctx, &domain, false).await?;
+    let limits = db::users::lock_limits(&tx, owner)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg("no such user"))?;
+    let limit = limits
+        .max_mailboxes
+        .unwrap_or(state.config.default_max_mailboxes);
+    if db::mail::counts_of_user(&tx, owner).await?.1 >= i64::from(limit) {
+        return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} mailbox(es)")));
+    }
+    let mailbox = db::mail::NewMailbox {
+        local_part: &local,
+        domain: &domain,
+        password_hash: &password_hash,
+        quota_bytes,
+        can_login: p.can_login.unwrap_or(true),
+    };
+    db::mail::insert_mailbox(&tx, &mailbox).await?;
+    let address = format!("{local}@{domain}");
+    audit(&tx, &ctx, &format!("mailbox:{address}")).await?;
+    tx.commit().await?;
+    Ok(MailboxRef { address })
+}
+
+#[derive(Deserialize)]
+pub struct ListMailboxParams {
+    domain: Option<String>,
+    q: Option<String>,
+    can_login: Option<bool>,
+    has_forward: Option<bool>,
+    #[serde(default)]
+    userid: OptUuid,
+    #[serde(default)]
+    limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
+}
+
+#[derive(Serialize)]
+pub struct MailboxList {
+    mailboxes: Vec<MailboxView>,
+    total: i64,
+}
+
+/// `get_list_mailbox`: the caller's mailboxes (admins: everyone's, or one user's), filtered.
+pub async fn get_list_mailbox(ctx: Ctx, p: ListMailboxParams) -> Result<MailboxList, ApiError> {
+    let page = page(p.limit, p.offset)?;
+    let user = match (ctx.is_admin(), p.userid.0) {
+        (true, None) => None,
+        (_, named) => Some(checks::target_user(&ctx, named)?),
+    };
+    let domain = p
+        .domain
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .map(domain_param)
+        .transpose()?;
+    let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.len() > 254) {
+        return Err(Reason::bad_params.msg("param `q`: at most 254 characters"));
+    }
+    let q = q.map(str::to_lowercase);
+    let filter = db::mail::MailboxFilter {
+        user,
+        domain: domain.as_deref(),
+        q: q.as_deref(),
+        can_login: p.can_login,
+        has_forward: p.has_forward,
+    };
+    let client = ctx.state.db().await?;
+    let (mailboxes, total) =
+        db::mail::list_mailboxes(&client, &filter, page.limit, page.offset).await?;
+    Ok(MailboxList { mailboxes, total })
+}
+
+#[derive(Deserialize)]
+pub struct SetMailboxParams {
+    address: String,
+    password: Option<String>,
+    #[serde(default)]
+    quota_bytes: OptNum,
+    can_login: Option<bool>,
+    forward_to: Option<Vec<String>>,
+    disabled: Option<bool>,
+}
+
+/// The mailbox, if the caller may touch it; `not_found` otherwise.
+async fn own_mailbox(
+    c: &impl deadpool_postgres::GenericClient,
+    ctx: &Ctx,
+    address: &str,
+) -> Result<MailboxView, ApiError> {
+    match db::mail::mailbox(c, address).await? {
+        Some((m, owner)) if ctx.is_admin() || owner == checks::me(ctx)?.user_id => Ok(m),
+        _ => Err(Reason::not_found.msg(format!("no mailbox {address}"))),
+    }
+}
+
+/// `set_mailbox`: changes the password, quota, login permission, forwarding or disabled flag.
+pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, ApiError> {
+    let (local, domain) = address(&p.address)?;
+    let address = format!("{local}@{domain}");
+    let forward_to = match p.forward_to {
+        None => None,
+        Some(list) if list.len() > MAX_FORWARDS => {
+            return Err(Reason::bad_params.msg(format!(
+                "param `forward_to`: at most {MAX_FORWARDS} addresses"
+            )))
+        }
+        Some(list) => Some(
+            list.iter()
+                .map(|a| {
+                    validate::email(a)
+                        .map(|a| a.to_lowercase())
+                        .map_err(|m| Reason::bad_email.msg(format!("forward_to {a:?}: {m}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let quota_bytes = quota(p.quota_bytes)?;
+    own_mailbox(&ctx.state.db().await?, &ctx, &address).await?;
+    let password_hash = match p.password {
+        Some(pw) => Some(mailbox_password(&ctx, pw).await?),
+        None => None,
+    };
+    let changes = MailboxChanges {
+        password_hash,
+        quota_bytes,
+        can_login: p.can_login,
+        forward_to,
+        disabled: p.disabled,
+    };
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    own_mailbox(&tx, &ctx, &address).await?;
+    db::mail::update_mailbox(&tx, &address, &changes).await?;
+    audit(&tx, &ctx, &format!("mailbox:{address}")).await?;
+    let view = own_mailbox(&tx, &ctx, &address).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+#[derive(Deserialize)]
+pub struct MailboxAddressParams {
+    address: String,
+}
+
+/// `delete_mailbox`: removes a mailbox (its messages stay on the mail node until cleaned up).
+pub async fn delete_mailbox(ctx: Ctx, p: MailboxAddressParams) -> Result<MailboxRef, ApiError> {
+    let (local, domain) = address(&p.address)?;
+    let address = format!("{local}@{domain}");
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    own_mailbox(&tx, &ctx, &address).await?;
+    db::mail::delete_mailbox(&tx, &address).await?;
+    audit(&tx, &ctx, &format!("mailbox:{address}")).await?;
+    tx.commit().await?;
+    Ok(MailboxRef { address })
+}

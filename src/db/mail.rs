@@ -1,0 +1,301 @@
+//! Mail domains and mailboxes. Lock order (see the module above): the owner, the registrable
+//! domain's advisory lock, then `mail_domains`, then `mailboxes`.
+
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{execute, page_with_total, query_one, query_opt};
+use crate::error::{ApiError, Reason};
+
+/// A mail domain as lists show it.
+#[derive(Debug, Serialize)]
+pub struct MailDomainView {
+    pub domain: String,
+    pub userid: Uuid,
+    pub region: String,
+    pub disabled: bool,
+    pub mailboxes: i64,
+    pub created_at: String,
+}
+
+/// Adds a mail domain; `domain_exists` when it is one already.
+pub async fn insert_domain(
+    c: &impl GenericClient,
+    name: &str,
+    user: Uuid,
+    region: &str,
+) -> Result<(), ApiError> {
+    let n = execute(
+        c,
+        "INSERT INTO mail_domains (name, user_id, region) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO NOTHING",
+        &[&name, &user, &region],
+    )
+    .await?;
+    if n == 0 {
+        return Err(Reason::domain_exists.msg(format!("{name} is a mail domain already")));
+    }
+    Ok(())
+}
+
+/// The owner of a mail domain; with `for_update` its row stays locked until the transaction
+/// ends (so no mailbox is added while it is deleted).
+pub async fn domain_owner(
+    c: &impl GenericClient,
+    name: &str,
+    for_update: bool,
+) -> Result<Option<Uuid>, ApiError> {
+    const SQL: &str = "SELECT user_id FROM mail_domains WHERE name = $1";
+    const SQL_LOCKED: &str = "SELECT user_id FROM mail_domains WHERE name = $1 FOR UPDATE";
+    let row = query_opt(c, if for_update { SQL_LOCKED } else { SQL }, &[&name]).await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Mail domains and mailboxes a user has.
+pub async fn counts_of_user(c: &impl GenericClient, user: Uuid) -> Result<(i64, i64), ApiError> {
+    let row = query_one(
+        c,
+        "SELECT (SELECT count(*) FROM mail_domains WHERE user_id = $1),
+                (SELECT count(*) FROM mailboxes m JOIN mail_domains d ON d.name = m.domain
+                  WHERE d.user_id = $1)",
+        &[&user],
+    )
+    .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Mailboxes in a mail domain.
+pub async fn mailboxes_in(c: &impl GenericClient, domain: &str) -> Result<i64, ApiError> {
+    Ok(query_one(
+        c,
+        "SELECT count(*) FROM mailboxes WHERE domain = $1",
+        &[&domain],
+    )
+    .await?
+    .get(0))
+}
+
+/// A sorted page of mail domains (of one user, or all) and the total.
+pub async fn list_domains(
+    c: &impl GenericClient,
+    user: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<MailDomainView>, i64), ApiError> {
+    const COUNT: &str =
+        "SELECT count(*) FROM mail_domains WHERE ($1::uuid IS NULL OR user_id = $1)";
+    let (rows, total) = page_with_total(
+        c,
+        &format!(
+            "SELECT d.name, d.user_id, d.region, d.disabled,
+                    (SELECT count(*) FROM mailboxes m WHERE m.domain = d.name), hp_iso(d.created_at),
+                    ({COUNT})
+               FROM mail_domains d WHERE ($1::uuid IS NULL OR d.user_id = $1)
+              ORDER BY d.name LIMIT $2 OFFSET $3"
+        ),
+        &[&user, &limit, &offset],
+        COUNT,
+        &[&user],
+        offset,
+    )
+    .await?;
+    let domains = rows
+        .iter()
+        .map(|r| MailDomainView {
+            domain: r.get(0),
+            userid: r.get(1),
+            region: r.get(2),
+            disabled: r.get(3),
+            mailboxes: r.get(4),
+            created_at: r.get(5),
+        })
+        .collect();
+    Ok((domains, total))
+}
+
+/// Deletes a mail domain with its mailboxes.
+pub async fn delete_domain(c: &impl GenericClient, name: &str) -> Result<(), ApiError> {
+    execute(c, "DELETE FROM mail_domains WHERE name = $1", &[&name]).await?;
+    Ok(())
+}
+
+/// A new mailbox.
+pub struct NewMailbox<'a> {
+    pub local_part: &'a str,
+    pub domain: &'a str,
+    /// `{BLF-CRYPT}` and a bcrypt hash.
+    pub password_hash: &'a str,
+    pub quota_bytes: i64,
+    pub can_login: bool,
+}
+
+/// Adds a mailbox; `already_exists` when the address is taken.
+pub async fn insert_mailbox(c: &impl GenericClient, m: &NewMailbox<'_>) -> Result<(), ApiError> {
+    let address = format!("{}@{}", m.local_part, m.domain);
+    let n = execute(
+        c,
+        "INSERT INTO mailboxes (address, domain, local_part, password_hash, quota_bytes, can_login)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (address) DO NOTHING",
+        &[
+            &address,
+            &m.domain,
+            &m.local_part,
+            &m.password_hash,
+            &m.quota_bytes,
+            &m.can_login,
+        ],
+    )
+    .await?;
+    if n == 0 {
+        return Err(Reason::already_exists.msg(format!("{address} exists already")));
+    }
+    Ok(())
+}
+
+/// A mailbox as lists show it.
+#[derive(Debug, Serialize)]
+pub struct MailboxView {
+    pub address: String,
+    pub domain: String,
+    pub local_part: String,
+    pub quota_bytes: i64,
+    /// What Dovecot last reported the mailbox holds.
+    pub used_bytes: i64,
+    /// `used_bytes` of `quota_bytes` in percent, 0 without a quota.
+    pub percentage: i64,
+    pub can_login: bool,
+    pub forward_to: Vec<String>,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+const MAILBOX_VIEW: &str = "SELECT m.address, m.domain, m.local_part, m.quota_bytes,
+        coalesce(u.used_bytes, 0), m.can_login, m.forward_to, m.disabled, hp_iso(m.created_at),
+        d.user_id
+   FROM mailboxes m JOIN mail_domains d ON d.name = m.domain
+   LEFT JOIN mailbox_usage u ON u.address = m.address";
+
+fn mailbox_view(r: &tokio_postgres::Row) -> MailboxView {
+    let quota_bytes: i64 = r.get(3);
+    let used_bytes: i64 = r.get(4);
+    MailboxView {
+        address: r.get(0),
+        domain: r.get(1),
+        local_part: r.get(2),
+        quota_bytes,
+        used_bytes,
+        percentage: if quota_bytes > 0 {
+            (used_bytes.saturating_mul(100) / quota_bytes).min(100)
+        } else {
+            0
+        },
+        can_login: r.get(5),
+        forward_to: r.get(6),
+        disabled: r.get(7),
+        created_at: r.get(8),
+    }
+}
+
+/// The mailbox and the owner of its domain.
+pub async fn mailbox(
+    c: &impl GenericClient,
+    address: &str,
+) -> Result<Option<(MailboxView, Uuid)>, ApiError> {
+    let row = query_opt(
+        c,
+        &format!("{MAILBOX_VIEW} WHERE m.address = $1"),
+        &[&address],
+    )
+    .await?;
+    Ok(row.map(|r| (mailbox_view(&r), r.get(9))))
+}
+
+/// Which mailboxes a list shows.
+pub struct MailboxFilter<'a> {
+    /// Only the mailboxes of this user's domains (None: everyone's, for admins).
+    pub user: Option<Uuid>,
+    pub domain: Option<&'a str>,
+    /// Part of the address, matched literally.
+    pub q: Option<&'a str>,
+    pub can_login: Option<bool>,
+    pub has_forward: Option<bool>,
+}
+
+/// A sorted page of mailboxes and the total.
+pub async fn list_mailboxes(
+    c: &impl GenericClient,
+    f: &MailboxFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<MailboxView>, i64), ApiError> {
+    let pattern = f.q.map(|q| {
+        format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    let filter = "($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR m.domain = $2)
+              AND ($3::text IS NULL OR m.address LIKE $3) AND ($4::bool IS NULL OR m.can_login = $4)
+              AND ($5::bool IS NULL OR (cardinality(m.forward_to) > 0) = $5)";
+    let count = format!(
+        "SELECT count(*) FROM mailboxes m JOIN mail_domains d ON d.name = m.domain WHERE {filter}"
+    );
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&f.user, &f.domain, &pattern, &f.can_login, &f.has_forward];
+    let rows = super::query(
+        c,
+        &format!("{MAILBOX_VIEW} WHERE {filter} ORDER BY m.address LIMIT $6 OFFSET $7"),
+        &[
+            params[0], params[1], params[2], params[3], params[4], &limit, &offset,
+        ],
+    )
+    .await?;
+    let total = query_one(c, &count, &params).await?.get(0);
+    Ok((rows.iter().map(mailbox_view).collect(), total))
+}
+
+/// What `set_mailbox` may change; None leaves a field as it is.
+#[derive(Default)]
+pub struct MailboxChanges {
+    pub password_hash: Option<String>,
+    pub quota_bytes: Option<i64>,
+    pub can_login: Option<bool>,
+    pub forward_to: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+/// Applies the changes; false when the mailbox does not exist.
+pub async fn update_mailbox(
+    c: &impl GenericClient,
+    address: &str,
+    ch: &MailboxChanges,
+) -> Result<bool, ApiError> {
+    let n = execute(
+        c,
+        "UPDATE mailboxes SET
+            password_hash = coalesce($2, password_hash),
+            quota_bytes = coalesce($3, quota_bytes),
+            can_login = coalesce($4, can_login),
+            forward_to = coalesce($5, forward_to),
+            disabled = coalesce($6, disabled)
+          WHERE address = $1",
+        &[
+            &address,
+            &ch.password_hash,
+            &ch.quota_bytes,
+            &ch.can_login,
+            &ch.forward_to,
+            &ch.disabled,
+        ],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+/// Deletes a mailbox; false when there was none.
+pub async fn delete_mailbox(c: &impl GenericClient, address: &str) -> Result<bool, ApiError> {
+    Ok(execute(c, "DELETE FROM mailboxes WHERE address = $1", &[&address]).await? == 1)
+}

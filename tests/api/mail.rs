@@ -1,0 +1,253 @@
+//! Mail hosting: mail nodes and regions, mail domains claimed like site domains, mailboxes with
+//! the password hashes Dovecot reads, limits and lists.
+
+use serde_json::json;
+
+use crate::helpers::World;
+
+/// A world with a mail node in region `default`.
+async fn mail_world() -> World {
+    let w = World::new().await;
+    let p = json!({"nodeid": 20, "name": "mx1", "address": "10.0.3.1", "kinds": ["mail"]});
+    w.app.call_as(&w.admin, "add_node", p).await.ok();
+    w
+}
+
+#[tokio::test]
+async fn nodes_serve_web_mail_or_both_in_a_region() {
+    let w = World::new().await;
+    let p = json!({"nodeid": 21, "name": "mx-eu", "address": "10.0.3.2", "kinds": ["mail", "web", "mail"], "region": "eu-west", "public": true});
+    let added = w.app.call_as(&w.admin, "add_node", p).await;
+    assert_eq!(added.ok()["kinds"], json!(["mail", "web"]));
+    assert_eq!(added.ok()["region"], "eu-west");
+    let list = w.app.call_as(&w.admin, "get_node_list", json!({})).await;
+    let nodes = list.ok()["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes[0]["kinds"], json!(["web"]), "the default");
+    assert_eq!(nodes[0]["region"], "default");
+    for bad in [
+        json!({"name": "x", "address": "10.0.3.3", "kinds": []}),
+        json!({"name": "x", "address": "10.0.3.3", "kinds": ["dns"]}),
+        json!({"name": "x", "address": "10.0.3.3", "region": "Bad Region"}),
+        json!({"name": "x", "address": "10.0.3.3", "region": "-eu"}),
+    ] {
+        w.app
+            .call_as(&w.admin, "add_node", bad)
+            .await
+            .assert_error("bad_params", 400);
+    }
+    // A mail-only node takes no sites.
+    let p = json!({"nodeid": 22, "name": "mx-only", "address": "10.0.3.4", "kinds": ["mail"], "public": true});
+    w.app.call_as(&w.admin, "add_node", p).await.ok();
+    w.app
+        .call_as(&w.alice.1, "create_site", json!({"nodeid": 22}))
+        .await
+        .assert_error("bad_params", 400);
+}
+
+#[tokio::test]
+async fn a_mail_domain_is_claimed_like_a_site_domain() {
+    let w = mail_world().await;
+    let s = w.site(&w.alice.1, 1).await;
+    w.domain(&w.alice.1, 1, s, "shop.example.com").await;
+    let app = &w.app;
+    let add = |cookie: &str, domain: &str| {
+        let p = json!({"domain": domain});
+        let cookie = cookie.to_string();
+        async move { app.call_as(&cookie, "add_mail_domain", p).await }
+    };
+    let a = add(&w.alice.1, "Shop.Example.com").await;
+    assert_eq!(a.ok()["domain"], "shop.example.com");
+    assert_eq!(a.ok()["region"], "default");
+    add(&w.bob.1, "shop.example.com")
+        .await
+        .assert_error("domain_exists", 409);
+    add(&w.bob.1, "sub.shop.example.com")
+        .await
+        .assert_error("domain_taken", 409);
+    // Alice's site domain that is not (yet) a mail domain is hers for mail too.
+    w.domain(&w.alice.1, 1, s, "blog.example.com").await;
+    add(&w.bob.1, "blog.example.com")
+        .await
+        .assert_error("domain_exists", 409);
+    add(&w.alice.1, "blog.example.com").await.ok();
+    // Mail only: a name nobody holds, then nobody else's for sites either.
+    add(&w.bob.1, "bobmail.example.org").await.ok();
+    let p = |name: &str| json!({"nodeid": 1, "siteid": s, "domain": name});
+    w.app
+        .call_as(&w.alice.1, "add_domain", p("bobmail.example.org"))
+        .await
+        .assert_error("domain_exists", 409);
+    w.app
+        .call_as(&w.alice.1, "add_domain", p("www.bobmail.example.org"))
+        .await
+        .assert_error("domain_taken", 409);
+    add(&w.bob.1, "bobmail.example.org")
+        .await
+        .assert_error("domain_exists", 409);
+    let elsewhere = json!({"domain": "far.example.net", "region": "mars"});
+    w.app
+        .call_as(&w.bob.1, "add_mail_domain", elsewhere)
+        .await
+        .assert_error("not_found", 404);
+    let list = w
+        .app
+        .call_as(&w.bob.1, "get_list_mail_domain", json!({}))
+        .await;
+    assert_eq!(list.ok()["total"], 1);
+    assert_eq!(list.ok()["domains"][0]["domain"], "bobmail.example.org");
+    let all = w
+        .app
+        .call_as(&w.admin, "get_list_mail_domain", json!({}))
+        .await;
+    assert_eq!(all.ok()["total"], 3);
+}
+
+#[tokio::test]
+async fn mailboxes_keep_dovecot_hashes_and_list_with_filters() {
+    let w = mail_world().await;
+    w.app
+        .call_as(
+            &w.alice.1,
+            "add_mail_domain",
+            json!({"domain": "alice.example"}),
+        )
+        .await
+        .ok();
+    let add = |p: serde_json::Value| w.app.call_as(&w.alice.1, "add_mailbox", p);
+    let a = add(json!({"address": "Info@Alice.example", "password": "mailbox-pass-1"})).await;
+    assert_eq!(a.ok()["address"], "info@alice.example");
+    add(json!({"domain": "alice.example", "local": "sales", "password": "mailbox-pass-2", "quota_bytes": 1000, "can_login": false}))
+        .await
+        .ok();
+    add(json!({"address": "info@alice.example", "password": "mailbox-pass-3"}))
+        .await
+        .assert_error("already_exists", 409);
+    for bad in [
+        json!({"address": ".dot@alice.example", "password": "mailbox-pass-1"}),
+        json!({"address": "sp ace@alice.example", "password": "mailbox-pass-1"}),
+        json!({"address": "noat", "password": "mailbox-pass-1"}),
+        json!({"address": "q@alice.example", "password": "mailbox-pass-1", "quota_bytes": -1}),
+    ] {
+        add(bad).await.assert_error("bad_params", 400);
+    }
+    add(json!({"address": "short@alice.example", "password": "short"}))
+        .await
+        .assert_error("bad_password", 400);
+    add(json!({"address": "x@bob-does-not-own.example", "password": "mailbox-pass-1"}))
+        .await
+        .assert_error("not_found", 404);
+
+    let hash: String = w
+        .app
+        .db()
+        .await
+        .query_one(
+            "SELECT password_hash FROM mailboxes WHERE address = 'info@alice.example'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let bcrypt = hash
+        .strip_prefix("{BLF-CRYPT}")
+        .expect("Dovecot's scheme prefix");
+    assert!(bcrypt::verify("mailbox-pass-1", bcrypt).unwrap());
+
+    // Forwarding, and usage as Dovecot reports it.
+    let set = json!({"address": "sales@alice.example", "forward_to": ["Boss@Example.net"], "password": "changed-pass-1"});
+    let view = w.app.call_as(&w.alice.1, "set_mailbox", set).await;
+    assert_eq!(view.ok()["forward_to"], json!(["boss@example.net"]));
+    w.app
+        .db()
+        .await
+        .execute(
+            "INSERT INTO mailbox_usage (address, used_bytes) VALUES ('sales@alice.example', 250)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let list = |p: serde_json::Value| w.app.call_as(&w.alice.1, "get_list_mailbox", p);
+    let all = list(json!({})).await;
+    assert_eq!(all.ok()["total"], 2);
+    let sales = &all.ok()["mailboxes"][1];
+    assert_eq!(sales["address"], "sales@alice.example");
+    assert_eq!(
+        (sales["used_bytes"].as_i64(), sales["percentage"].as_i64()),
+        (Some(250), Some(25))
+    );
+    for (filter, expect) in [
+        (json!({"q": "SAL"}), "sales@alice.example"),
+        (json!({"can_login": true}), "info@alice.example"),
+        (json!({"has_forward": true}), "sales@alice.example"),
+        (
+            json!({"domain": "alice.example", "has_forward": false}),
+            "info@alice.example",
+        ),
+    ] {
+        let a = list(filter.clone()).await;
+        assert_eq!(a.ok()["total"], 1, "{filter}");
+        assert_eq!(a.ok()["mailboxes"][0]["address"], expect, "{filter}");
+    }
+    // Bob sees none of it, and cannot touch it.
+    let theirs = w.app.call_as(&w.bob.1, "get_list_mailbox", json!({})).await;
+    assert_eq!(theirs.ok()["total"], 0);
+    w.app
+        .call_as(
+            &w.bob.1,
+            "delete_mailbox",
+            json!({"address": "info@alice.example"}),
+        )
+        .await
+        .assert_error("not_found", 404);
+    w.app
+        .call_as(
+            &w.alice.1,
+            "delete_mailbox",
+            json!({"address": "info@alice.example"}),
+        )
+        .await
+        .ok();
+    assert_eq!(w.app.count("mailboxes").await, 1);
+}
+
+#[tokio::test]
+async fn mail_limits_and_a_domain_that_still_has_mailboxes() {
+    let w = mail_world().await;
+    let limits = json!({"userid": w.alice.0, "max_mail_domains": 1, "max_mailboxes": 2});
+    w.app.call_as(&w.admin, "set_user", limits).await.ok();
+    let domain = |d: &str| json!({"domain": d});
+    w.app
+        .call_as(&w.alice.1, "add_mail_domain", domain("one.example"))
+        .await
+        .ok();
+    w.app
+        .call_as(&w.alice.1, "add_mail_domain", domain("two.example"))
+        .await
+        .assert_error("quota_exceeded", 409);
+    for (i, expect) in [(1, 200), (2, 200), (3, 409)] {
+        let p = json!({"address": format!("m{i}@one.example"), "password": "mailbox-pass-1"});
+        let a = w.app.call_as(&w.alice.1, "add_mailbox", p).await;
+        assert_eq!(a.status, expect, "{}", a.body);
+    }
+    w.app
+        .call_as(&w.alice.1, "delete_mail_domain", domain("one.example"))
+        .await
+        .assert_error("not_empty", 409);
+    let forced = json!({"domain": "one.example", "force": true});
+    let a = w
+        .app
+        .call_as(&w.alice.1, "delete_mail_domain", forced)
+        .await;
+    assert_eq!(a.ok()["mailboxes"], 2);
+    assert_eq!(w.app.count("mailboxes").await, 0);
+    let audited = w
+        .app
+        .count("audit_log WHERE action IN ('add_mail_domain', 'add_mailbox', 'delete_mail_domain')")
+        .await;
+    assert_eq!(audited, 4);
+    let leaked = w
+        .app
+        .count("audit_log WHERE params::text LIKE '%mailbox-pass%'")
+        .await;
+    assert_eq!(leaked, 0);
+}
