@@ -45,3 +45,12 @@ CREATE TABLE mailbox_usage (
     messages    bigint NOT NULL DEFAULT 0,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Aliases: `user@domain`, or `@domain` for a catch-all, to one or more addresses.
+CREATE TABLE mail_aliases (
+    source        text PRIMARY KEY CHECK (source = lower(source)),
+    domain        text NOT NULL REFERENCES mail_domains (name) ON DELETE CASCADE,
+    destinations  text[] NOT NULL CHECK (cardinality(destinations) BETWEEN 1 AND 50),
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX mail_aliases_domain ON mail_aliases (domain, source);

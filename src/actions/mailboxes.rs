@@ -16,7 +16,7 @@ use crate::validate;
 const MAX_FORWARDS: usize = 10;
 
 /// A local part: `^[a-z0-9][a-z0-9_+.-]{0,63}$`, lowercased.
-fn local_part(raw: &str) -> Result<String, ApiError> {
+pub fn local_part(raw: &str) -> Result<String, ApiError> {
     let local = raw.trim().to_ascii_lowercase();
     let ok = (1..=64).contains(&local.len())
         && local.bytes().enumerate().all(|(i, b)| {

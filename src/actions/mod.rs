@@ -7,6 +7,7 @@ mod agents;
 mod checks;
 mod domains;
 mod mail_domains;
+mod mail_routing;
 mod mailboxes;
 mod nodes;
 mod passwords;
@@ -68,6 +69,9 @@ pub fn all() -> Vec<ActionSpec> {
         action("get_list_mailbox", User, mailboxes::get_list_mailbox),
         action("set_mailbox", User, mailboxes::set_mailbox).secret(&["password"]),
         action("delete_mailbox", User, mailboxes::delete_mailbox),
+        action("add_alias", User, mail_routing::add_alias),
+        action("get_list_alias", User, mail_routing::get_list_alias),
+        action("delete_alias", User, mail_routing::delete_alias),
     ]
 }
 

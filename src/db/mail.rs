@@ -16,6 +16,7 @@ pub struct MailDomainView {
     pub region: String,
     pub disabled: bool,
     pub mailboxes: i64,
+    pub aliases: i64,
     pub created_at: String,
 }
 
@@ -90,6 +91,7 @@ pub async fn list_domains(
         &format!(
             "SELECT d.name, d.user_id, d.region, d.disabled,
                     (SELECT count(*) FROM mailboxes m WHERE m.domain = d.name), hp_iso(d.created_at),
+                    (SELECT count(*) FROM mail_aliases a WHERE a.domain = d.name),
                     ({COUNT})
                FROM mail_domains d WHERE ($1::uuid IS NULL OR d.user_id = $1)
               ORDER BY d.name LIMIT $2 OFFSET $3"
@@ -109,6 +111,7 @@ pub async fn list_domains(
             disabled: r.get(3),
             mailboxes: r.get(4),
             created_at: r.get(5),
+            aliases: r.get(6),
         })
         .collect();
     Ok((domains, total))
@@ -298,4 +301,106 @@ pub async fn update_mailbox(
 /// Deletes a mailbox; false when there was none.
 pub async fn delete_mailbox(c: &impl GenericClient, address: &str) -> Result<bool, ApiError> {
     Ok(execute(c, "DELETE FROM mailboxes WHERE address = $1", &[&address]).await? == 1)
+}
+
+/// An alias as lists show it.
+#[derive(Debug, Serialize)]
+pub struct AliasView {
+    pub source: String,
+    pub domain: String,
+    pub destination: Vec<String>,
+    /// `@domain`: every address of the domain that is no mailbox and no other alias.
+    pub catch_all: bool,
+    pub created_at: String,
+}
+
+/// Adds an alias; `already_exists` when the source has one.
+pub async fn insert_alias(
+    c: &impl GenericClient,
+    source: &str,
+    domain: &str,
+    destinations: &[String],
+) -> Result<(), ApiError> {
+    let n = execute(
+        c,
+        "INSERT INTO mail_aliases (source, domain, destinations) VALUES ($1, $2, $3)
+         ON CONFLICT (source) DO NOTHING",
+        &[&source, &domain, &destinations],
+    )
+    .await?;
+    if n == 0 {
+        return Err(Reason::already_exists.msg(format!("{source} has an alias already")));
+    }
+    Ok(())
+}
+
+/// Aliases in a mail domain.
+pub async fn aliases_in(c: &impl GenericClient, domain: &str) -> Result<i64, ApiError> {
+    Ok(query_one(
+        c,
+        "SELECT count(*) FROM mail_aliases WHERE domain = $1",
+        &[&domain],
+    )
+    .await?
+    .get(0))
+}
+
+/// The owner of the alias's domain.
+pub async fn alias_owner(c: &impl GenericClient, source: &str) -> Result<Option<Uuid>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT d.user_id FROM mail_aliases a JOIN mail_domains d ON d.name = a.domain WHERE a.source = $1",
+        &[&source],
+    )
+    .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// A sorted page of aliases (of one user's domains, or all; optionally of one domain) and the
+/// total.
+pub async fn list_aliases(
+    c: &impl GenericClient,
+    user: Option<Uuid>,
+    domain: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<AliasView>, i64), ApiError> {
+    let filter = "($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR a.domain = $2)";
+    let from = "mail_aliases a JOIN mail_domains d ON d.name = a.domain";
+    let rows = super::query(
+        c,
+        &format!(
+            "SELECT a.source, a.domain, a.destinations, hp_iso(a.created_at) FROM {from}
+              WHERE {filter} ORDER BY a.source LIMIT $3 OFFSET $4"
+        ),
+        &[&user, &domain, &limit, &offset],
+    )
+    .await?;
+    let total = query_one(
+        c,
+        &format!("SELECT count(*) FROM {from} WHERE {filter}"),
+        &[&user, &domain],
+    )
+    .await?
+    .get(0);
+    let aliases = rows
+        .iter()
+        .map(|r| {
+            let source: String = r.get(0);
+            AliasView {
+                catch_all: source.starts_with('@'),
+                source,
+                domain: r.get(1),
+                destination: r.get(2),
+                created_at: r.get(3),
+            }
+        })
+        .collect();
+    Ok((aliases, total))
+}
+
+/// Deletes an alias.
+pub async fn delete_alias(c: &impl GenericClient, source: &str) -> Result<(), ApiError> {
+    execute(c, "DELETE FROM mail_aliases WHERE source = $1", &[&source]).await?;
+    Ok(())
 }

@@ -251,3 +251,82 @@ async fn mail_limits_and_a_domain_that_still_has_mailboxes() {
         .await;
     assert_eq!(leaked, 0);
 }
+
+#[tokio::test]
+async fn aliases_and_catch_alls_belong_to_their_domain() {
+    let w = mail_world().await;
+    let md = json!({"domain": "alice.example"});
+    w.app.call_as(&w.alice.1, "add_mail_domain", md).await.ok();
+    let add = |p: serde_json::Value| w.app.call_as(&w.alice.1, "add_alias", p);
+    let a = add(
+        json!({"source": "Sales@alice.example", "destination": ["A@example.net", "b@example.net"]}),
+    )
+    .await;
+    assert_eq!(a.ok()["source"], "sales@alice.example");
+    assert_eq!(
+        a.ok()["destination"],
+        json!(["a@example.net", "b@example.net"])
+    );
+    add(json!({"source": "@alice.example", "destination": "catch@example.net"}))
+        .await
+        .ok();
+    add(json!({"source": "@alice.example", "destination": "again@example.net"}))
+        .await
+        .assert_error("already_exists", 409);
+    add(json!({"source": "x@alice.example", "destination": []}))
+        .await
+        .assert_error("bad_params", 400);
+    add(json!({"source": "x@alice.example", "destination": "not an address"}))
+        .await
+        .assert_error("bad_email", 400);
+    // Not Alice's domain, or not Bob's to touch.
+    add(json!({"source": "x@elsewhere.example", "destination": "a@example.net"}))
+        .await
+        .assert_error("not_found", 404);
+    let theirs = json!({"source": "y@alice.example", "destination": "a@example.net"});
+    w.app
+        .call_as(&w.bob.1, "add_alias", theirs)
+        .await
+        .assert_error("not_found", 404);
+    let list = w.app.call_as(&w.alice.1, "get_list_alias", json!({})).await;
+    assert_eq!(list.ok()["total"], 2);
+    assert_eq!(list.ok()["aliases"][0]["source"], "@alice.example");
+    assert_eq!(list.ok()["aliases"][0]["catch_all"], true);
+    let domains = w
+        .app
+        .call_as(&w.alice.1, "get_list_mail_domain", json!({}))
+        .await;
+    assert_eq!(domains.ok()["domains"][0]["aliases"], 2);
+    assert_eq!(
+        w.app
+            .call_as(&w.bob.1, "get_list_alias", json!({}))
+            .await
+            .ok()["total"],
+        0
+    );
+    w.app
+        .call_as(
+            &w.bob.1,
+            "delete_alias",
+            json!({"source": "@alice.example"}),
+        )
+        .await
+        .assert_error("not_found", 404);
+    w.app
+        .call_as(
+            &w.alice.1,
+            "delete_alias",
+            json!({"source": "@alice.example"}),
+        )
+        .await
+        .ok();
+    w.app
+        .call_as(
+            &w.alice.1,
+            "delete_alias",
+            json!({"source": "@alice.example"}),
+        )
+        .await
+        .assert_error("not_found", 404);
+    assert_eq!(w.app.count("mail_aliases").await, 1);
+}

@@ -97,6 +97,15 @@ fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
             "delete_mailbox",
             mine(json!({"address": "info@alice-mail.example"})),
         ),
+        (
+            "add_alias",
+            mine(json!({"source": "@alice-mail.example", "destination": "bob@example.com"})),
+        ),
+        ("get_list_alias", mine(json!({"userid": alice_id}))),
+        (
+            "delete_alias",
+            mine(json!({"source": "sales@alice-mail.example"})),
+        ),
     ]
 }
 
@@ -115,6 +124,8 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
     w.app.call_as(&w.alice.1, "add_mail_domain", md).await.ok();
     let mb = json!({"address": "info@alice-mail.example", "password": "password-alice-box"});
     w.app.call_as(&w.alice.1, "add_mailbox", mb).await.ok();
+    let alias = json!({"source": "sales@alice-mail.example", "destination": "alice@example.com"});
+    w.app.call_as(&w.alice.1, "add_alias", alias).await.ok();
 
     let table = attacks(&w.alice.0, site);
     let registry = hostplane::registry::Registry::new(hostplane::actions::all()).unwrap();
