@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod mail;
+pub mod mailserver;
 pub mod params;
 pub mod protocol;
 pub mod registry;

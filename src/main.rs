@@ -42,6 +42,41 @@ enum Command {
     },
     /// Run the node agent: keep an nginx folder in step with this node's sites.
     Agent(AgentArgs),
+    /// Write a mail node's configuration: Postfix pgsql maps and main.cf lines, Dovecot's SQL
+    /// passdb/userdb, and reader-grants.sql (run once by a database superuser) for the role the
+    /// mail servers read the views as.
+    MailConfig(MailConfigArgs),
+}
+
+#[derive(clap::Args)]
+struct MailConfigArgs {
+    /// The region whose mail this node serves.
+    #[arg(long, default_value = "default")]
+    region: String,
+    /// Folder to write the files into (created when missing).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// The database role the mail servers log in as.
+    #[arg(long, default_value = "hostplane_mail")]
+    reader: String,
+    /// File holding the reader's password (created with a random one when missing).
+    #[arg(long)]
+    reader_password_file: std::path::PathBuf,
+    /// Database host as the mail node reaches it (default: DATABASE_URL's).
+    #[arg(long)]
+    db_host: Option<String>,
+    /// Database port as the mail node reaches it (default: DATABASE_URL's).
+    #[arg(long)]
+    db_port: Option<u16>,
+    /// The folder holding every mailbox on the mail node.
+    #[arg(long, default_value = "/var/vmail")]
+    mail_root: String,
+    /// The user and group id owning the mailboxes.
+    #[arg(long, default_value_t = 5000)]
+    mail_uid: u32,
+    /// PostgreSQL URL of hostplane's database (its schema is taken from it).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: hostplane::config::Secret,
 }
 
 #[derive(clap::Args)]
@@ -108,6 +143,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Agent(args) => run_agent(args).await,
+        Command::MailConfig(args) => mail_config(args).await,
         Command::Serve { config } => {
             let app = hostplane::Application::build(*config).await?;
             tracing::info!(listen = %app.local_addr(), "hostplane is serving POST /api");
@@ -141,6 +177,56 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn mail_config(a: MailConfigArgs) -> Result<(), String> {
+    let url = a.database_url.expose();
+    let pg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    tokio::spawn(conn);
+    let schema: String = client
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .map_err(|e| format!("cannot read the schema: {e}"))?
+        .get(0);
+    let password = match std::fs::read_to_string(&a.reader_password_file) {
+        Ok(p) => p.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let p = uuid::Uuid::new_v4().simple().to_string();
+            hostplane::mailserver::write_secret(&a.reader_password_file, &p)?;
+            p
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot read {}: {e}",
+                a.reader_password_file.display()
+            ))
+        }
+    };
+    let host = a.db_host.unwrap_or_else(|| match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    });
+    let config = hostplane::mailserver::MailConfig {
+        db_host: host,
+        db_port: a
+            .db_port
+            .unwrap_or_else(|| pg.get_ports().first().copied().unwrap_or(5432)),
+        db_name: pg.get_dbname().unwrap_or("postgres").to_string(),
+        schema,
+        reader: a.reader,
+        reader_password: password,
+        region: a.region,
+        mail_root: a.mail_root,
+        mail_uid: a.mail_uid,
+    };
+    let written = hostplane::mailserver::write(&config, &a.out)?;
+    println!("wrote {} into {}", written.join(", "), a.out.display());
+    Ok(())
 }
 
 async fn run_agent(a: AgentArgs) -> Result<(), String> {

@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0008_hosting_rules.sql"),
     ),
     ("0009_mail", include_str!("../../sql/0009_mail.sql")),
+    (
+        "0010_mail_views",
+        include_str!("../../sql/0010_mail_views.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

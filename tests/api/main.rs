@@ -12,6 +12,7 @@ mod hostile;
 mod hosting;
 mod list_cache;
 mod mail;
+mod mail_servers;
 mod nginx_e2e;
 mod ownership;
 mod passwords;

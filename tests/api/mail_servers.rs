@@ -1,0 +1,406 @@
+//! Contract tests with the real mail servers: Postfix's `pgsql:` maps (through `postmap`) and
+//! Dovecot's SQL passdb (through `doveadm auth test`) read what the API wrote, at once, as a
+//! database role that may read the views and nothing else. The configuration is the one
+//! `hostplane mail-config` writes. scripts/test installs Postfix and Dovecot when missing; a
+//! missing tool fails these tests rather than skipping them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hostplane::mailserver::{self, MailConfig};
+use serde_json::json;
+
+use crate::helpers::{base_database_url, url_with_schema, World};
+
+fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is missing: scripts/test installs Postfix and Dovecot (Debian packages)");
+}
+
+/// A reader role with SELECT on the views only, created by the SQL mail-config writes, and the
+/// files mail-config writes for it, in a folder the mail servers' users can read.
+struct MailNode {
+    dir: tempfile::TempDir,
+    config: MailConfig,
+    /// Whether this node created the reader role (and so drops it).
+    owns_role: bool,
+}
+
+impl MailNode {
+    /// Runs `hostplane mail-config` for the world's schema, then, as a database superuser,
+    /// the reader-grants.sql it wrote.
+    async fn new(w: &World, region: &str) -> MailNode {
+        let base = base_database_url();
+        let pg: tokio_postgres::Config = base.parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let reader = format!("{}_mail", w.app.schema());
+        let password_file = dir.path().join("reader-password");
+        let vmail = dir.path().join("vmail");
+        let out = Command::new(env!("CARGO_BIN_EXE_hostplane"))
+            .args(["mail-config", "--region", region, "--reader", &reader])
+            .arg("--out")
+            .arg(dir.path().join("hostplane"))
+            .arg("--reader-password-file")
+            .arg(&password_file)
+            .arg("--mail-root")
+            .arg(&vmail)
+            .env("DATABASE_URL", url_with_schema(&base, w.app.schema()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let grants =
+            std::fs::read_to_string(dir.path().join("hostplane/reader-grants.sql")).unwrap();
+        admin.batch_execute(&grants).await.unwrap();
+        let config = MailConfig {
+            db_host: "127.0.0.1".into(),
+            db_port: pg.get_ports().first().copied().unwrap_or(5432),
+            db_name: pg.get_dbname().unwrap().to_string(),
+            schema: w.app.schema().to_string(),
+            reader,
+            reader_password: std::fs::read_to_string(&password_file).unwrap(),
+            region: region.into(),
+            mail_root: vmail.display().to_string(),
+            mail_uid: 5000,
+        };
+        // The servers' own users (dovecot) read the folder.
+        let chmod = Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(chmod.success());
+        std::fs::write(dir.path().join("main.cf"), "").unwrap();
+        MailNode {
+            dir,
+            config,
+            owns_role: true,
+        }
+    }
+
+    /// `postmap -q KEY` on one of the map files: the value, or None when not found.
+    fn lookup(&self, map: &str, key: &str) -> Option<String> {
+        let out = Command::new(tool("postmap"))
+            .arg("-q")
+            .arg(key)
+            .arg(format!(
+                "pgsql:{}/hostplane/{map}",
+                self.dir.path().display()
+            ))
+            .env("MAIL_CONFIG", self.dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // "Not found" and "error" both exit 1; only an error says something.
+        assert!(stderr.trim().is_empty(), "postmap {map} {key}: {stderr}");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for MailNode {
+    fn drop(&mut self) {
+        if !self.owns_role {
+            return;
+        }
+        let role = self.config.reader.clone();
+        let schema = self.config.schema.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let url = base_database_url();
+                if let Ok((db, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = db
+                        .batch_execute(&format!(
+                            "REVOKE ALL ON ALL TABLES IN SCHEMA \"{schema}\" FROM \"{role}\";
+                             REVOKE ALL ON SCHEMA \"{schema}\" FROM \"{role}\"; DROP ROLE \"{role}\";"
+                        ))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A world with a mail node in region `default`, Alice's mail domain `alice.example` with the
+/// mailbox `info@` (password `info-password`), an alias and a catch-all.
+async fn mail_world() -> World {
+    let w = World::new().await;
+    let calls = [
+        (
+            &w.admin,
+            "add_node",
+            json!({"nodeid": 20, "name": "mx1", "address": "10.0.3.1", "kinds": ["mail"]}),
+        ),
+        (
+            &w.alice.1,
+            "add_mail_domain",
+            json!({"domain": "alice.example"}),
+        ),
+        (
+            &w.alice.1,
+            "add_mailbox",
+            json!({"address": "info@alice.example", "password": "info-password"}),
+        ),
+        (
+            &w.alice.1,
+            "add_alias",
+            json!({"source": "sales@alice.example", "destination": ["boss@example.net", "info@alice.example"]}),
+        ),
+        (
+            &w.alice.1,
+            "add_alias",
+            json!({"source": "@alice.example", "destination": "catch@example.net"}),
+        ),
+    ];
+    for (cookie, action, params) in calls {
+        w.app.call_as(cookie, action, params).await.ok();
+    }
+    w
+}
+
+#[tokio::test]
+async fn postfix_maps_answer_what_the_api_wrote_at_once() {
+    let w = mail_world().await;
+    let node = MailNode::new(&w, "default").await;
+    assert_eq!(
+        node.lookup("virtual-domains.cf", "alice.example")
+            .as_deref(),
+        Some("alice.example")
+    );
+    assert_eq!(node.lookup("virtual-domains.cf", "nobody.example"), None);
+    assert_eq!(
+        node.lookup("virtual-mailboxes.cf", "info@alice.example")
+            .as_deref(),
+        Some("alice.example/info/Maildir/")
+    );
+    // Postfix asks user@domain before @domain: a mailbox answers itself, so the catch-all
+    // never takes its mail.
+    let alias = |key: &str| node.lookup("virtual-aliases.cf", key);
+    assert_eq!(
+        alias("info@alice.example").as_deref(),
+        Some("info@alice.example")
+    );
+    assert_eq!(
+        alias("sales@alice.example").as_deref(),
+        Some("boss@example.net,info@alice.example")
+    );
+    assert_eq!(
+        alias("@alice.example").as_deref(),
+        Some("catch@example.net")
+    );
+    assert_eq!(
+        node.lookup("sender-logins.cf", "info@alice.example")
+            .as_deref(),
+        Some("info@alice.example")
+    );
+    // A hostile key is a key, not SQL.
+    assert_eq!(alias("x' OR '1'='1"), None);
+
+    // Changes show at the next lookup: forwarding, then a disabled mailbox vanishes.
+    let forward = json!({"address": "info@alice.example", "forward_to": ["home@example.org"]});
+    w.app.call_as(&w.alice.1, "set_mailbox", forward).await.ok();
+    assert_eq!(
+        alias("info@alice.example").as_deref(),
+        Some("info@alice.example,home@example.org")
+    );
+    let disable = json!({"address": "info@alice.example", "disabled": true});
+    w.app.call_as(&w.alice.1, "set_mailbox", disable).await.ok();
+    assert_eq!(
+        node.lookup("virtual-mailboxes.cf", "info@alice.example"),
+        None
+    );
+    assert_eq!(alias("info@alice.example"), None);
+    assert_eq!(node.lookup("sender-logins.cf", "info@alice.example"), None);
+
+    // Another region's node sees none of it.
+    let other = MailNode::new_for_region(&node, "mars").await;
+    assert_eq!(other.lookup("virtual-domains.cf", "alice.example"), None);
+}
+
+#[tokio::test]
+async fn the_reader_role_reads_the_views_and_nothing_else() {
+    let w = mail_world().await;
+    let node = MailNode::new(&w, "default").await;
+    let c = &node.config;
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/{}",
+        c.reader, c.reader_password, c.db_port, c.db_name
+    );
+    let (reader, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let schema = &c.schema;
+    let n: i64 = reader
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".mail_dovecot_passdb"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    for table in ["mailboxes", "users", "sessions", "audit_log"] {
+        let e = reader
+            .query(&format!("SELECT 1 FROM \"{schema}\".{table} LIMIT 1"), &[])
+            .await
+            .unwrap_err();
+        let denied = e
+            .as_db_error()
+            .is_some_and(|d| d.message().contains("permission denied"));
+        assert!(denied, "{table}: {e:?}");
+    }
+}
+
+/// A private Dovecot with the SQL passdb and userdb mail-config wrote.
+struct Dovecot {
+    conf: PathBuf,
+    log: PathBuf,
+    process: std::process::Child,
+}
+
+impl Dovecot {
+    async fn start(node: &MailNode) -> Dovecot {
+        let d = node.dir.path();
+        let etc = d.join("hostplane");
+        for sub in ["run", "state"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let conf = d.join("dovecot.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "base_dir = {dir}/run\nstate_dir = {dir}/state\nlog_path = {dir}/dovecot.log\n\
+                 protocols = lmtp\nssl = no\nauth_failure_delay = 0\n\
+                 first_valid_uid = 5000\nmail_location = maildir:~/Maildir\n\
+                 passdb {{\n  driver = sql\n  args = {etc}/dovecot-sql.conf.ext\n}}\n\
+                 userdb {{\n  driver = sql\n  args = {etc}/dovecot-sql.conf.ext\n}}\n",
+                dir = d.display(),
+                etc = etc.display()
+            ),
+        )
+        .unwrap();
+        let process = Command::new(tool("dovecot"))
+            .arg("-F")
+            .arg("-c")
+            .arg(&conf)
+            .spawn()
+            .unwrap();
+        // Ready when its auth socket is there.
+        let mut ready = false;
+        for _ in 0..100 {
+            if d.join("run/auth-client").exists() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            ready,
+            "dovecot did not start: {}",
+            std::fs::read_to_string(d.join("dovecot.log")).unwrap_or_default()
+        );
+        Dovecot {
+            conf,
+            log: d.join("dovecot.log"),
+            process,
+        }
+    }
+
+    /// What Dovecot logged, for a failing assertion.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `doveadm auth test`: true when the password is accepted, false when refused.
+    fn auth(&self, user: &str, password: &str) -> bool {
+        let out = Command::new(tool("doveadm"))
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["auth", "test", "-x", "no-penalty", user, password])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => true,
+            // 77 also means "could not ask": only Dovecot's own refusal counts as one.
+            Some(77) if said.contains("auth failed") => false,
+            _ => panic!(
+                "doveadm auth test {user}: {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+#[tokio::test]
+async fn dovecot_logs_mailboxes_in_with_the_password_the_api_set() {
+    let w = mail_world().await;
+    let node = MailNode::new(&w, "default").await;
+    let dovecot = Dovecot::start(&node).await;
+    assert!(
+        dovecot.auth("info@alice.example", "info-password"),
+        "{}",
+        dovecot.log()
+    );
+    assert!(!dovecot.auth("info@alice.example", "wrong-password"));
+    assert!(!dovecot.auth("nobody@alice.example", "info-password"));
+    let change = json!({"address": "info@alice.example", "password": "changed-password"});
+    w.app.call_as(&w.alice.1, "set_mailbox", change).await.ok();
+    assert!(
+        !dovecot.auth("info@alice.example", "info-password"),
+        "the old password is dead at once"
+    );
+    assert!(dovecot.auth("info@alice.example", "changed-password"));
+    let no_login = json!({"address": "info@alice.example", "can_login": false});
+    w.app
+        .call_as(&w.alice.1, "set_mailbox", no_login)
+        .await
+        .ok();
+    assert!(!dovecot.auth("info@alice.example", "changed-password"));
+}
+
+impl MailNode {
+    /// Another node's configuration for `region`, with the same reader.
+    async fn new_for_region(like: &MailNode, region: &str) -> MailNode {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = like.config.clone();
+        config.region = region.into();
+        mailserver::write(&config, &dir.path().join("hostplane")).unwrap();
+        std::fs::write(dir.path().join("main.cf"), "").unwrap();
+        MailNode {
+            dir,
+            config,
+            owns_role: false,
+        }
+    }
+}
