@@ -195,6 +195,13 @@ pub struct Config {
         default_value_t = 100
     )]
     pub default_max_mailboxes: i32,
+    /// The transport `reset_transports` gives a mail domain (Postfix's syntax).
+    #[arg(
+        long,
+        env = "HOSTPLANE_MAIL_TRANSPORT",
+        default_value = "lmtp:unix:private/dovecot-lmtp"
+    )]
+    pub mail_transport: String,
     /// Default document root of a site; `{sitenum}` is replaced by e.g. `site7`.
     #[arg(
         long,

@@ -30,6 +30,8 @@ pub const VIEWS: &[&str] = &[
     "mail_sender_logins",
     "mail_dovecot_passdb",
     "mail_dovecot_userdb",
+    "mail_recipient_bcc",
+    "mail_transport_maps",
 ];
 
 /// Postfix maps: file name, main.cf parameter, the SELECT with `%s` for the key.
@@ -48,6 +50,16 @@ const POSTFIX_MAPS: &[(&str, &str, &str)] = &[
         "virtual-aliases.cf",
         "virtual_alias_maps",
         "SELECT destination FROM {schema}.mail_virtual_aliases WHERE source = '%s' AND region = '{region}'",
+    ),
+    (
+        "recipient-bcc.cf",
+        "recipient_bcc_maps",
+        "SELECT destination FROM {schema}.mail_recipient_bcc WHERE source = '%s' AND region = '{region}'",
+    ),
+    (
+        "transports.cf",
+        "transport_maps",
+        "SELECT destination FROM {schema}.mail_transport_maps WHERE source = '%s' AND region = '{region}'",
     ),
     (
         "sender-logins.cf",
@@ -98,10 +110,7 @@ fn check(c: &MailConfig) -> Result<(), String> {
     plain("the reader role", &c.reader)?;
     plain("the schema", &c.schema)?;
     plain("the database", &c.db_name)?;
-    plain(
-        "the database host",
-        &c.db_host.replace(['.', ':'], ""),
-    )?;
+    plain("the database host", &c.db_host.replace(['.', ':'], ""))?;
     if c.reader_password.contains(['\n', '\'', '"', ' ', '\\']) {
         return Err("the reader's password may not hold quotes, spaces or line breaks".into());
     }

@@ -1,4 +1,7 @@
-//! Mail routing: aliases (`add_alias`, `get_list_alias`, `delete_alias`), including catch-alls.
+//! Mail routing: aliases (`add_alias`, `get_list_alias`, `delete_alias`), including catch-alls;
+//! recipient BCC (`add_bcc`, `get_list_bcc`, `delete_bcc`) and transports (`add_transport`,
+//! `get_list_transport`, `delete_transport`, `reset_transports`), at most one of each per source
+//! and region.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,7 +9,7 @@ use super::audit;
 use super::checks::{self, page};
 use super::mail_domains::{domain_param, own_mail_domain};
 use super::mailboxes::local_part;
-use crate::db::{self, mail::AliasView};
+use crate::db::{self, mail::AliasView, mail::Route, mail::RouteView};
 use crate::error::{ApiError, Reason};
 use crate::params::{EmailsParam, OptNum, OptUuid};
 use crate::registry::Ctx;
@@ -136,4 +139,311 @@ pub async fn delete_alias(ctx: Ctx, p: DeleteAliasParams) -> Result<DeletedAlias
     audit(&tx, &ctx, &format!("alias:{source}")).await?;
     tx.commit().await?;
     Ok(DeletedAlias { source })
+}
+
+/// A transport source: `local@domain`, or a bare domain; returns (source, domain).
+fn transport_source(raw: &str) -> Result<(String, String), ApiError> {
+    if raw.contains('@') {
+        let (source, domain) = source(raw)?;
+        if source.starts_with('@') {
+            return Err(Reason::bad_params.msg("param `source`: user@domain or domain"));
+        }
+        return Ok((source, domain));
+    }
+    let domain = domain_param(raw)?;
+    Ok((domain.clone(), domain))
+}
+
+/// A Postfix transport: `smtp:`, `lmtp:` or `relay:` and a host (`[host]` skips MX lookups) with
+/// an optional port, or `lmtp:unix:PATH`.
+fn transport_destination(raw: &str) -> Result<String, ApiError> {
+    let bad = || {
+        Reason::bad_params.msg(
+            "param `destination`: smtp:, lmtp: or relay: with [host] or host and an optional :port, or lmtp:unix:path",
+        )
+    };
+    let raw = raw.trim();
+    let (kind, rest) = raw.split_once(':').ok_or_else(bad)?;
+    if !["smtp", "lmtp", "relay"].contains(&kind) {
+        return Err(bad());
+    }
+    if let Some(path) = rest.strip_prefix("unix:") {
+        let ok = kind == "lmtp"
+            && !path.is_empty()
+            && !path.contains("..")
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+        return if ok { Ok(raw.to_string()) } else { Err(bad()) };
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let host_ok = !bare.is_empty()
+        && bare.len() <= 253
+        && bare
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if host_ok && port_ok {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(bad())
+    }
+}
+
+#[derive(Serialize)]
+pub struct RouteRef {
+    source: String,
+    region: String,
+    destination: String,
+}
+
+/// Adds a BCC or a transport for `source` in one of the caller's mail domains; the region
+/// defaults to the domain's.
+async fn add_route(
+    ctx: &Ctx,
+    route: Route,
+    (source, domain): (String, String),
+    region: Option<String>,
+    destination: String,
+) -> Result<RouteRef, ApiError> {
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    own_mail_domain(&tx, ctx, &domain, true).await?;
+    let region = match region {
+        Some(r) => validate::region(Some(&r))?,
+        None => db::mail::domain_region(&tx, &domain)
+            .await?
+            .ok_or_else(|| Reason::not_found.msg(format!("no mail domain {domain}")))?,
+    };
+    if db::mail::routes_in(&tx, route, &domain).await? >= MAX_ALIASES_PER_DOMAIN {
+        return Err(Reason::quota_exceeded.msg(format!(
+            "a mail domain has at most {MAX_ALIASES_PER_DOMAIN} of these"
+        )));
+    }
+    db::mail::insert_route(&tx, route, &source, &region, &domain, &destination).await?;
+    let kind = if route == Route::Bcc {
+        "bcc"
+    } else {
+        "transport"
+    };
+    audit(&tx, ctx, &format!("{kind}:{source}")).await?;
+    tx.commit().await?;
+    Ok(RouteRef {
+        source,
+        region,
+        destination,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ListRouteParams {
+    domain: Option<String>,
+    #[serde(default)]
+    userid: OptUuid,
+    #[serde(default)]
+    limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
+}
+
+#[derive(Serialize)]
+pub struct RouteList {
+    routes: Vec<RouteView>,
+    total: i64,
+}
+
+async fn list_routes(ctx: &Ctx, route: Route, p: ListRouteParams) -> Result<RouteList, ApiError> {
+    let page = page(p.limit, p.offset)?;
+    let user = match (ctx.is_admin(), p.userid.0) {
+        (true, None) => None,
+        (_, named) => Some(checks::target_user(ctx, named)?),
+    };
+    let domain = p
+        .domain
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .map(domain_param)
+        .transpose()?;
+    let client = ctx.state.db().await?;
+    let (routes, total) = db::mail::list_routes(
+        &client,
+        route,
+        user,
+        domain.as_deref(),
+        page.limit,
+        page.offset,
+    )
+    .await?;
+    Ok(RouteList { routes, total })
+}
+
+#[derive(Deserialize)]
+pub struct DeleteRouteParams {
+    source: String,
+    region: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DeletedRoute {
+    source: String,
+    region: String,
+}
+
+async fn delete_route(
+    ctx: &Ctx,
+    route: Route,
+    (source, domain): (String, String),
+    region: Option<String>,
+) -> Result<DeletedRoute, ApiError> {
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    own_mail_domain(&tx, ctx, &domain, true).await?;
+    let region = match region {
+        Some(r) => validate::region(Some(&r))?,
+        None => db::mail::domain_region(&tx, &domain)
+            .await?
+            .unwrap_or_default(),
+    };
+    if !db::mail::delete_route(&tx, route, &source, &region).await? {
+        return Err(Reason::not_found.msg(format!("nothing for {source} in region {region}")));
+    }
+    let kind = if route == Route::Bcc {
+        "bcc"
+    } else {
+        "transport"
+    };
+    audit(&tx, ctx, &format!("{kind}:{source}")).await?;
+    tx.commit().await?;
+    Ok(DeletedRoute { source, region })
+}
+
+#[derive(Deserialize)]
+pub struct AddBccParams {
+    source: String,
+    destination: String,
+    region: Option<String>,
+}
+
+/// `add_bcc`: a copy of all mail for `source` (address or `@domain`) goes to `destination`.
+pub async fn add_bcc(ctx: Ctx, p: AddBccParams) -> Result<RouteRef, ApiError> {
+    let destination = validate::email(&p.destination)
+        .map(|a| a.to_lowercase())
+        .map_err(|m| Reason::bad_email.msg(format!("destination: {m}")))?;
+    add_route(&ctx, Route::Bcc, source(&p.source)?, p.region, destination).await
+}
+
+/// `get_list_bcc`: the caller's BCC routes.
+pub async fn get_list_bcc(ctx: Ctx, p: ListRouteParams) -> Result<RouteList, ApiError> {
+    list_routes(&ctx, Route::Bcc, p).await
+}
+
+/// `delete_bcc`: removes a BCC (of the domain's region unless `region` says otherwise).
+pub async fn delete_bcc(ctx: Ctx, p: DeleteRouteParams) -> Result<DeletedRoute, ApiError> {
+    delete_route(&ctx, Route::Bcc, source(&p.source)?, p.region).await
+}
+
+#[derive(Deserialize)]
+pub struct AddTransportParams {
+    source: String,
+    destination: String,
+    region: Option<String>,
+}
+
+/// `add_transport`: mail for `source` (address or domain) leaves through `destination`.
+pub async fn add_transport(ctx: Ctx, p: AddTransportParams) -> Result<RouteRef, ApiError> {
+    let destination = transport_destination(&p.destination)?;
+    let source = transport_source(&p.source)?;
+    add_route(&ctx, Route::Transport, source, p.region, destination).await
+}
+
+/// `get_list_transport`: the caller's transports.
+pub async fn get_list_transport(ctx: Ctx, p: ListRouteParams) -> Result<RouteList, ApiError> {
+    list_routes(&ctx, Route::Transport, p).await
+}
+
+/// `delete_transport`: removes a transport.
+pub async fn delete_transport(ctx: Ctx, p: DeleteRouteParams) -> Result<DeletedRoute, ApiError> {
+    delete_route(
+        &ctx,
+        Route::Transport,
+        transport_source(&p.source)?,
+        p.region,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ResetTransportsParams {
+    domain: String,
+}
+
+#[derive(Serialize)]
+pub struct TransportsReset {
+    domain: String,
+    removed: u64,
+    transport: RouteRef,
+}
+
+/// `reset_transports`: deletes every transport of the domain and gives it the default one
+/// (`HOSTPLANE_MAIL_TRANSPORT`) in its region.
+pub async fn reset_transports(
+    ctx: Ctx,
+    p: ResetTransportsParams,
+) -> Result<TransportsReset, ApiError> {
+    let domain = domain_param(&p.domain)?;
+    let destination = ctx.state.config.mail_transport.clone();
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    own_mail_domain(&tx, &ctx, &domain, true).await?;
+    let region = db::mail::domain_region(&tx, &domain)
+        .await?
+        .unwrap_or_default();
+    let removed = db::mail::reset_transports(&tx, &domain, &region, &destination).await?;
+    audit(&tx, &ctx, &format!("transport:{domain}")).await?;
+    tx.commit().await?;
+    Ok(TransportsReset {
+        transport: RouteRef {
+            source: domain.clone(),
+            region,
+            destination,
+        },
+        domain,
+        removed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transport_destination;
+
+    #[test]
+    fn transports_are_postfix_syntax_and_nothing_else() {
+        for good in [
+            "smtp:[mx.example.net]:25",
+            "smtp:mx.example.net",
+            "lmtp:[10.0.3.1]:24",
+            "relay:[relay.example]",
+            "lmtp:unix:private/dovecot-lmtp",
+        ] {
+            assert!(transport_destination(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "pipe:flags=R user=x argv=/bin/sh",
+            "smtp:",
+            "smtp:[x]:99999",
+            "smtp:host name",
+            "lmtp:unix:../../etc",
+            "smtp:[a]\nquery = x",
+            "local:x",
+        ] {
+            assert!(transport_destination(bad).is_err(), "{bad}");
+        }
+    }
 }

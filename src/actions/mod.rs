@@ -72,6 +72,13 @@ pub fn all() -> Vec<ActionSpec> {
         action("add_alias", User, mail_routing::add_alias),
         action("get_list_alias", User, mail_routing::get_list_alias),
         action("delete_alias", User, mail_routing::delete_alias),
+        action("add_bcc", User, mail_routing::add_bcc),
+        action("get_list_bcc", User, mail_routing::get_list_bcc),
+        action("delete_bcc", User, mail_routing::delete_bcc),
+        action("add_transport", User, mail_routing::add_transport),
+        action("get_list_transport", User, mail_routing::get_list_transport),
+        action("delete_transport", User, mail_routing::delete_transport),
+        action("reset_transports", User, mail_routing::reset_transports),
     ]
 }
 

@@ -404,3 +404,167 @@ pub async fn delete_alias(c: &impl GenericClient, source: &str) -> Result<(), Ap
     execute(c, "DELETE FROM mail_aliases WHERE source = $1", &[&source]).await?;
     Ok(())
 }
+
+/// Which table of (source, region) -> destination routes: recipient BCC or transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Bcc,
+    Transport,
+}
+
+impl Route {
+    fn table(self) -> &'static str {
+        match self {
+            Route::Bcc => "mail_bcc",
+            Route::Transport => "mail_transports",
+        }
+    }
+}
+
+/// A route as lists show it.
+#[derive(Debug, Serialize)]
+pub struct RouteView {
+    pub source: String,
+    pub region: String,
+    pub domain: String,
+    pub destination: String,
+    pub created_at: String,
+}
+
+/// Adds a route; `already_exists` when the source has one in that region.
+pub async fn insert_route(
+    c: &impl GenericClient,
+    route: Route,
+    source: &str,
+    region: &str,
+    domain: &str,
+    destination: &str,
+) -> Result<(), ApiError> {
+    let n = execute(
+        c,
+        &format!(
+            "INSERT INTO {} (source, region, domain, destination) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (source, region) DO NOTHING",
+            route.table()
+        ),
+        &[&source, &region, &domain, &destination],
+    )
+    .await?;
+    if n == 0 {
+        return Err(
+            Reason::already_exists.msg(format!("{source} has one in region {region} already"))
+        );
+    }
+    Ok(())
+}
+
+/// Routes in a mail domain.
+pub async fn routes_in(
+    c: &impl GenericClient,
+    route: Route,
+    domain: &str,
+) -> Result<i64, ApiError> {
+    Ok(query_one(
+        c,
+        &format!("SELECT count(*) FROM {} WHERE domain = $1", route.table()),
+        &[&domain],
+    )
+    .await?
+    .get(0))
+}
+
+/// A sorted page of routes (of one user's domains, or all; optionally of one domain), and the
+/// total.
+pub async fn list_routes(
+    c: &impl GenericClient,
+    route: Route,
+    user: Option<Uuid>,
+    domain: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<RouteView>, i64), ApiError> {
+    let from = format!(
+        "{} r JOIN mail_domains d ON d.name = r.domain",
+        route.table()
+    );
+    let filter = "($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR r.domain = $2)";
+    let rows = super::query(
+        c,
+        &format!(
+            "SELECT r.source, r.region, r.domain, r.destination, hp_iso(r.created_at) FROM {from}
+              WHERE {filter} ORDER BY r.source, r.region LIMIT $3 OFFSET $4"
+        ),
+        &[&user, &domain, &limit, &offset],
+    )
+    .await?;
+    let total = query_one(
+        c,
+        &format!("SELECT count(*) FROM {from} WHERE {filter}"),
+        &[&user, &domain],
+    )
+    .await?
+    .get(0);
+    let routes = rows
+        .iter()
+        .map(|r| RouteView {
+            source: r.get(0),
+            region: r.get(1),
+            domain: r.get(2),
+            destination: r.get(3),
+            created_at: r.get(4),
+        })
+        .collect();
+    Ok((routes, total))
+}
+
+/// Deletes a route; false when there was none.
+pub async fn delete_route(
+    c: &impl GenericClient,
+    route: Route,
+    source: &str,
+    region: &str,
+) -> Result<bool, ApiError> {
+    let n = execute(
+        c,
+        &format!(
+            "DELETE FROM {} WHERE source = $1 AND region = $2",
+            route.table()
+        ),
+        &[&source, &region],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+/// Replaces every transport of a mail domain by one: the domain to `destination` in its region.
+pub async fn reset_transports(
+    c: &impl GenericClient,
+    domain: &str,
+    region: &str,
+    destination: &str,
+) -> Result<u64, ApiError> {
+    let removed = execute(
+        c,
+        "DELETE FROM mail_transports WHERE domain = $1",
+        &[&domain],
+    )
+    .await?;
+    execute(
+        c,
+        "INSERT INTO mail_transports (source, region, domain, destination) VALUES ($1, $2, $1, $3)",
+        &[&domain, &region, &destination],
+    )
+    .await?;
+    Ok(removed)
+}
+
+/// The region a mail domain is served in.
+pub async fn domain_region(c: &impl GenericClient, name: &str) -> Result<Option<String>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT region FROM mail_domains WHERE name = $1",
+        &[&name],
+    )
+    .await?;
+    Ok(row.map(|r| r.get(0)))
+}

@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_mail_views",
         include_str!("../../sql/0010_mail_views.sql"),
     ),
+    (
+        "0011_mail_bcc_transports",
+        include_str!("../../sql/0011_mail_bcc_transports.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -509,6 +509,8 @@ pub async fn snapshot(app: &TestApp) -> String {
         "SELECT string_agg(address || password_hash || quota_bytes || can_login || disabled
                 || array_to_string(forward_to, ' '), ',' ORDER BY address) FROM mailboxes",
         "SELECT string_agg(source || array_to_string(destinations, ' '), ',' ORDER BY source) FROM mail_aliases",
+        "SELECT string_agg(source || region || destination, ',' ORDER BY source, region) FROM mail_bcc",
+        "SELECT string_agg(source || region || destination, ',' ORDER BY source, region) FROM mail_transports",
     ] {
         let v: Option<String> = db.query_one(sql, &[]).await.unwrap().get(0);
         out.push_str(&v.unwrap_or_default());

@@ -330,3 +330,106 @@ async fn aliases_and_catch_alls_belong_to_their_domain() {
         .assert_error("not_found", 404);
     assert_eq!(w.app.count("mail_aliases").await, 1);
 }
+
+#[tokio::test]
+async fn bcc_and_transports_are_one_per_source_and_region() {
+    let w = mail_world().await;
+    let md = json!({"domain": "alice.example"});
+    w.app.call_as(&w.alice.1, "add_mail_domain", md).await.ok();
+    let call = |action: &'static str, p: serde_json::Value| w.app.call_as(&w.alice.1, action, p);
+    let a = call(
+        "add_bcc",
+        json!({"source": "@alice.example", "destination": "Archive@example.net"}),
+    )
+    .await;
+    assert_eq!(a.ok()["region"], "default");
+    assert_eq!(a.ok()["destination"], "archive@example.net");
+    call(
+        "add_bcc",
+        json!({"source": "@alice.example", "destination": "other@example.net"}),
+    )
+    .await
+    .assert_error("already_exists", 409);
+    call(
+        "add_bcc",
+        json!({"source": "@alice.example", "destination": "eu@example.net", "region": "eu"}),
+    )
+    .await
+    .ok();
+    call(
+        "add_bcc",
+        json!({"source": "x@alice.example", "destination": "nope"}),
+    )
+    .await
+    .assert_error("bad_email", 400);
+    let t = call(
+        "add_transport",
+        json!({"source": "alice.example", "destination": "smtp:[relay.example.net]:2525"}),
+    )
+    .await;
+    assert_eq!(t.ok()["source"], "alice.example");
+    call(
+        "add_transport",
+        json!({"source": "vip@alice.example", "destination": "lmtp:[10.0.3.9]:24"}),
+    )
+    .await
+    .ok();
+    for bad in ["pipe:argv=/bin/sh", "smtp:[x]:0", "@alice.example"] {
+        let p = if bad.starts_with('@') {
+            json!({"source": bad, "destination": "smtp:x"})
+        } else {
+            json!({"source": "alice.example", "destination": bad, "region": "eu"})
+        };
+        call("add_transport", p)
+            .await
+            .assert_error("bad_params", 400);
+    }
+    let list = call("get_list_transport", json!({})).await;
+    assert_eq!(list.ok()["total"], 2);
+    assert_eq!(
+        call("get_list_bcc", json!({"domain": "alice.example"}))
+            .await
+            .ok()["total"],
+        2
+    );
+    // reset_transports: every transport of the domain goes, the default comes.
+    let r = call("reset_transports", json!({"domain": "alice.example"})).await;
+    assert_eq!(r.ok()["removed"], 2);
+    assert_eq!(
+        r.ok()["transport"]["destination"],
+        "lmtp:unix:private/dovecot-lmtp"
+    );
+    let list = call("get_list_transport", json!({})).await;
+    assert_eq!(list.ok()["total"], 1);
+    call(
+        "delete_bcc",
+        json!({"source": "@alice.example", "region": "eu"}),
+    )
+    .await
+    .ok();
+    call(
+        "delete_bcc",
+        json!({"source": "@alice.example", "region": "eu"}),
+    )
+    .await
+    .assert_error("not_found", 404);
+    call("delete_transport", json!({"source": "alice.example"}))
+        .await
+        .ok();
+    assert_eq!(w.app.count("mail_transports").await, 0);
+    assert_eq!(w.app.count("mail_bcc").await, 1);
+    // Bob reaches none of it.
+    let p = json!({"source": "@alice.example", "destination": "bob@example.net", "region": "x"});
+    w.app
+        .call_as(&w.bob.1, "add_bcc", p)
+        .await
+        .assert_error("not_found", 404);
+    w.app
+        .call_as(
+            &w.bob.1,
+            "reset_transports",
+            json!({"domain": "alice.example"}),
+        )
+        .await
+        .assert_error("not_found", 404);
+}

@@ -213,6 +213,29 @@ async fn postfix_maps_answer_what_the_api_wrote_at_once() {
             .as_deref(),
         Some("info@alice.example")
     );
+    // BCC and transports, and a transport reset.
+    let bcc = json!({"source": "@alice.example", "destination": "archive@example.net"});
+    w.app.call_as(&w.alice.1, "add_bcc", bcc).await.ok();
+    assert_eq!(
+        node.lookup("recipient-bcc.cf", "@alice.example").as_deref(),
+        Some("archive@example.net")
+    );
+    let t = json!({"source": "vip@alice.example", "destination": "smtp:[relay.example.net]:2525"});
+    w.app.call_as(&w.alice.1, "add_transport", t).await.ok();
+    assert_eq!(
+        node.lookup("transports.cf", "vip@alice.example").as_deref(),
+        Some("smtp:[relay.example.net]:2525")
+    );
+    let reset = json!({"domain": "alice.example"});
+    w.app
+        .call_as(&w.alice.1, "reset_transports", reset)
+        .await
+        .ok();
+    assert_eq!(node.lookup("transports.cf", "vip@alice.example"), None);
+    assert_eq!(
+        node.lookup("transports.cf", "alice.example").as_deref(),
+        Some("lmtp:unix:private/dovecot-lmtp")
+    );
     // A hostile key is a key, not SQL.
     assert_eq!(alias("x' OR '1'='1"), None);
 

@@ -106,6 +106,29 @@ fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
             "delete_alias",
             mine(json!({"source": "sales@alice-mail.example"})),
         ),
+        (
+            "add_bcc",
+            mine(
+                json!({"source": "@alice-mail.example", "destination": "bob@example.com", "region": "x"}),
+            ),
+        ),
+        ("get_list_bcc", mine(json!({"userid": alice_id}))),
+        ("delete_bcc", mine(json!({"source": "@alice-mail.example"}))),
+        (
+            "add_transport",
+            mine(
+                json!({"source": "alice-mail.example", "destination": "smtp:[evil.example]", "region": "x"}),
+            ),
+        ),
+        ("get_list_transport", mine(json!({"userid": alice_id}))),
+        (
+            "delete_transport",
+            mine(json!({"source": "alice-mail.example"})),
+        ),
+        (
+            "reset_transports",
+            mine(json!({"domain": "alice-mail.example"})),
+        ),
     ]
 }
 
@@ -126,6 +149,13 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
     w.app.call_as(&w.alice.1, "add_mailbox", mb).await.ok();
     let alias = json!({"source": "sales@alice-mail.example", "destination": "alice@example.com"});
     w.app.call_as(&w.alice.1, "add_alias", alias).await.ok();
+    let bcc = json!({"source": "@alice-mail.example", "destination": "archive@example.com"});
+    w.app.call_as(&w.alice.1, "add_bcc", bcc).await.ok();
+    let transport = json!({"source": "alice-mail.example", "destination": "smtp:[relay.example]"});
+    w.app
+        .call_as(&w.alice.1, "add_transport", transport)
+        .await
+        .ok();
 
     let table = attacks(&w.alice.0, site);
     let registry = hostplane::registry::Registry::new(hostplane::actions::all()).unwrap();
