@@ -60,6 +60,15 @@ pub fn target_user(ctx: &Ctx, named: Option<Uuid>) -> Result<Uuid, ApiError> {
     }
 }
 
+/// Whose objects a list shows: an admin naming nobody sees everyone's (None); everyone else
+/// their own, or (admins) the named user's.
+pub fn list_owner(ctx: &Ctx, named: Option<Uuid>) -> Result<Option<Uuid>, ApiError> {
+    match (ctx.is_admin(), named) {
+        (true, None) => Ok(None),
+        (_, named) => target_user(ctx, named).map(Some),
+    }
+}
+
 /// The node, if the caller may place sites on it: `not_found` when it does not exist,
 /// `forbidden` when it is neither public nor granted to `user` (admins may use any node).
 pub async fn usable_node(

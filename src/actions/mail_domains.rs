@@ -16,6 +16,11 @@ pub fn domain_param(raw: &str) -> Result<String, ApiError> {
     validate::domain(raw).map_err(|m| Reason::bad_domain.msg(m))
 }
 
+/// An optional host name filter: absent or empty means none.
+pub fn opt_domain_param(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.filter(|d| !d.is_empty()).map(domain_param).transpose()
+}
+
 #[derive(Deserialize)]
 pub struct AddMailDomainParams {
     domain: String,
@@ -86,10 +91,7 @@ pub async fn get_list_mail_domain(
     p: ListMailDomainParams,
 ) -> Result<MailDomainList, ApiError> {
     let page = page(p.limit, p.offset)?;
-    let user = match (ctx.is_admin(), p.userid.0) {
-        (true, None) => None,
-        (_, named) => Some(checks::target_user(&ctx, named)?),
-    };
+    let user = checks::list_owner(&ctx, p.userid.0)?;
     let client = ctx.state.db().await?;
     let (domains, total) = db::mail::list_domains(&client, user, page.limit, page.offset).await?;
     Ok(MailDomainList { domains, total })

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit;
 use super::checks::{self, page};
-use super::mail_domains::{domain_param, own_mail_domain};
+use super::mail_domains::{domain_param, opt_domain_param, own_mail_domain};
 use super::mailboxes::local_part;
 use crate::db::{self, mail::AliasView, mail::Route, mail::RouteView};
 use crate::error::{ApiError, Reason};
@@ -100,16 +100,8 @@ pub struct AliasList {
 /// `get_list_alias`: the caller's aliases (admins: everyone's, or one user's), of one domain or all.
 pub async fn get_list_alias(ctx: Ctx, p: ListAliasParams) -> Result<AliasList, ApiError> {
     let page = page(p.limit, p.offset)?;
-    let user = match (ctx.is_admin(), p.userid.0) {
-        (true, None) => None,
-        (_, named) => Some(checks::target_user(&ctx, named)?),
-    };
-    let domain = p
-        .domain
-        .as_deref()
-        .filter(|d| !d.is_empty())
-        .map(domain_param)
-        .transpose()?;
+    let user = checks::list_owner(&ctx, p.userid.0)?;
+    let domain = opt_domain_param(p.domain.as_deref())?;
     let client = ctx.state.db().await?;
     let (aliases, total) =
         db::mail::list_aliases(&client, user, domain.as_deref(), page.limit, page.offset).await?;
@@ -261,16 +253,8 @@ pub struct RouteList {
 
 async fn list_routes(ctx: &Ctx, route: Route, p: ListRouteParams) -> Result<RouteList, ApiError> {
     let page = page(p.limit, p.offset)?;
-    let user = match (ctx.is_admin(), p.userid.0) {
-        (true, None) => None,
-        (_, named) => Some(checks::target_user(ctx, named)?),
-    };
-    let domain = p
-        .domain
-        .as_deref()
-        .filter(|d| !d.is_empty())
-        .map(domain_param)
-        .transpose()?;
+    let user = checks::list_owner(ctx, p.userid.0)?;
+    let domain = opt_domain_param(p.domain.as_deref())?;
     let client = ctx.state.db().await?;
     let (routes, total) = db::mail::list_routes(
         &client,

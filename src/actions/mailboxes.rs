@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit;
 use super::checks::{self, page};
-use super::mail_domains::{domain_param, own_mail_domain};
+use super::mail_domains::{domain_param, opt_domain_param, own_mail_domain};
 use crate::db::{self, mail::MailboxChanges, mail::MailboxView};
 use crate::error::{ApiError, Reason};
 use crate::params::{OptNum, OptUuid};
@@ -133,16 +133,8 @@ pub struct MailboxList {
 /// `get_list_mailbox`: the caller's mailboxes (admins: everyone's, or one user's), filtered.
 pub async fn get_list_mailbox(ctx: Ctx, p: ListMailboxParams) -> Result<MailboxList, ApiError> {
     let page = page(p.limit, p.offset)?;
-    let user = match (ctx.is_admin(), p.userid.0) {
-        (true, None) => None,
-        (_, named) => Some(checks::target_user(&ctx, named)?),
-    };
-    let domain = p
-        .domain
-        .as_deref()
-        .filter(|d| !d.is_empty())
-        .map(domain_param)
-        .transpose()?;
+    let user = checks::list_owner(&ctx, p.userid.0)?;
+    let domain = opt_domain_param(p.domain.as_deref())?;
     let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.len() > 254) {
         return Err(Reason::bad_params.msg("param `q`: at most 254 characters"));

@@ -36,10 +36,7 @@ pub struct NodeList {
 /// or without `userid` about all nodes).
 pub async fn get_node_list(ctx: Ctx, p: NodeListParams) -> Result<NodeList, ApiError> {
     let page = page(p.limit, p.offset)?;
-    let filter = match (ctx.is_admin(), p.userid.0) {
-        (true, None) => None,
-        (_, named) => Some(checks::target_user(&ctx, named)?),
-    };
+    let filter = checks::list_owner(&ctx, p.userid.0)?;
     let lists = &ctx.state.lists;
     let key = lists.node_key((filter, page.limit, page.offset));
     let (nodes, total) = match lists.nodes(&key) {
