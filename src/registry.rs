@@ -154,6 +154,8 @@ pub struct ActionSpec {
     pub secrets: &'static [&'static str],
     /// Anonymous calls count against the per-address limit (`HOSTPLANE_ANON_LIMIT`).
     pub limit_anonymous: bool,
+    /// A mailbox's session may call it (its handler limits it to the mailbox itself).
+    pub for_mailboxes: bool,
     handler: Handler,
     check_params: ParamsCheck,
 }
@@ -162,6 +164,12 @@ impl ActionSpec {
     /// Declares params whose values are secret (passwords, tokens, codes).
     pub fn secret(mut self, params: &'static [&'static str]) -> Self {
         self.secrets = params;
+        self
+    }
+
+    /// Lets mailbox sessions call the action; its handler must limit them to themselves.
+    pub fn for_mailboxes(mut self) -> Self {
+        self.for_mailboxes = true;
         self
     }
 
@@ -187,6 +195,7 @@ where
         fields: declared_fields::<P>(),
         secrets: &[],
         limit_anonymous: false,
+        for_mailboxes: false,
         check_params: |params| decode_params::<P>(params).map(|_| ()),
         handler: Box::new(move |ctx, params| {
             let f = Arc::clone(&f);
@@ -324,6 +333,11 @@ impl Registry {
 impl ActionSpec {
     /// Checks the caller against the action's access rule.
     pub fn authorize(&self, caller: &Caller) -> Result<(), ApiError> {
+        if let Caller::User(u) = caller {
+            if u.role == Role::Mailbox && !self.for_mailboxes {
+                return Err(Reason::forbidden.msg("a mailbox may not call this action"));
+            }
+        }
         match (self.access, caller) {
             (Access::Public | Access::Anyone, _) => Ok(()),
             (_, Caller::Anonymous) => Err(Reason::auth_required.into()),

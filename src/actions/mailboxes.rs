@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::audit;
 use super::checks::{self, page};
 use super::mail_domains::{domain_param, opt_domain_param, own_mail_domain};
+use crate::auth::Role;
 use crate::db::{self, mail::MailboxChanges, mail::MailboxView};
 use crate::error::{ApiError, Reason};
 use crate::params::{OptNum, OptUuid};
@@ -32,7 +33,7 @@ pub fn local_part(raw: &str) -> Result<String, ApiError> {
 }
 
 /// A mailbox address param: (local part, domain).
-fn address(raw: &str) -> Result<(String, String), ApiError> {
+pub fn address(raw: &str) -> Result<(String, String), ApiError> {
     let (local, domain) = raw
         .trim()
         .rsplit_once('@')
@@ -41,7 +42,7 @@ fn address(raw: &str) -> Result<(String, String), ApiError> {
 }
 
 /// A new password as Dovecot reads it; `bad_password` when it is not 8-72 bytes.
-async fn mailbox_password(ctx: &Ctx, password: String) -> Result<String, ApiError> {
+pub async fn mailbox_password(ctx: &Ctx, password: String) -> Result<String, ApiError> {
     validate::password(&password).map_err(|m| Reason::bad_password.msg(m))?;
     let hash = ctx.state.hasher.hash(password).await?;
     Ok(format!("{{BLF-CRYPT}}{hash}"))
@@ -140,8 +141,12 @@ pub async fn get_list_mailbox(ctx: Ctx, p: ListMailboxParams) -> Result<MailboxL
         return Err(Reason::bad_params.msg("param `q`: at most 254 characters"));
     }
     let q = q.map(str::to_lowercase);
+    // A mailbox's own session sees itself only.
+    let me = checks::me(&ctx)?;
+    let only = (me.role == Role::Mailbox).then_some(me.login.as_str());
     let filter = db::mail::MailboxFilter {
         user,
+        address: only,
         domain: domain.as_deref(),
         q: q.as_deref(),
         can_login: p.can_login,
@@ -213,10 +218,22 @@ pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, A
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
     own_mailbox(&tx, &ctx, &address).await?;
+    let ends_sessions = changes.password_hash.is_some()
+        || changes.can_login == Some(false)
+        || changes.disabled == Some(true);
     db::mail::update_mailbox(&tx, &address, &changes).await?;
+    if ends_sessions {
+        db::sessions::delete_all_of_mailbox(&tx, &address, None).await?;
+    }
     audit(&tx, &ctx, &format!("mailbox:{address}")).await?;
-    let view = own_mailbox(&tx, &ctx, &address).await?;
+    let (view, owner) = db::mail::mailbox(&tx, &address)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg(format!("no mailbox {address}")))?;
     tx.commit().await?;
+    if ends_sessions {
+        // Mailbox sessions are cached under the owner: other instances hear of the ended ones.
+        ctx.state.sessions.evict_user(owner);
+    }
     Ok(view)
 }
 

@@ -8,7 +8,7 @@ mod checks;
 mod domains;
 mod mail_domains;
 mod mail_routing;
-mod mailboxes;
+pub(crate) mod mailboxes;
 mod nodes;
 mod passwords;
 mod session;
@@ -27,14 +27,15 @@ pub fn all() -> Vec<ActionSpec> {
     vec![
         action("ping", Public, session::ping),
         action("authorization", Anyone, session::authorization).secret(&["password", "uniqcode"]),
-        action("logout", User, session::logout),
-        action("whoami", User, session::whoami),
+        action("logout", User, session::logout).for_mailboxes(),
+        action("whoami", User, session::whoami).for_mailboxes(),
         action("adduser", Anyone, accounts::adduser)
             .secret(&["password", "invite"])
             .limit_anonymous(),
         action("add_invite", Admin, accounts::add_invite),
         action("change_password", User, passwords::change_password)
-            .secret(&["oldpassword", "newpassword"]),
+            .secret(&["oldpassword", "newpassword"])
+            .for_mailboxes(),
         action("restore_password", Anyone, passwords::restore_password).limit_anonymous(),
         action("reset_password", Anyone, passwords::reset_password)
             .secret(&["token", "newpassword"])
@@ -66,7 +67,7 @@ pub fn all() -> Vec<ActionSpec> {
         ),
         action("delete_mail_domain", User, mail_domains::delete_mail_domain),
         action("add_mailbox", User, mailboxes::add_mailbox).secret(&["password"]),
-        action("get_list_mailbox", User, mailboxes::get_list_mailbox),
+        action("get_list_mailbox", User, mailboxes::get_list_mailbox).for_mailboxes(),
         action("set_mailbox", User, mailboxes::set_mailbox).secret(&["password"]),
         action("delete_mailbox", User, mailboxes::delete_mailbox),
         action("add_alias", User, mail_routing::add_alias),

@@ -47,6 +47,9 @@ pub struct ChangePasswordParams {
 /// session of that user ends.
 pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRef, ApiError> {
     let caller = ctx.caller.user()?;
+    if caller.role == Role::Mailbox {
+        return change_mailbox_password(&ctx, p).await;
+    }
     let admin = caller.role == Role::Admin;
     let login = validate::login(&p.login).unwrap_or_default();
     if login != caller.login && !admin {
@@ -90,6 +93,49 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
     Ok(UserRef {
         userid: target.user_id,
         login: target.login,
+    })
+}
+
+/// A mailbox's session changes the mailbox's own password (the old one is required and counted
+/// like a login); its other sessions end.
+async fn change_mailbox_password(ctx: &Ctx, p: ChangePasswordParams) -> Result<UserRef, ApiError> {
+    let caller = ctx.caller.user()?;
+    if p.login.trim().to_lowercase() != caller.login {
+        return Err(Reason::forbidden.msg("a mailbox may change only its own password"));
+    }
+    let newpassword = new_password(p.newpassword)?;
+    let old = p
+        .oldpassword
+        .ok_or_else(|| Reason::bad_password.msg("oldpassword is required"))?;
+    let found = db::mail::mailbox_login(&ctx.state.db().await?, &caller.login)
+        .await?
+        .ok_or_else(|| Reason::auth_required.msg("the mailbox is gone"))?;
+    let throttle = Throttle {
+        state: &ctx.state,
+        login: caller.login.clone(),
+        addr: ctx.client_ip,
+    };
+    throttle.begin().await?;
+    if !ctx.state.hasher.verify(old, found.password_hash).await? {
+        return Err(Reason::bad_password.msg("the old password is wrong"));
+    }
+    throttle.succeeded().await?;
+    let hash = crate::actions::mailboxes::mailbox_password(ctx, newpassword).await?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let changes = db::mail::MailboxChanges {
+        password_hash: Some(hash),
+        ..Default::default()
+    };
+    db::mail::update_mailbox(&tx, &caller.login, &changes).await?;
+    db::sessions::delete_all_of_mailbox(&tx, &caller.login, Some(&caller.session_hash)).await?;
+    audit(&tx, ctx, &format!("mailbox:{}", caller.login)).await?;
+    tx.commit().await?;
+    // Mailbox sessions are cached under the owner: other instances hear of the ended ones.
+    ctx.state.sessions.evict_user(found.owner);
+    Ok(UserRef {
+        userid: found.owner,
+        login: caller.login.clone(),
     })
 }
 

@@ -47,6 +47,9 @@ pub async fn authorization(
     ctx: Ctx,
     p: AuthorizationParams,
 ) -> Result<AuthorizationResult, ApiError> {
+    if p.login.contains('@') {
+        return mailbox_authorization(&ctx, p).await;
+    }
     let state = &ctx.state;
     // A name that cannot be a login cannot exist; it still costs a bcrypt and an attempt.
     let login = validate::login(&p.login).ok();
@@ -97,6 +100,61 @@ pub async fn authorization(
         userid: user.user_id,
         login: user.login,
         role: user.role.as_str(),
+        cookie,
+    })
+}
+
+/// `authorization` with a mailbox address: a session of role `mailbox`, acting for the domain's
+/// owner but allowed only the actions marked for mailboxes.
+async fn mailbox_authorization(
+    ctx: &Ctx,
+    p: AuthorizationParams,
+) -> Result<AuthorizationResult, ApiError> {
+    let state = &ctx.state;
+    let address = crate::actions::mailboxes::address(&p.login)
+        .ok()
+        .map(|(local, domain)| format!("{local}@{domain}"));
+    let throttle = Throttle {
+        state,
+        login: address.clone().unwrap_or_else(|| "(invalid)".into()),
+        addr: ctx.client_ip,
+    };
+    throttle.begin().await?;
+    let password = p
+        .password
+        .ok_or_else(|| Reason::bad_params.msg("a mailbox logs in with `password`"))?;
+    let found = match &address {
+        Some(a) => db::mail::mailbox_login(&state.db().await?, a).await?,
+        None => None,
+    };
+    let (Some(address), Some(found)) = (address, found) else {
+        state.hasher.verify_dummy(password).await?;
+        return Err(Reason::bad_login.msg("no such user"));
+    };
+    if !state
+        .hasher
+        .verify(password, found.password_hash.clone())
+        .await?
+    {
+        return Err(Reason::bad_password.msg("wrong password"));
+    }
+    if !found.may_log_in {
+        return Err(Reason::account_disabled.msg("this mailbox may not log in"));
+    }
+    throttle.succeeded().await?;
+    let cookie = if p.session.unwrap_or(YesNo(true)).0 {
+        let cookie = Uuid::new_v4().to_string();
+        let client = state.db().await?;
+        db::sessions::insert_for_mailbox(&client, &auth::hash_secret(&cookie), &address).await?;
+        ctx.set_cookie(CookieChange::Set(cookie.clone()));
+        Some(cookie)
+    } else {
+        None
+    };
+    Ok(AuthorizationResult {
+        userid: found.owner,
+        login: address,
+        role: crate::auth::Role::Mailbox.as_str(),
         cookie,
     })
 }

@@ -218,6 +218,8 @@ pub async fn mailbox(
 pub struct MailboxFilter<'a> {
     /// Only the mailboxes of this user's domains (None: everyone's, for admins).
     pub user: Option<Uuid>,
+    /// Only this mailbox (a mailbox's own session).
+    pub address: Option<&'a str>,
     pub domain: Option<&'a str>,
     /// Part of the address, matched literally.
     pub q: Option<&'a str>,
@@ -242,17 +244,24 @@ pub async fn list_mailboxes(
     });
     let filter = "($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR m.domain = $2)
               AND ($3::text IS NULL OR m.address LIKE $3) AND ($4::bool IS NULL OR m.can_login = $4)
-              AND ($5::bool IS NULL OR (cardinality(m.forward_to) > 0) = $5)";
+              AND ($5::bool IS NULL OR (cardinality(m.forward_to) > 0) = $5)
+              AND ($6::text IS NULL OR m.address = $6)";
     let count = format!(
         "SELECT count(*) FROM mailboxes m JOIN mail_domains d ON d.name = m.domain WHERE {filter}"
     );
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-        [&f.user, &f.domain, &pattern, &f.can_login, &f.has_forward];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+        &f.user,
+        &f.domain,
+        &pattern,
+        &f.can_login,
+        &f.has_forward,
+        &f.address,
+    ];
     let rows = super::query(
         c,
-        &format!("{MAILBOX_VIEW} WHERE {filter} ORDER BY m.address LIMIT $6 OFFSET $7"),
+        &format!("{MAILBOX_VIEW} WHERE {filter} ORDER BY m.address LIMIT $7 OFFSET $8"),
         &[
-            params[0], params[1], params[2], params[3], params[4], &limit, &offset,
+            params[0], params[1], params[2], params[3], params[4], params[5], &limit, &offset,
         ],
     )
     .await?;
@@ -567,4 +576,38 @@ pub async fn domain_region(c: &impl GenericClient, name: &str) -> Result<Option<
     )
     .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// What a mailbox's login needs: its password hash (without the `{BLF-CRYPT}` prefix), the
+/// owner of its domain, and whether it may log in now (can_login, nothing disabled).
+pub struct MailboxLogin {
+    pub password_hash: String,
+    pub owner: Uuid,
+    pub may_log_in: bool,
+}
+
+pub async fn mailbox_login(
+    c: &impl GenericClient,
+    address: &str,
+) -> Result<Option<MailboxLogin>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT m.password_hash, d.user_id,
+                m.can_login AND NOT m.disabled AND NOT d.disabled AND NOT u.disabled
+           FROM mailboxes m JOIN mail_domains d ON d.name = m.domain JOIN users u ON u.id = d.user_id
+          WHERE m.address = $1",
+        &[&address],
+    )
+    .await?;
+    Ok(row.map(|r| {
+        let stored: String = r.get(0);
+        MailboxLogin {
+            password_hash: stored
+                .strip_prefix("{BLF-CRYPT}")
+                .unwrap_or(&stored)
+                .to_string(),
+            owner: r.get(1),
+            may_log_in: r.get(2),
+        }
+    }))
 }

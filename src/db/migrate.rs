@@ -40,6 +40,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_mail_bcc_transports",
         include_str!("../../sql/0011_mail_bcc_transports.sql"),
     ),
+    (
+        "0012_mailbox_sessions",
+        include_str!("../../sql/0012_mailbox_sessions.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -28,23 +28,33 @@ pub async fn lookup(
 ) -> Result<Option<FoundSession>, ApiError> {
     let idle = config.session_idle.as_secs_f64();
     let max = config.session_max.as_secs_f64();
+    // A mailbox's session acts for its domain's owner, as role `mailbox`; it ends with the
+    // mailbox (disabled, no login) and with the owner (disabled).
     let row = query_opt(
         c,
-        "SELECT u.id, u.login, u.role, s.last_seen < now() - interval '60 seconds',
+        "SELECT o.id, coalesce(m.address, o.login), CASE WHEN m.address IS NULL THEN o.role ELSE 'mailbox' END,
+                s.last_seen < now() - interval '60 seconds',
                 extract(epoch FROM s.last_seen + make_interval(secs => $2) - now())::float8,
                 extract(epoch FROM s.created_at + make_interval(secs => $3) - now())::float8
-           FROM sessions s JOIN users u ON u.id = s.user_id
+           FROM sessions s
+           LEFT JOIN mailboxes m ON m.address = s.mailbox
+           LEFT JOIN mail_domains d ON d.name = m.domain
+           JOIN users o ON o.id = coalesce(s.user_id, d.user_id)
           WHERE s.token_hash = $1
             AND s.last_seen > now() - make_interval(secs => $2)
             AND s.created_at > now() - make_interval(secs => $3)
-            AND NOT u.disabled",
+            AND NOT o.disabled
+            AND (s.mailbox IS NULL OR (m.can_login AND NOT m.disabled AND NOT d.disabled))",
         &[&hash.as_slice(), &idle, &max],
     )
     .await?;
     Ok(row.map(|r| FoundSession {
         user_id: r.get(0),
         login: r.get(1),
-        role: Role::parse(r.get(2)).unwrap_or(Role::User),
+        role: match r.get::<_, &str>(2) {
+            "mailbox" => Role::Mailbox,
+            other => Role::parse(other).unwrap_or(Role::User),
+        },
         stale: r.get(3),
         idle_left: r.get(4),
         age_left: r.get(5),
@@ -75,6 +85,36 @@ pub async fn insert(
     )
     .await?;
     Ok(())
+}
+
+/// Stores a new session of a mailbox.
+pub async fn insert_for_mailbox(
+    c: &impl GenericClient,
+    hash: &[u8; 32],
+    address: &str,
+) -> Result<(), ApiError> {
+    execute(
+        c,
+        "INSERT INTO sessions (token_hash, mailbox) VALUES ($1, $2)",
+        &[&hash.as_slice(), &address],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends every session of a mailbox except, optionally, one.
+pub async fn delete_all_of_mailbox(
+    c: &impl GenericClient,
+    address: &str,
+    keep: Option<&[u8; 32]>,
+) -> Result<u64, ApiError> {
+    let keep: &[u8] = keep.map(|k| k.as_slice()).unwrap_or(&[]);
+    execute(
+        c,
+        "DELETE FROM sessions WHERE mailbox = $1 AND token_hash <> $2",
+        &[&address, &keep],
+    )
+    .await
 }
 
 /// Ends one session.

@@ -11,6 +11,9 @@ use crate::error::{ApiError, Reason};
 pub enum Role {
     Admin,
     User,
+    /// A mailbox signed in with its address and password: it may only read itself and change
+    /// its own password (see `ActionSpec::for_mailboxes`). Never an account's role.
+    Mailbox,
 }
 
 impl Role {
@@ -18,9 +21,11 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::User => "user",
+            Role::Mailbox => "mailbox",
         }
     }
 
+    /// An account's role (`admin` or `user`).
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "admin" => Some(Role::Admin),

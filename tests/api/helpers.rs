@@ -104,6 +104,11 @@ impl TestApp {
     }
 
     async fn spawn_on(url: String, schema: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        // The server's log goes with the test's output, shown when it fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let spool = tempfile::tempdir().unwrap();
         let mut config = Config::defaults(url);
         config.listen = "127.0.0.1:0".parse().unwrap();

@@ -433,3 +433,133 @@ async fn bcc_and_transports_are_one_per_source_and_region() {
         .await
         .assert_error("not_found", 404);
 }
+
+/// Alice's domain with mailboxes info@ (password `info-password`) and other@; returns the world.
+async fn mailbox_world() -> World {
+    let w = mail_world().await;
+    let md = json!({"domain": "alice.example"});
+    w.app.call_as(&w.alice.1, "add_mail_domain", md).await.ok();
+    for (address, password) in [
+        ("info@alice.example", "info-password"),
+        ("other@alice.example", "other-password"),
+    ] {
+        let p = json!({"address": address, "password": password});
+        w.app.call_as(&w.alice.1, "add_mailbox", p).await.ok();
+    }
+    w
+}
+
+#[tokio::test]
+async fn a_mailbox_signs_in_and_sees_only_itself() {
+    let w = mailbox_world().await;
+    let a = w.app.authorize("Info@Alice.example", "info-password").await;
+    assert_eq!(a.ok()["role"], "mailbox");
+    assert_eq!(a.ok()["login"], "info@alice.example");
+    let cookie = a.ok()["cookie"].as_str().unwrap().to_string();
+    let me = w.app.call_as(&cookie, "whoami", json!({})).await;
+    assert_eq!(me.ok()["role"], "mailbox");
+    let mine = w.app.call_as(&cookie, "get_list_mailbox", json!({})).await;
+    assert_eq!(mine.ok()["total"], 1);
+    assert_eq!(mine.ok()["mailboxes"][0]["address"], "info@alice.example");
+    // Everything else is refused, whatever the owner could do.
+    let registry = hostplane::registry::Registry::new(hostplane::actions::all()).unwrap();
+    let allowed = ["whoami", "logout", "change_password", "get_list_mailbox"];
+    for spec in registry.specs() {
+        use hostplane::registry::Access;
+        if matches!(spec.access, Access::Public | Access::Anyone) || allowed.contains(&spec.name) {
+            continue;
+        }
+        w.app
+            .call_as(&cookie, spec.name, json!({}))
+            .await
+            .assert_error("forbidden", 403);
+    }
+    let owners =
+        json!({"login": "alice", "oldpassword": "password-alice", "newpassword": "taken-over"});
+    w.app
+        .call_as(&cookie, "change_password", owners)
+        .await
+        .assert_error("forbidden", 403);
+    w.app
+        .authorize("info@alice.example", "wrong-password")
+        .await
+        .assert_error("bad_password", 400);
+    w.app
+        .authorize("nobody@alice.example", "info-password")
+        .await
+        .assert_error("bad_login", 400);
+}
+
+#[tokio::test]
+async fn a_mailbox_changes_its_password_and_its_sessions_follow_its_state() {
+    let w = mailbox_world().await;
+    let first = w.app.login("info@alice.example", "info-password").await.1;
+    let second = w.app.login("info@alice.example", "info-password").await.1;
+    let change = |old: &str| json!({"login": "info@alice.example", "oldpassword": old, "newpassword": "brand-new-password"});
+    w.app
+        .call_as(&first, "change_password", change("wrong-one"))
+        .await
+        .assert_error("bad_password", 400);
+    w.app
+        .call_as(&first, "change_password", change("info-password"))
+        .await
+        .ok();
+    w.app.call_as(&first, "whoami", json!({})).await.ok();
+    w.app
+        .call_as(&second, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+    w.app
+        .authorize("info@alice.example", "info-password")
+        .await
+        .assert_error("bad_password", 400);
+    w.app
+        .login("info@alice.example", "brand-new-password")
+        .await;
+    // The owner takes the login away: the session ends, and no new one opens.
+    let off = json!({"address": "info@alice.example", "can_login": false});
+    w.app.call_as(&w.alice.1, "set_mailbox", off).await.ok();
+    w.app
+        .call_as(&first, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+    w.app
+        .authorize("info@alice.example", "brand-new-password")
+        .await
+        .assert_error("account_disabled", 403);
+    // The owner's own session is untouched.
+    w.app.call_as(&w.alice.1, "whoami", json!({})).await.ok();
+}
+
+#[tokio::test]
+async fn the_owner_changing_a_mailbox_password_ends_its_sessions() {
+    let w = mailbox_world().await;
+    let cookie = w.app.login("info@alice.example", "info-password").await.1;
+    let p = json!({"address": "info@alice.example", "password": "set-by-owner"});
+    w.app.call_as(&w.alice.1, "set_mailbox", p).await.ok();
+    w.app
+        .call_as(&cookie, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+}
+
+#[tokio::test]
+async fn a_mailbox_that_may_not_log_in_has_no_live_session() {
+    let w = mailbox_world().await;
+    let cookie = w.app.login("info@alice.example", "info-password").await.1;
+    // Changed behind the API's back, seen by an instance that has not cached the session.
+    w.app
+        .db()
+        .await
+        .execute(
+            "UPDATE mailboxes SET can_login = false WHERE address = 'info@alice.example'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let other = crate::helpers::TestApp::spawn_in_schema(w.app.schema().to_string(), |_| {}).await;
+    other
+        .call_as(&cookie, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+}
