@@ -32,6 +32,8 @@ pub const VIEWS: &[&str] = &[
     "mail_dovecot_userdb",
     "mail_recipient_bcc",
     "mail_transport_maps",
+    "mail_dkim_keys",
+    "mail_dkim_signing",
 ];
 
 /// Postfix maps: file name, main.cf parameter, the SELECT with `%s` for the key.
@@ -187,6 +189,25 @@ pub fn files(c: &MailConfig) -> Result<Vec<(String, String)>, String> {
          passdb {\n  driver = sql\n  args = /etc/dovecot/hostplane/dovecot-sql.conf.ext\n}\n\
          userdb {\n  driver = sql\n  args = /etc/dovecot/hostplane/dovecot-sql.conf.ext\n}\n"
             .to_string(),
+    ));
+    // OpenDKIM's dsn: tables cannot filter by region; a key belongs to its domain wherever it
+    // is used, so every region's node may sign with it.
+    let dsn = format!(
+        "dsn:pgsql://{user}:{password}@{port}+{host}/{db}/table={schema_plain}.",
+        user = c.reader,
+        password = c.reader_password,
+        port = c.db_port,
+        host = c.db_host,
+        db = c.db_name,
+        schema_plain = c.schema,
+    );
+    files.push((
+        "opendkim-hostplane.conf".into(),
+        format!(
+            "# Add to opendkim.conf (needs libopendbx1-pgsql); written by hostplane mail-config.\n\
+             KeyTable {dsn}mail_dkim_keys?keycol=key_name?datacol=domain,selector,private_key\n\
+             SigningTable {dsn}mail_dkim_signing?keycol=sender?datacol=key_name\n"
+        ),
     ));
     files.push(("reader-grants.sql".into(), reader_grants_sql(c)));
     Ok(files)

@@ -5,6 +5,7 @@
 mod accounts;
 mod agents;
 mod checks;
+mod dkim;
 mod domains;
 mod mail_domains;
 mod mail_routing;
@@ -80,6 +81,8 @@ pub fn all() -> Vec<ActionSpec> {
         action("get_list_transport", User, mail_routing::get_list_transport),
         action("delete_transport", User, mail_routing::delete_transport),
         action("reset_transports", User, mail_routing::reset_transports),
+        action("set_dkim", User, dkim::set_dkim).secret(&["private_key"]),
+        action("get_dkim", User, dkim::get_dkim),
     ]
 }
 

@@ -611,3 +611,47 @@ pub async fn mailbox_login(
         }
     }))
 }
+
+/// A domain's DKIM key as the API shows it (never the private key).
+#[derive(Debug, Serialize)]
+pub struct DkimView {
+    pub domain: String,
+    pub selector: String,
+    /// base64 of the SubjectPublicKeyInfo DER.
+    pub public_key: String,
+    pub created_at: String,
+}
+
+/// Sets (or replaces) a domain's DKIM key.
+pub async fn set_dkim(
+    c: &impl GenericClient,
+    domain: &str,
+    selector: &str,
+    private_key: &str,
+    public_key: &str,
+) -> Result<(), ApiError> {
+    execute(
+        c,
+        "INSERT INTO mail_dkim (domain, selector, private_key, public_key) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (domain) DO UPDATE SET selector = EXCLUDED.selector,
+             private_key = EXCLUDED.private_key, public_key = EXCLUDED.public_key, created_at = now()",
+        &[&domain, &selector, &private_key, &public_key],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn dkim(c: &impl GenericClient, domain: &str) -> Result<Option<DkimView>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT domain, selector, public_key, hp_iso(created_at) FROM mail_dkim WHERE domain = $1",
+        &[&domain],
+    )
+    .await?;
+    Ok(row.map(|r| DkimView {
+        domain: r.get(0),
+        selector: r.get(1),
+        public_key: r.get(2),
+        created_at: r.get(3),
+    }))
+}

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_mailbox_sessions",
         include_str!("../../sql/0012_mailbox_sessions.sql"),
     ),
+    ("0013_dkim", include_str!("../../sql/0013_dkim.sql")),
 ];
 
 /// Applies pending migrations; returns the names applied now.

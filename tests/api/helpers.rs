@@ -516,6 +516,7 @@ pub async fn snapshot(app: &TestApp) -> String {
         "SELECT string_agg(source || array_to_string(destinations, ' '), ',' ORDER BY source) FROM mail_aliases",
         "SELECT string_agg(source || region || destination, ',' ORDER BY source, region) FROM mail_bcc",
         "SELECT string_agg(source || region || destination, ',' ORDER BY source, region) FROM mail_transports",
+        "SELECT string_agg(domain || selector || public_key, ',' ORDER BY domain) FROM mail_dkim",
     ] {
         let v: Option<String> = db.query_one(sql, &[]).await.unwrap().get(0);
         out.push_str(&v.unwrap_or_default());

@@ -563,3 +563,85 @@ async fn a_mailbox_that_may_not_log_in_has_no_live_session() {
         .await
         .assert_error("auth_required", 401);
 }
+
+#[tokio::test]
+async fn dkim_keys_are_made_or_given_and_only_their_public_half_is_answered() {
+    use base64::Engine as _;
+    use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
+    use rsa::signature::{SignatureEncoding, Signer, Verifier};
+    let w = mailbox_world().await;
+    let made = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "set_dkim",
+            json!({"domain": "alice.example", "selector": "mail2026"}),
+        )
+        .await;
+    let made = made.ok().clone();
+    assert_eq!(made["name"], "mail2026._domainkey.alice.example");
+    let record = made["record"].as_str().unwrap();
+    let p = record.strip_prefix("v=DKIM1; k=rsa; p=").expect(record);
+    assert_eq!(
+        made["fingerprint"].as_str().unwrap().len(),
+        128,
+        "SHA-512 in hex"
+    );
+    let got = w
+        .app
+        .call_as(&w.alice.1, "get_dkim", json!({"domain": "alice.example"}))
+        .await;
+    assert_eq!(got.ok()["record"], record);
+    assert!(!got.body.to_string().contains("PRIVATE"));
+    // The published key verifies what the stored key signs: they are one pair.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let stored: String = w
+        .app
+        .db()
+        .await
+        .query_one("SELECT private_key FROM mail_dkim", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let private = rsa::RsaPrivateKey::from_pkcs8_der(&b64.decode(stored).unwrap()).unwrap();
+    let public = rsa::RsaPublicKey::from_public_key_der(&b64.decode(p).unwrap()).unwrap();
+    assert_eq!(rsa::traits::PublicKeyParts::size(&public) * 8, 2048);
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private);
+    let signature = signer.sign(b"a message");
+    let verifier = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(public);
+    verifier.verify(b"a message", &signature).unwrap();
+    assert!(!signature.to_vec().is_empty());
+
+    // A given key replaces it; the audit log keeps no key.
+    let given = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).unwrap();
+    let pem = given.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let p = json!({"domain": "alice.example", "selector": "given", "private_key": pem});
+    let replaced = w.app.call_as(&w.alice.1, "set_dkim", p).await;
+    assert_eq!(replaced.ok()["selector"], "given");
+    assert_ne!(replaced.ok()["record"], record);
+    let bad =
+        json!({"domain": "alice.example", "selector": "x", "private_key": "-----BEGIN nonsense"});
+    w.app
+        .call_as(&w.alice.1, "set_dkim", bad)
+        .await
+        .assert_error("bad_params", 400);
+    w.app
+        .call_as(
+            &w.alice.1,
+            "set_dkim",
+            json!({"domain": "alice.example", "selector": "bad_selector"}),
+        )
+        .await
+        .assert_error("bad_params", 400);
+    assert_eq!(
+        w.app
+            .count("audit_log WHERE params::text LIKE '%PRIVATE%'")
+            .await,
+        0
+    );
+    // Nobody else's.
+    w.app
+        .call_as(&w.bob.1, "get_dkim", json!({"domain": "alice.example"}))
+        .await
+        .assert_error("not_found", 404);
+}

@@ -129,6 +129,11 @@ fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
             "reset_transports",
             mine(json!({"domain": "alice-mail.example"})),
         ),
+        (
+            "set_dkim",
+            mine(json!({"domain": "alice-mail.example", "selector": "stolen"})),
+        ),
+        ("get_dkim", mine(json!({"domain": "alice-mail.example"}))),
     ]
 }
 

@@ -1,0 +1,138 @@
+//! DKIM: `set_dkim` (a key made here or given) and `get_dkim`, each answering the DNS record to
+//! publish. The private key reaches OpenDKIM through a view; the API never answers it.
+
+use base64::Engine as _;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPrivateKey;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+
+use super::audit;
+use super::mail_domains::{domain_param, own_mail_domain};
+use crate::db::{self, mail::DkimView};
+use crate::error::{ApiError, Reason};
+use crate::registry::Ctx;
+
+/// The size of a key made here.
+const KEY_BITS: usize = 2048;
+/// The largest key text accepted.
+const MAX_KEY_TEXT: usize = 16 * 1024;
+
+/// A selector: 1-63 of a-z, 0-9 and '-', a DNS label.
+fn selector(raw: &str) -> Result<String, ApiError> {
+    let s = raw.trim().to_ascii_lowercase();
+    let ok = (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s)
+    } else {
+        Err(Reason::bad_params.msg("param `selector`: a DNS label of a-z, 0-9 and '-'"))
+    }
+}
+
+/// A private key given as PEM (PKCS#8 or PKCS#1), 1024 to 4096 bits.
+fn given_key(pem: &str) -> Result<RsaPrivateKey, ApiError> {
+    let bad = |m: &str| Reason::bad_params.msg(format!("param `private_key`: {m}"));
+    if pem.len() > MAX_KEY_TEXT {
+        return Err(bad("too long"));
+    }
+    let key = RsaPrivateKey::from_pkcs8_pem(pem.trim())
+        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem.trim()))
+        .map_err(|_| bad("an RSA private key in PEM (PKCS#8 or PKCS#1)"))?;
+    let bits = key.size() * 8;
+    if !(1024..=4096).contains(&bits) {
+        return Err(bad("1024 to 4096 bits"));
+    }
+    Ok(key)
+}
+
+/// The answer of both actions: the key's public half and what to publish.
+#[derive(Serialize)]
+pub struct DkimRecord {
+    domain: String,
+    selector: String,
+    /// The DNS name of the TXT record.
+    name: String,
+    /// Its value.
+    record: String,
+    /// SHA-512 of the public key's DER, hex.
+    fingerprint: String,
+    created_at: String,
+}
+
+fn record(view: DkimView) -> Result<DkimRecord, ApiError> {
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&view.public_key)
+        .map_err(ApiError::internal)?;
+    Ok(DkimRecord {
+        name: format!("{}._domainkey.{}", view.selector, view.domain),
+        record: format!("v=DKIM1; k=rsa; p={}", view.public_key),
+        fingerprint: hex::encode(Sha512::digest(&der)),
+        domain: view.domain,
+        selector: view.selector,
+        created_at: view.created_at,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SetDkimParams {
+    domain: String,
+    selector: String,
+    private_key: Option<String>,
+}
+
+/// `set_dkim`: the domain's signing key, made here (RSA-2048) unless one is given; replaces an
+/// earlier key.
+pub async fn set_dkim(ctx: Ctx, p: SetDkimParams) -> Result<DkimRecord, ApiError> {
+    let domain = domain_param(&p.domain)?;
+    let selector = selector(&p.selector)?;
+    let given = p.private_key.as_deref().map(given_key).transpose()?;
+    own_mail_domain(&ctx.state.db().await?, &ctx, &domain, false).await?;
+    // Making a key takes a while: off the reactor.
+    let key = match given {
+        Some(k) => k,
+        None => tokio::task::spawn_blocking(|| RsaPrivateKey::new(&mut rand_core::OsRng, KEY_BITS))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?,
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let private_der = key.to_pkcs8_der().map_err(ApiError::internal)?;
+    let public_der = key
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(ApiError::internal)?;
+    let private_key = b64.encode(private_der.as_bytes());
+    let public_key = b64.encode(public_der.as_bytes());
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    own_mail_domain(&tx, &ctx, &domain, true).await?;
+    db::mail::set_dkim(&tx, &domain, &selector, &private_key, &public_key).await?;
+    audit(&tx, &ctx, &format!("dkim:{domain}")).await?;
+    let view = db::mail::dkim(&tx, &domain)
+        .await?
+        .ok_or_else(|| ApiError::internal("the DKIM key just written is gone"))?;
+    tx.commit().await?;
+    record(view)
+}
+
+#[derive(Deserialize)]
+pub struct GetDkimParams {
+    domain: String,
+}
+
+/// `get_dkim`: the selector, the key's fingerprint and the record to publish.
+pub async fn get_dkim(ctx: Ctx, p: GetDkimParams) -> Result<DkimRecord, ApiError> {
+    let domain = domain_param(&p.domain)?;
+    let client = ctx.state.db().await?;
+    own_mail_domain(&client, &ctx, &domain, false).await?;
+    let view = db::mail::dkim(&client, &domain)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg(format!("{domain} has no DKIM key")))?;
+    record(view)
+}
