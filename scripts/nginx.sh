@@ -13,5 +13,6 @@ nginx_ensure() {
 mail_servers_ensure() {
     apt_ensure postmap postfix postfix-pgsql &&
         apt_ensure doveadm dovecot-core dovecot-pgsql dovecot-lmtpd &&
-        apt_ensure opendkim opendkim opendkim-tools libopendbx1-pgsql
+        apt_ensure opendkim opendkim opendkim-tools libopendbx1-pgsql &&
+        apt_ensure miltertest miltertest
 }

@@ -217,6 +217,10 @@ pub fn files(c: &MailConfig) -> Result<Vec<(String, String)>, String> {
 pub fn write_secret(path: &Path, content: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -1,8 +1,8 @@
-//! Contract tests with the real mail servers: Postfix's `pgsql:` maps (through `postmap`) and
-//! Dovecot's SQL passdb (through `doveadm auth test`) read what the API wrote, at once, as a
-//! database role that may read the views and nothing else. The configuration is the one
-//! `hostplane mail-config` writes. scripts/test installs Postfix and Dovecot when missing; a
-//! missing tool fails these tests rather than skipping them.
+//! Contract tests with the real mail servers: Postfix's `pgsql:` maps (through `postmap`),
+//! Dovecot's SQL passdb (through `doveadm auth test`) and OpenDKIM's dsn tables (through
+//! `miltertest`) read what the API wrote, at once, as a database role that may read the views
+//! and nothing else. The configuration is the one `hostplane mail-config` writes. scripts/test
+//! installs the servers when missing; a missing tool fails these tests rather than skipping them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +20,7 @@ fn tool(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{name} is missing: scripts/test installs Postfix and Dovecot (Debian packages)");
+    panic!("{name} is missing: scripts/test installs Postfix, Dovecot, OpenDKIM and miltertest");
 }
 
 /// A reader role with SELECT on the views only, created by the SQL mail-config writes, and the
@@ -426,4 +426,107 @@ impl MailNode {
             owns_role: false,
         }
     }
+}
+
+/// A private OpenDKIM signing with the KeyTable and SigningTable mail-config wrote.
+struct OpenDkim {
+    port: u16,
+    process: std::process::Child,
+}
+
+impl OpenDkim {
+    async fn start(node: &MailNode) -> OpenDkim {
+        let d = node.dir.path();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tables = std::fs::read_to_string(d.join("hostplane/opendkim-hostplane.conf")).unwrap();
+        let conf = d.join("opendkim.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Syslog no\nBackground no\nMode s\nCanonicalization relaxed/simple\n\
+                 Socket inet:{port}@127.0.0.1\nPidFile {}/opendkim.pid\n{tables}",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let process = Command::new(tool("opendkim"))
+            .arg("-f")
+            .arg("-x")
+            .arg(&conf)
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return OpenDkim { port, process };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("opendkim did not start");
+    }
+
+    /// Sends a message from `from` through the milter (miltertest); the DKIM-Signature header
+    /// it added.
+    fn sign(&self, dir: &Path, from: &str) -> String {
+        let script = dir.join("sign.lua");
+        std::fs::write(
+            &script,
+            format!(
+                r#"local conn = mt.connect("inet:{port}@127.0.0.1")
+if conn == nil then error("cannot connect") end
+local function ok(r, what) if r ~= nil then error(what .. ": " .. tostring(r)) end end
+ok(mt.conninfo(conn, "localhost", "127.0.0.1"), "conninfo")
+ok(mt.macro(conn, SMFIC_MAIL, "i", "T1"), "macro")
+ok(mt.mailfrom(conn, "{from}"), "mailfrom")
+ok(mt.rcptto(conn, "someone@example.net"), "rcptto")
+ok(mt.header(conn, "From", "{from}"), "from")
+ok(mt.header(conn, "Subject", "signed"), "subject")
+ok(mt.header(conn, "Date", "Mon, 30 Nov 2026 10:00:00 +0000"), "date")
+ok(mt.eoh(conn), "eoh")
+ok(mt.bodystring(conn, "hello\r\n"), "body")
+ok(mt.eom(conn), "eom")
+if not mt.eom_check(conn, MT_HDRINSERT, "DKIM-Signature") then error("no DKIM-Signature") end
+print(mt.getheader(conn, "DKIM-Signature", 0))
+mt.disconnect(conn)
+"#,
+                port = self.port
+            ),
+        )
+        .unwrap();
+        let out = Command::new(tool("miltertest"))
+            .arg("-s")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "miltertest: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+impl Drop for OpenDkim {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+#[tokio::test]
+async fn opendkim_signs_with_the_key_set_dkim_made() {
+    let w = mail_world().await;
+    let p = json!({"domain": "alice.example", "selector": "mail2026"});
+    w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
+    let node = MailNode::new(&w, "default").await;
+    let opendkim = OpenDkim::start(&node).await;
+    let header = opendkim.sign(node.dir.path(), "info@alice.example");
+    assert!(header.contains("d=alice.example;"), "{header}");
+    assert!(header.contains("s=mail2026;"), "{header}");
+    assert!(header.contains("a=rsa-sha256"), "{header}");
 }
