@@ -329,25 +329,20 @@ impl Dovecot {
             .arg(&conf)
             .spawn()
             .unwrap();
-        // Ready when its auth socket is there.
-        let mut ready = false;
-        for _ in 0..100 {
-            if d.join("run/auth-client").exists() {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(
-            ready,
-            "dovecot did not start: {}",
-            std::fs::read_to_string(d.join("dovecot.log")).unwrap_or_default()
-        );
-        Dovecot {
+        // From here on Drop reaps the process, whatever happens.
+        let dovecot = Dovecot {
             conf,
             log: d.join("dovecot.log"),
             process,
+        };
+        // Ready when its auth socket is there.
+        for _ in 0..100 {
+            if d.join("run/auth-client").exists() {
+                return dovecot;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        panic!("dovecot did not start: {}", dovecot.log());
     }
 
     /// What Dovecot logged, for a failing assertion.
@@ -459,9 +454,11 @@ impl OpenDkim {
             .arg(&conf)
             .spawn()
             .unwrap();
+        // From here on Drop reaps the process, whatever happens.
+        let opendkim = OpenDkim { port, process };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return OpenDkim { port, process };
+                return opendkim;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
