@@ -527,3 +527,276 @@ async fn opendkim_signs_with_the_key_set_dkim_made() {
     assert!(header.contains("s=mail2026;"), "{header}");
     assert!(header.contains("a=rsa-sha256"), "{header}");
 }
+
+/// The services a private Postfix needs (chroot off; the test's own SMTP port).
+const MASTER_CF: &str = "\
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+";
+
+/// A private Postfix on a loopback port below 32768, reading the maps mail-config wrote and
+/// delivering over LMTP to the Dovecot of the same node.
+struct Postfix {
+    config_dir: PathBuf,
+    port: u16,
+    process: std::process::Child,
+}
+
+impl Postfix {
+    async fn start(node: &MailNode) -> Postfix {
+        let d = node.dir.path();
+        let config_dir = d.join("postfix");
+        for sub in ["postfix", "queue", "data"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let chown = Command::new("chown")
+            .arg("postfix:postfix")
+            .arg(d.join("data"))
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        // A free port below 32768 (Postfix refuses nothing, but Linux hands out ephemeral ports
+        // above it, so these do not collide with outgoing connections).
+        let port = (20000..32000)
+            .map(|p| p + (std::process::id() as u16 % 1000) * 7 % 11000)
+            .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .unwrap();
+        let maps = d.join("hostplane");
+        std::fs::write(
+            config_dir.join("main.cf"),
+            format!(
+                "compatibility_level = 3.6\nqueue_directory = {d}/queue\ndata_directory = {d}/data\n\
+                 mail_owner = postfix\nsetgid_group = postdrop\ninet_interfaces = 127.0.0.1\n\
+                 inet_protocols = ipv4\nmyhostname = mx.test\nmydomain = test\nmydestination =\n\
+                 local_recipient_maps =\nalias_maps =\nalias_database =\n\
+                 smtpd_relay_restrictions = reject_unauth_destination\n\
+                 maillog_file = /dev/stdout\nmax_use = 1\n\
+                 virtual_mailbox_domains = pgsql:{m}/virtual-domains.cf\n\
+                 virtual_mailbox_maps = pgsql:{m}/virtual-mailboxes.cf\n\
+                 virtual_alias_maps = pgsql:{m}/virtual-aliases.cf\n\
+                 virtual_transport = lmtp:unix:{d}/run/lmtp\n",
+                d = d.display(),
+                m = maps.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            config_dir.join("master.cf"),
+            format!("127.0.0.1:{port} inet n - n - - smtpd\n{MASTER_CF}"),
+        )
+        .unwrap();
+        let postfix = |args: &[&str]| {
+            Command::new(tool("postfix"))
+                .arg("-c")
+                .arg(&config_dir)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let check = postfix(&["check"]);
+        assert!(
+            check.status.success(),
+            "postfix check: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let process = Command::new(tool("postfix"))
+            .arg("-c")
+            .arg(&config_dir)
+            .arg("start-fg")
+            .stdout(std::fs::File::create(d.join("maillog")).unwrap())
+            .spawn()
+            .unwrap();
+        let postfix = Postfix {
+            config_dir,
+            port,
+            process,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return postfix;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "postfix did not start: {}",
+            std::fs::read_to_string(d.join("maillog")).unwrap_or_default()
+        );
+    }
+
+    /// Sends one message over SMTP; the server's reply to each recipient (the code).
+    async fn send(&self, from: &str, to: &[&str], subject: &str) -> Vec<u16> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        // A reply may span lines ("250-..."); its last line has a space after the code.
+        let mut reply = async || -> u16 {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("the server answers");
+                if line.as_bytes().get(3) != Some(&b'-') {
+                    return line[..3].parse().unwrap();
+                }
+            }
+        };
+        assert_eq!(reply().await, 220);
+        write.write_all(b"EHLO client.test\r\n").await.unwrap();
+        assert_eq!(reply().await, 250);
+        write
+            .write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(reply().await, 250);
+        let mut codes = Vec::new();
+        for rcpt in to {
+            write
+                .write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
+                .await
+                .unwrap();
+            codes.push(reply().await);
+        }
+        if codes.contains(&250) {
+            write.write_all(b"DATA\r\n").await.unwrap();
+            assert_eq!(reply().await, 354);
+            let body = format!("From: {from}\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n");
+            write.write_all(body.as_bytes()).await.unwrap();
+            assert_eq!(reply().await, 250);
+        }
+        write.write_all(b"QUIT\r\n").await.unwrap();
+        codes
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new(tool("postfix"))
+            .arg("-c")
+            .arg(&self.config_dir)
+            .arg("stop")
+            .output();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The messages in a mailbox's Maildir (new/) whose text holds `subject`.
+fn delivered(node: &MailNode, mailbox: &str, subject: &str) -> usize {
+    let (local, domain) = mailbox.split_once('@').unwrap();
+    let new = Path::new(&node.config.mail_root).join(format!("{domain}/{local}/Maildir/new"));
+    std::fs::read_dir(new)
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter(|m| m.contains(subject))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn smtp_delivers_to_mailboxes_aliases_and_the_catch_all_and_refuses_strangers() {
+    let w = mail_world().await;
+    // sales@ goes to info@ (and elsewhere); the catch-all to a second mailbox.
+    let p = json!({"address": "catch@alice.example", "password": "catch-password"});
+    w.app.call_as(&w.alice.1, "add_mailbox", p).await.ok();
+    let p = json!({"source": "@alice.example", "destination": "catch@alice.example"});
+    w.app
+        .call_as(
+            &w.alice.1,
+            "delete_alias",
+            json!({"source": "@alice.example"}),
+        )
+        .await
+        .ok();
+    w.app.call_as(&w.alice.1, "add_alias", p).await.ok();
+    // A domain without a catch-all: its unknown addresses are refused.
+    let p = json!({"domain": "nocatch.example"});
+    w.app.call_as(&w.alice.1, "add_mail_domain", p).await.ok();
+    let node = MailNode::new(&w, "default").await;
+    let vmail = Path::new(&node.config.mail_root);
+    std::fs::create_dir_all(vmail).unwrap();
+    let chown = Command::new("chown")
+        .args(["5000:5000"])
+        .arg(vmail)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let _dovecot = Dovecot::start(&node).await;
+    let postfix = Postfix::start(&node).await;
+    let codes = postfix
+        .send(
+            "someone@example.net",
+            &[
+                "info@alice.example",
+                "sales@alice.example",
+                "whoever@alice.example",
+                "ghost@nocatch.example",
+                "x@nowhere.example",
+            ],
+            "first-message",
+        )
+        .await;
+    assert_eq!(codes[..3], [250, 250, 250], "{codes:?}");
+    assert_eq!(codes[3], 550, "an unknown user: {codes:?}");
+    assert!(
+        codes[4] >= 500,
+        "a stranger's domain is no relay: {codes:?}"
+    );
+    // The alias alone: its mail reaches info@ (and not the catch-all).
+    let codes = postfix
+        .send(
+            "someone@example.net",
+            &["sales@alice.example"],
+            "second-message",
+        )
+        .await;
+    assert_eq!(codes, [250]);
+    let wanted = [
+        ("info@alice.example", "first-message", 1),
+        ("catch@alice.example", "first-message", 1),
+        ("info@alice.example", "second-message", 1),
+        ("catch@alice.example", "second-message", 0),
+    ];
+    let counts = || {
+        wanted
+            .iter()
+            .map(|(m, subject, _)| delivered(&node, m, subject))
+            .collect::<Vec<_>>()
+    };
+    let expected: Vec<usize> = wanted.iter().map(|w| w.2).collect();
+    for _ in 0..100 {
+        if counts() == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        counts(),
+        expected,
+        "{wanted:?}: {}",
+        std::fs::read_to_string(node.dir.path().join("maillog")).unwrap_or_default()
+    );
+}
