@@ -20,6 +20,8 @@ pub struct MailConfig {
     /// The folder holding every mailbox (`DOMAIN/LOCAL/Maildir`), owned by `mail_uid`.
     pub mail_root: String,
     pub mail_uid: u32,
+    /// Where the Dovecot files will live on the mail node (the include names them).
+    pub dovecot_dir: String,
 }
 
 /// The views the mail servers read.
@@ -80,8 +82,9 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// The SQL (for a database superuser) that creates the reader role with SELECT on the views
-/// only; run it once per installation.
+/// The SQL (for a database superuser) that creates the mail servers' role: SELECT on the views,
+/// and, for Dovecot's usage reports, writing the usage columns of `mailbox_usage`; nothing
+/// else. Run it once per installation.
 pub fn reader_grants_sql(c: &MailConfig) -> String {
     let schema = ident(&c.schema);
     let role = ident(&c.reader);
@@ -89,7 +92,9 @@ pub fn reader_grants_sql(c: &MailConfig) -> String {
     format!(
         "CREATE ROLE {role} LOGIN PASSWORD {password};\n\
          GRANT USAGE ON SCHEMA {schema} TO {role};\n\
-         GRANT SELECT ON {views} TO {role};\n",
+         GRANT SELECT ON {views} TO {role};\n\
+         GRANT SELECT (address), INSERT (address, used_bytes, messages), \
+         UPDATE (used_bytes, messages) ON {schema}.mailbox_usage TO {role};\n",
         password = literal(&c.reader_password),
         views = views.join(", "),
     )
@@ -184,11 +189,34 @@ pub fn files(c: &MailConfig) -> Result<Vec<(String, String)>, String> {
         ),
     ));
     files.push((
+        "dovecot-dict-sql.conf.ext".into(),
+        format!(
+            "# Dovecot's quota_clone writes each mailbox's usage here (hostplane mail-config).\n\
+             connect = host={host} port={port} dbname={db} user={user} password={password}\n\
+             map {{\n  pattern = priv/quota/storage\n  table = {schema}.mailbox_usage\n  \
+             username_field = address\n  value_field = used_bytes\n  value_type = uint\n}}\n\
+             map {{\n  pattern = priv/quota/messages\n  table = {schema}.mailbox_usage\n  \
+             username_field = address\n  value_field = messages\n  value_type = uint\n}}\n",
+            host = c.db_host,
+            port = c.db_port,
+            db = c.db_name,
+            user = c.reader,
+            password = c.reader_password,
+        ),
+    ));
+    files.push((
         "dovecot-hostplane.conf".into(),
-        "# Include from dovecot.conf: !include /etc/dovecot/hostplane/dovecot-hostplane.conf\n\
-         passdb {\n  driver = sql\n  args = /etc/dovecot/hostplane/dovecot-sql.conf.ext\n}\n\
-         userdb {\n  driver = sql\n  args = /etc/dovecot/hostplane/dovecot-sql.conf.ext\n}\n"
-            .to_string(),
+        format!(
+            "# Include from dovecot.conf: !include {dir}/dovecot-hostplane.conf\n\
+             passdb {{\n  driver = sql\n  args = {dir}/dovecot-sql.conf.ext\n}}\n\
+             userdb {{\n  driver = sql\n  args = {dir}/dovecot-sql.conf.ext\n}}\n\
+             # Usage goes back to hostplane (used_bytes of get_list_mailbox).\n\
+             mail_plugins = $mail_plugins quota quota_clone\n\
+             plugin {{\n  quota = count:User quota\n  quota_vsizes = yes\n  \
+             quota_clone_dict = proxy::hostplane_usage\n}}\n\
+             dict {{\n  hostplane_usage = pgsql:{dir}/dovecot-dict-sql.conf.ext\n}}\n",
+            dir = c.dovecot_dir,
+        ),
     ));
     // OpenDKIM's dsn: tables cannot filter by region; a key belongs to its domain wherever it
     // is used, so every region's node may sign with it.
@@ -259,6 +287,7 @@ mod tests {
             region: "eu".into(),
             mail_root: "/var/vmail".into(),
             mail_uid: 5000,
+            dovecot_dir: "/etc/dovecot/hostplane".into(),
         }
     }
 
@@ -279,6 +308,10 @@ mod tests {
         assert!(
             !grants.contains(".mailboxes") && !grants.contains(".mail_domains"),
             "the tables are not granted"
+        );
+        assert!(
+            grants.contains("UPDATE (used_bytes, messages) ON \"public\".mailbox_usage"),
+            "{grants}"
         );
     }
 

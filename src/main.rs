@@ -74,6 +74,9 @@ struct MailConfigArgs {
     /// The user and group id owning the mailboxes.
     #[arg(long, default_value_t = 5000)]
     mail_uid: u32,
+    /// Where the Dovecot files will live on the mail node.
+    #[arg(long, default_value = "/etc/dovecot/hostplane")]
+    dovecot_dir: String,
     /// PostgreSQL URL of hostplane's database (its schema is taken from it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: hostplane::config::Secret,
@@ -223,6 +226,7 @@ async fn mail_config(a: MailConfigArgs) -> Result<(), String> {
         region: a.region,
         mail_root: a.mail_root,
         mail_uid: a.mail_uid,
+        dovecot_dir: a.dovecot_dir,
     };
     let written = hostplane::mailserver::write(&config, &a.out)?;
     println!("wrote {} into {}", written.join(", "), a.out.display());

@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0012_mailbox_sessions.sql"),
     ),
     ("0013_dkim", include_str!("../../sql/0013_dkim.sql")),
+    (
+        "0014_mailbox_usage_writes",
+        include_str!("../../sql/0014_mailbox_usage_writes.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -50,6 +50,8 @@ impl MailNode {
             .arg(&password_file)
             .arg("--mail-root")
             .arg(&vmail)
+            .arg("--dovecot-dir")
+            .arg(dir.path().join("hostplane"))
             .env("DATABASE_URL", url_with_schema(&base, w.app.schema()))
             .output()
             .unwrap();
@@ -75,6 +77,7 @@ impl MailNode {
             region: region.into(),
             mail_root: vmail.display().to_string(),
             mail_uid: 5000,
+            dovecot_dir: dir.path().join("hostplane").display().to_string(),
         };
         // The servers' own users (dovecot) read the folder.
         let chmod = Command::new("chmod")
@@ -316,8 +319,7 @@ impl Dovecot {
                 "base_dir = {dir}/run\nstate_dir = {dir}/state\nlog_path = {dir}/dovecot.log\n\
                  protocols = lmtp\nssl = no\nauth_failure_delay = 0\n\
                  first_valid_uid = 5000\nmail_location = maildir:~/Maildir\n\
-                 passdb {{\n  driver = sql\n  args = {etc}/dovecot-sql.conf.ext\n}}\n\
-                 userdb {{\n  driver = sql\n  args = {etc}/dovecot-sql.conf.ext\n}}\n",
+                 !include {etc}/dovecot-hostplane.conf\n",
                 dir = d.display(),
                 etc = etc.display()
             ),
@@ -798,5 +800,23 @@ async fn smtp_delivers_to_mailboxes_aliases_and_the_catch_all_and_refuses_strang
         expected,
         "{wanted:?}: {}",
         std::fs::read_to_string(node.dir.path().join("maillog")).unwrap_or_default()
+    );
+    // Dovecot reported what info@ now holds; the API shows it.
+    let mut used = 0;
+    for _ in 0..50 {
+        let list = w
+            .app
+            .call_as(&w.alice.1, "get_list_mailbox", json!({"q": "info@"}))
+            .await;
+        used = list.ok()["mailboxes"][0]["used_bytes"].as_i64().unwrap();
+        if used > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        used > 200,
+        "used_bytes after two messages: {used}; dovecot: {}",
+        std::fs::read_to_string(node.dir.path().join("dovecot.log")).unwrap_or_default()
     );
 }
