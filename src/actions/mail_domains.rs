@@ -93,8 +93,36 @@ pub async fn get_list_mail_domain(
     let page = page(p.limit, p.offset)?;
     let user = checks::list_owner(&ctx, p.userid.0)?;
     let client = ctx.state.db().await?;
-    let (domains, total) = db::mail::list_domains(&client, user, page.limit, page.offset).await?;
+    let (domains, total) =
+        db::mail::list_domains(&client, user, None, page.limit, page.offset).await?;
     Ok(MailDomainList { domains, total })
+}
+
+#[derive(Deserialize)]
+pub struct SetMailDomainParams {
+    domain: String,
+    disabled: Option<bool>,
+}
+
+/// `set_mail_domain`: disables a mail domain (it vanishes from what the mail servers read, and
+/// its mailboxes' sessions end) or enables it again.
+pub async fn set_mail_domain(ctx: Ctx, p: SetMailDomainParams) -> Result<MailDomainView, ApiError> {
+    let name = domain_param(&p.domain)?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    let owner = own_mail_domain(&tx, &ctx, &name, true).await?;
+    if let Some(disabled) = p.disabled {
+        db::mail::set_domain_disabled(&tx, &name, disabled).await?;
+    }
+    audit(&tx, &ctx, &format!("mail_domain:{name}")).await?;
+    let (views, _) = db::mail::list_domains(&tx, Some(owner), Some(&name), 1, 0).await?;
+    tx.commit().await?;
+    // Mailbox sessions are cached under the owner: a disabled domain ends them at once here.
+    ctx.state.sessions.evict_user(owner);
+    views
+        .into_iter()
+        .find(|d| d.domain == name)
+        .ok_or_else(|| Reason::not_found.msg(format!("no mail domain {name}")))
 }
 
 #[derive(Deserialize)]

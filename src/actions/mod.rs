@@ -66,6 +66,7 @@ pub fn all() -> Vec<ActionSpec> {
             User,
             mail_domains::get_list_mail_domain,
         ),
+        action("set_mail_domain", User, mail_domains::set_mail_domain),
         action("delete_mail_domain", User, mail_domains::delete_mail_domain),
         action("add_mailbox", User, mailboxes::add_mailbox).secret(&["password"]),
         action("get_list_mailbox", User, mailboxes::get_list_mailbox).for_mailboxes(),

@@ -77,15 +77,16 @@ pub async fn mailboxes_in(c: &impl GenericClient, domain: &str) -> Result<i64, A
     .get(0))
 }
 
-/// A sorted page of mail domains (of one user, or all) and the total.
+/// A sorted page of mail domains (of one user, or all; or just the one named) and the total.
 pub async fn list_domains(
     c: &impl GenericClient,
     user: Option<Uuid>,
+    name: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<MailDomainView>, i64), ApiError> {
-    const COUNT: &str =
-        "SELECT count(*) FROM mail_domains WHERE ($1::uuid IS NULL OR user_id = $1)";
+    const COUNT: &str = "SELECT count(*) FROM mail_domains
+                          WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR name = $2)";
     let (rows, total) = page_with_total(
         c,
         &format!(
@@ -93,12 +94,13 @@ pub async fn list_domains(
                     (SELECT count(*) FROM mailboxes m WHERE m.domain = d.name), hp_iso(d.created_at),
                     (SELECT count(*) FROM mail_aliases a WHERE a.domain = d.name),
                     ({COUNT})
-               FROM mail_domains d WHERE ($1::uuid IS NULL OR d.user_id = $1)
-              ORDER BY d.name LIMIT $2 OFFSET $3"
+               FROM mail_domains d
+              WHERE ($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.name = $2)
+              ORDER BY d.name LIMIT $3 OFFSET $4"
         ),
-        &[&user, &limit, &offset],
+        &[&user, &name, &limit, &offset],
         COUNT,
-        &[&user],
+        &[&user, &name],
         offset,
     )
     .await?;
@@ -115,6 +117,21 @@ pub async fn list_domains(
         })
         .collect();
     Ok((domains, total))
+}
+
+/// Disables or enables a mail domain (a disabled one vanishes from every view).
+pub async fn set_domain_disabled(
+    c: &impl GenericClient,
+    name: &str,
+    disabled: bool,
+) -> Result<(), ApiError> {
+    execute(
+        c,
+        "UPDATE mail_domains SET disabled = $2 WHERE name = $1",
+        &[&name, &disabled],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Deletes a mail domain with its mailboxes.

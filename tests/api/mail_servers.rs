@@ -258,6 +258,15 @@ async fn postfix_maps_answer_what_the_api_wrote_at_once() {
     assert_eq!(alias("info@alice.example"), None);
     assert_eq!(node.lookup("sender-logins.cf", "info@alice.example"), None);
 
+    // A disabled domain vanishes, and comes back.
+    let off = json!({"domain": "alice.example", "disabled": true});
+    w.app.call_as(&w.alice.1, "set_mail_domain", off).await.ok();
+    assert_eq!(node.lookup("virtual-domains.cf", "alice.example"), None);
+    assert_eq!(alias("sales@alice.example"), None);
+    let on = json!({"domain": "alice.example", "disabled": false});
+    w.app.call_as(&w.alice.1, "set_mail_domain", on).await.ok();
+    assert!(node.lookup("virtual-domains.cf", "alice.example").is_some());
+
     // Another region's node sees none of it.
     let other = MailNode::new_for_region(&node, "mars").await;
     assert_eq!(other.lookup("virtual-domains.cf", "alice.example"), None);

@@ -81,6 +81,10 @@ fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
         ),
         ("get_list_mail_domain", mine(json!({"userid": alice_id}))),
         (
+            "set_mail_domain",
+            mine(json!({"domain": "alice-mail.example", "disabled": true})),
+        ),
+        (
             "delete_mail_domain",
             mine(json!({"domain": "alice-mail.example", "force": true})),
         ),
