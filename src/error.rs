@@ -70,6 +70,9 @@ reasons! {
     /// The service cannot serve this now (database busy, pool exhausted, hashing queue full);
     /// try again after `Retry-After` seconds.
     busy = 503;
+    /// The database cannot be reached right now (it is down, or the connection dropped); a
+    /// change caught mid-commit may or may not have been made. Try again after `Retry-After`.
+    unavailable = 503;
 }
 
 /// An answer other than ok.
@@ -167,9 +170,21 @@ impl From<tokio_postgres::Error> for ApiError {
                 tracing::warn!(error = %e, "a query was cancelled; answering busy");
                 ApiError::busy("the database is busy; try again")
             }
+            // The server ended the session (shut down, restarted, connections terminated), or
+            // the connection is gone.
+            Some(c) if c.code().starts_with("57P") => unavailable(&e),
+            None if e.is_closed() => unavailable(&e),
             _ => ApiError::internal(e),
         }
     }
+}
+
+/// `unavailable`: the database is away; logged, answered with `Retry-After`.
+fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "the database cannot be reached; answering unavailable");
+    Reason::unavailable
+        .msg("the database cannot be reached right now; try again")
+        .retry_after(1)
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
@@ -179,7 +194,8 @@ impl From<deadpool_postgres::PoolError> for ApiError {
                 tracing::warn!("no database connection came free in time; answering busy");
                 ApiError::busy("all database connections are busy; try again")
             }
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            // No new connection could be opened: the database is down or refuses us.
+            deadpool_postgres::PoolError::Backend(e) => unavailable(&e),
             e => ApiError::internal(e),
         }
     }

@@ -165,12 +165,17 @@ pub fn files(c: &MailConfig) -> Result<Vec<(String, String)>, String> {
     }
     main_cf.push_str("smtpd_sender_restrictions = reject_sender_login_mismatch\n");
     files.push(("main.cf.hostplane".into(), main_cf));
+    // Dovecot's libpq connection, for the passdb/userdb and for the usage dict alike.
+    let connect = format!(
+        "connect = host={} port={} dbname={} user={} password={}",
+        c.db_host, c.db_port, c.db_name, c.reader, c.reader_password
+    );
     files.push((
         "dovecot-sql.conf.ext".into(),
         format!(
             "# Dovecot SQL passdb and userdb (region {region}), written by hostplane mail-config.\n\
              driver = pgsql\n\
-             connect = host={host} port={port} dbname={db} user={user} password={password}\n\
+             {connect}\n\
              default_pass_scheme = BLF-CRYPT\n\
              password_query = SELECT \"user\", password FROM {schema}.mail_dovecot_passdb \\\n  \
              WHERE \"user\" = '%u' AND region = '{region}'\n\
@@ -179,11 +184,6 @@ pub fn files(c: &MailConfig) -> Result<Vec<(String, String)>, String> {
              WHERE \"user\" = '%u' AND region = '{region}'\n\
              iterate_query = SELECT \"user\" FROM {schema}.mail_dovecot_userdb WHERE region = '{region}'\n",
             region = c.region,
-            host = c.db_host,
-            port = c.db_port,
-            db = c.db_name,
-            user = c.reader,
-            password = c.reader_password,
             root = c.mail_root,
             uid = c.mail_uid,
         ),
@@ -192,16 +192,11 @@ pub fn files(c: &MailConfig) -> Result<Vec<(String, String)>, String> {
         "dovecot-dict-sql.conf.ext".into(),
         format!(
             "# Dovecot's quota_clone writes each mailbox's usage here (hostplane mail-config).\n\
-             connect = host={host} port={port} dbname={db} user={user} password={password}\n\
+             {connect}\n\
              map {{\n  pattern = priv/quota/storage\n  table = {schema}.mailbox_usage\n  \
              username_field = address\n  value_field = used_bytes\n  value_type = uint\n}}\n\
              map {{\n  pattern = priv/quota/messages\n  table = {schema}.mailbox_usage\n  \
-             username_field = address\n  value_field = messages\n  value_type = uint\n}}\n",
-            host = c.db_host,
-            port = c.db_port,
-            db = c.db_name,
-            user = c.reader,
-            password = c.reader_password,
+             username_field = address\n  value_field = messages\n  value_type = uint\n}}\n"
         ),
     ));
     files.push((
