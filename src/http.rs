@@ -219,14 +219,16 @@ async fn dispatch(
     if spec.limit_anonymous && matches!(caller, Caller::Anonymous) {
         auth::throttle::count_anonymous(state, spec.name, client_ip).await?;
     }
+    // One copy of the params serves the handler and the audit log.
+    let params = Arc::new(envelope.params);
     let ctx = Ctx::new(
         Arc::clone(state),
         caller,
         spec,
-        Arc::new(envelope.params.clone()),
+        Arc::clone(&params),
         client_ip,
     );
-    let result = spec.call(ctx.clone(), envelope.params).await;
+    let result = spec.call(ctx.clone(), &params).await;
     *cookie_change = ctx.take_cookie_change();
     result
 }

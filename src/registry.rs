@@ -141,8 +141,8 @@ fn capped(value: &Value) -> Value {
 }
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send>>;
-type Handler = Box<dyn Fn(Ctx, Value) -> HandlerFuture + Send + Sync>;
-type ParamsCheck = fn(Value) -> Result<(), ApiError>;
+type Handler = Box<dyn Fn(Ctx, &Value) -> HandlerFuture + Send + Sync>;
+type ParamsCheck = fn(&Value) -> Result<(), ApiError>;
 
 /// One entry of the action table.
 pub struct ActionSpec {
@@ -198,10 +198,11 @@ where
         for_mailboxes: false,
         check_params: |params| decode_params::<P>(params).map(|_| ()),
         handler: Box::new(move |ctx, params| {
+            // Decoded from the borrowed params: a retried call decodes again, and nothing is cloned.
+            let params = decode_params::<P>(params);
             let f = Arc::clone(&f);
             Box::pin(async move {
-                let params: P = decode_params(params)?;
-                let out = f(ctx, params).await?;
+                let out = f(ctx, params?).await?;
                 serde_json::to_vec(&out).map_err(ApiError::internal)
             })
         }),
@@ -240,8 +241,8 @@ fn declared_fields<P: DeserializeOwned>() -> &'static [&'static str] {
 
 /// Decodes params into a handler's struct; the error names the offending param. NUL characters
 /// are refused everywhere: no param needs them, and PostgreSQL text cannot hold them.
-pub fn decode_params<P: DeserializeOwned>(params: Value) -> Result<P, ApiError> {
-    if let Some(path) = find_nul(&params, String::new()) {
+pub fn decode_params<P: DeserializeOwned>(params: &Value) -> Result<P, ApiError> {
+    if let Some(path) = find_nul(params, String::new()) {
         return Err(
             Reason::bad_params.msg(format!("param `{path}`: NUL characters are not allowed"))
         );
@@ -318,7 +319,7 @@ impl Registry {
     pub fn dry_run(&self, body: &[u8]) -> Result<&'static str, ApiError> {
         let envelope = crate::protocol::Envelope::decode(body)?;
         let spec = self.lookup(&envelope.action)?;
-        (spec.check_params)(envelope.params)?;
+        (spec.check_params)(&envelope.params)?;
         Ok(spec.name)
     }
 
@@ -357,10 +358,10 @@ impl ActionSpec {
     /// Runs the handler: decodes params, then calls it. Returns the encoded result. A call whose
     /// transaction lost a race (deadlock, serialization failure) changed nothing and is run again,
     /// a few times with a growing, jittered pause; what still conflicts answers `busy`.
-    pub async fn call(&self, ctx: Ctx, params: Value) -> Result<Vec<u8>, ApiError> {
+    pub async fn call(&self, ctx: Ctx, params: &Value) -> Result<Vec<u8>, ApiError> {
         let mut attempt = 0;
         loop {
-            match (self.handler)(ctx.clone(), params.clone()).await {
+            match (self.handler)(ctx.clone(), params).await {
                 Err(ApiError::Conflict(e)) if attempt < MAX_RETRIES => {
                     attempt += 1;
                     tracing::debug!(action = self.name, attempt, error = %e, "retrying after a conflict");

@@ -16,6 +16,13 @@ pub fn domain_param(raw: &str) -> Result<String, ApiError> {
     validate::domain(raw).map_err(|m| Reason::bad_domain.msg(m))
 }
 
+/// A mail address param as stored: valid and lowercase; `bad_email` naming the param otherwise.
+pub fn address_param(param: &str, raw: &str) -> Result<String, ApiError> {
+    validate::email(raw)
+        .map(|a| a.to_lowercase())
+        .map_err(|m| Reason::bad_email.msg(format!("{param} {raw:?}: {m}")))
+}
+
 /// An optional host name filter: absent or empty means none.
 pub fn opt_domain_param(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     raw.filter(|d| !d.is_empty()).map(domain_param).transpose()

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit;
 use super::checks::{self, page};
-use super::mail_domains::{domain_param, opt_domain_param, own_mail_domain};
+use super::mail_domains::{address_param, domain_param, opt_domain_param, own_mail_domain};
 use super::mailboxes::local_part;
 use crate::db::{self, mail::AliasView, mail::Route, mail::RouteView};
 use crate::error::{ApiError, Reason};
@@ -56,11 +56,7 @@ pub async fn add_alias(ctx: Ctx, p: AddAliasParams) -> Result<AliasRef, ApiError
     }
     let destinations = destinations
         .iter()
-        .map(|a| {
-            validate::email(a)
-                .map(|a| a.to_lowercase())
-                .map_err(|m| Reason::bad_email.msg(format!("destination {a:?}: {m}")))
-        })
+        .map(|a| address_param("destination", a))
         .collect::<Result<Vec<_>, _>>()?;
     let mut client = ctx.state.db().await?;
     let tx = client.transaction().await?;
@@ -80,8 +76,9 @@ pub async fn add_alias(ctx: Ctx, p: AddAliasParams) -> Result<AliasRef, ApiError
     })
 }
 
+/// Params of the lists of aliases, BCC and transports: whose, of which domain, which page.
 #[derive(Deserialize)]
-pub struct ListAliasParams {
+pub struct ListRoutingParams {
     domain: Option<String>,
     #[serde(default)]
     userid: OptUuid,
@@ -98,7 +95,7 @@ pub struct AliasList {
 }
 
 /// `get_list_alias`: the caller's aliases (admins: everyone's, or one user's), of one domain or all.
-pub async fn get_list_alias(ctx: Ctx, p: ListAliasParams) -> Result<AliasList, ApiError> {
+pub async fn get_list_alias(ctx: Ctx, p: ListRoutingParams) -> Result<AliasList, ApiError> {
     let page = page(p.limit, p.offset)?;
     let user = checks::list_owner(&ctx, p.userid.0)?;
     let domain = opt_domain_param(p.domain.as_deref())?;
@@ -234,24 +231,13 @@ async fn add_route(
     })
 }
 
-#[derive(Deserialize)]
-pub struct ListRouteParams {
-    domain: Option<String>,
-    #[serde(default)]
-    userid: OptUuid,
-    #[serde(default)]
-    limit: OptNum,
-    #[serde(default)]
-    offset: OptNum,
-}
-
 #[derive(Serialize)]
 pub struct RouteList {
     routes: Vec<RouteView>,
     total: i64,
 }
 
-async fn list_routes(ctx: &Ctx, route: Route, p: ListRouteParams) -> Result<RouteList, ApiError> {
+async fn list_routes(ctx: &Ctx, route: Route, p: ListRoutingParams) -> Result<RouteList, ApiError> {
     let page = page(p.limit, p.offset)?;
     let user = checks::list_owner(ctx, p.userid.0)?;
     let domain = opt_domain_param(p.domain.as_deref())?;
@@ -317,14 +303,12 @@ pub struct AddBccParams {
 
 /// `add_bcc`: a copy of all mail for `source` (address or `@domain`) goes to `destination`.
 pub async fn add_bcc(ctx: Ctx, p: AddBccParams) -> Result<RouteRef, ApiError> {
-    let destination = validate::email(&p.destination)
-        .map(|a| a.to_lowercase())
-        .map_err(|m| Reason::bad_email.msg(format!("destination: {m}")))?;
+    let destination = address_param("destination", &p.destination)?;
     add_route(&ctx, Route::Bcc, source(&p.source)?, p.region, destination).await
 }
 
 /// `get_list_bcc`: the caller's BCC routes.
-pub async fn get_list_bcc(ctx: Ctx, p: ListRouteParams) -> Result<RouteList, ApiError> {
+pub async fn get_list_bcc(ctx: Ctx, p: ListRoutingParams) -> Result<RouteList, ApiError> {
     list_routes(&ctx, Route::Bcc, p).await
 }
 
@@ -348,7 +332,7 @@ pub async fn add_transport(ctx: Ctx, p: AddTransportParams) -> Result<RouteRef, 
 }
 
 /// `get_list_transport`: the caller's transports.
-pub async fn get_list_transport(ctx: Ctx, p: ListRouteParams) -> Result<RouteList, ApiError> {
+pub async fn get_list_transport(ctx: Ctx, p: ListRoutingParams) -> Result<RouteList, ApiError> {
     list_routes(&ctx, Route::Transport, p).await
 }
 

@@ -2,10 +2,11 @@
 //! stored as `{BLF-CRYPT}` + bcrypt, the form Dovecot reads.
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::audit;
 use super::checks::{self, page};
-use super::mail_domains::{domain_param, opt_domain_param, own_mail_domain};
+use super::mail_domains::{address_param, domain_param, opt_domain_param, own_mail_domain};
 use crate::auth::Role;
 use crate::db::{self, mail::MailboxChanges, mail::MailboxView};
 use crate::error::{ApiError, Reason};
@@ -169,14 +170,14 @@ pub struct SetMailboxParams {
     disabled: Option<bool>,
 }
 
-/// The mailbox, if the caller may touch it; `not_found` otherwise.
+/// The mailbox and its domain's owner, if the caller may touch it; `not_found` otherwise.
 async fn own_mailbox(
     c: &impl deadpool_postgres::GenericClient,
     ctx: &Ctx,
     address: &str,
-) -> Result<MailboxView, ApiError> {
+) -> Result<(MailboxView, Uuid), ApiError> {
     match db::mail::mailbox(c, address).await? {
-        Some((m, owner)) if ctx.is_admin() || owner == checks::me(ctx)?.user_id => Ok(m),
+        Some((m, owner)) if ctx.is_admin() || owner == checks::me(ctx)?.user_id => Ok((m, owner)),
         _ => Err(Reason::not_found.msg(format!("no mailbox {address}"))),
     }
 }
@@ -194,11 +195,7 @@ pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, A
         }
         Some(list) => Some(
             list.iter()
-                .map(|a| {
-                    validate::email(a)
-                        .map(|a| a.to_lowercase())
-                        .map_err(|m| Reason::bad_email.msg(format!("forward_to {a:?}: {m}")))
-                })
+                .map(|a| address_param("forward_to", a))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
@@ -215,20 +212,20 @@ pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, A
         forward_to,
         disabled: p.disabled,
     };
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    own_mailbox(&tx, &ctx, &address).await?;
     let ends_sessions = changes.password_hash.is_some()
         || changes.can_login == Some(false)
         || changes.disabled == Some(true);
-    db::mail::update_mailbox(&tx, &address, &changes).await?;
+    let mut client = ctx.state.db().await?;
+    let tx = client.transaction().await?;
+    if !db::mail::update_mailbox(&tx, &address, &changes).await? {
+        return Err(Reason::not_found.msg(format!("no mailbox {address}")));
+    }
     if ends_sessions {
         db::sessions::delete_all_of_mailbox(&tx, &address, None).await?;
     }
     audit(&tx, &ctx, &format!("mailbox:{address}")).await?;
-    let (view, owner) = db::mail::mailbox(&tx, &address)
-        .await?
-        .ok_or_else(|| Reason::not_found.msg(format!("no mailbox {address}")))?;
+    // Checked again before the commit: it may have changed hands since the check above.
+    let (view, owner) = own_mailbox(&tx, &ctx, &address).await?;
     tx.commit().await?;
     if ends_sessions {
         // Mailbox sessions are cached under the owner: other instances hear of the ended ones.

@@ -251,14 +251,7 @@ pub async fn list_mailboxes(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<MailboxView>, i64), ApiError> {
-    let pattern = f.q.map(|q| {
-        format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    });
+    let pattern = f.q.map(super::contains_pattern);
     let filter = "($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR m.domain = $2)
               AND ($3::text IS NULL OR m.address LIKE $3) AND ($4::bool IS NULL OR m.can_login = $4)
               AND ($5::bool IS NULL OR (cardinality(m.forward_to) > 0) = $5)

@@ -79,6 +79,16 @@ pub fn create_pool(config: &Config) -> Result<Pool, String> {
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
+/// A LIKE pattern matching text that contains `q` literally: its wildcards are escaped.
+pub fn contains_pattern(q: &str) -> String {
+    format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 /// Runs a prepared query and returns all rows.
 pub async fn query(
     c: &impl GenericClient,

@@ -261,15 +261,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<UserView>, i64), ApiError> {
-    // `q` is matched literally: LIKE wildcards in it are escaped.
-    let pattern = q.map(|q| {
-        format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    });
+    let pattern = q.map(super::contains_pattern);
     let filter = "($1::text IS NULL OR u.login ILIKE $1 OR EXISTS
                    (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.email ILIKE $1))";
     let rows = query(

@@ -238,7 +238,7 @@ async fn a_call_that_lost_a_race_is_run_again_and_gives_up_as_busy() {
         );
         async move {
             (
-                spec.call(ctx, json!({})).await,
+                spec.call(ctx, &json!({})).await,
                 attempts.load(Ordering::SeqCst),
             )
         }
