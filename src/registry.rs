@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::{Caller, CookieChange, Role};
+use crate::db::conn::{Db, Tx, Unit};
 use crate::error::{ApiError, Reason};
 use crate::AppState;
 
@@ -49,6 +50,8 @@ pub struct Ctx {
     pub client_ip: IpAddr,
     /// A Set-Cookie the HTTP layer adds to the answer.
     cookie_change: Arc<Mutex<Option<CookieChange>>>,
+    /// The request's unit of work, when its handlers share one transaction.
+    unit: Option<Arc<Unit>>,
 }
 
 /// The longest a param value is kept in the audit log, in bytes.
@@ -71,7 +74,49 @@ impl Ctx {
             secrets: spec.secrets,
             client_ip,
             cookie_change: Arc::default(),
+            unit: None,
         }
+    }
+
+    /// The same request, its handlers sharing the unit's transaction.
+    pub fn in_unit(mut self, unit: Arc<Unit>) -> Self {
+        self.unit = Some(unit);
+        self
+    }
+
+    /// The same caller and unit, calling another action (an entry of a batch).
+    pub fn for_entry(&self, spec: &ActionSpec, raw_params: Arc<Value>) -> Self {
+        Ctx {
+            action: spec.name,
+            raw_params,
+            fields: spec.fields,
+            secrets: spec.secrets,
+            cookie_change: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// A connection for reads: the request's unit's, else one from the pool.
+    pub async fn db(&self) -> Result<Db, ApiError> {
+        Db::get(&self.state, self.unit.as_deref()).await
+    }
+
+    /// A transaction: a savepoint in the request's unit, else one of its own.
+    pub async fn begin(&self) -> Result<Tx, ApiError> {
+        self.db().await?.begin().await
+    }
+
+    /// Runs `f` once the change is committed: now, or when the request's unit commits.
+    pub fn after_commit(&self, f: impl FnOnce(&AppState) + Send + 'static) {
+        match &self.unit {
+            Some(unit) => unit.after_commit(Box::new(f)),
+            None => f(&self.state),
+        }
+    }
+
+    /// True when the handlers of this request share one transaction.
+    pub fn in_a_unit(&self) -> bool {
+        self.unit.is_some()
     }
 
     /// The params as the audit log keeps them: only those the action declares, secret ones
@@ -362,7 +407,8 @@ impl ActionSpec {
         let mut attempt = 0;
         loop {
             match (self.handler)(ctx.clone(), params).await {
-                Err(ApiError::Conflict(e)) if attempt < MAX_RETRIES => {
+                // Inside a unit the whole unit is retried: its transaction is aborted.
+                Err(ApiError::Conflict(e)) if attempt < MAX_RETRIES && !ctx.in_a_unit() => {
                     attempt += 1;
                     tracing::debug!(action = self.name, attempt, error = %e, "retrying after a conflict");
                     tokio::time::sleep(retry_pause(attempt)).await;

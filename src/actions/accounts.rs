@@ -80,15 +80,15 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
     // transaction below still decides races.
     let dead_invite = || Reason::bad_invite.msg("the invite code is unknown, used or expired");
     {
-        let client = ctx.state.db().await?;
-        if db::users::credentials_by_login(&client, &login)
+        let client = ctx.db().await?;
+        if db::users::credentials_by_login(&*client, &login)
             .await?
             .is_some()
         {
             return Err(Reason::bad_login.msg("this login is taken"));
         }
         if let Some(code) = &invite {
-            if !db::tokens::invite_is_live(&client, &auth::hash_secret(code)).await? {
+            if !db::tokens::invite_is_live(&*client, &auth::hash_secret(code)).await? {
                 return Err(dead_invite());
             }
         }
@@ -96,8 +96,7 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
     let password_hash = ctx.state.hasher.hash(password).await?;
     let uniqcode = auth::random_secret(16)?;
 
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
+    let tx = ctx.begin().await?;
     let new_user = db::users::NewUser {
         login: &login,
         password_hash: &password_hash,
@@ -105,15 +104,15 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
         role,
         emails: &emails,
     };
-    let userid = db::users::insert(&tx, &new_user).await?;
+    let userid = db::users::insert(&*tx, &new_user).await?;
     if let Some(code) = invite {
-        if !db::tokens::consume_invite(&tx, &auth::hash_secret(&code), userid).await? {
+        if !db::tokens::consume_invite(&*tx, &auth::hash_secret(&code), userid).await? {
             return Err(dead_invite());
         }
     }
-    audit(&tx, &ctx, &format!("user:{userid}")).await?;
+    audit(&*tx, &ctx, &format!("user:{userid}")).await?;
     let cookie = if p.session.is_some_and(|s| s.0) {
-        Some(auth::open_session(&tx, userid).await?)
+        Some(auth::open_session(&*tx, userid).await?)
     } else {
         None
     };
@@ -149,12 +148,11 @@ pub async fn add_invite(ctx: Ctx, p: AddInviteParams) -> Result<AddInviteResult,
         return Err(Reason::bad_params.msg("param `expires_in_hours`: 1 to 720"));
     }
     let code = auth::random_secret(16)?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
+    let tx = ctx.begin().await?;
     let ttl = Duration::from_secs(u64::from(hours) * 3600);
     let expires_at =
-        db::tokens::insert_invite(&tx, &auth::hash_secret(&code), admin.user_id, ttl).await?;
-    audit(&tx, &ctx, "invite").await?;
+        db::tokens::insert_invite(&*tx, &auth::hash_secret(&code), admin.user_id, ttl).await?;
+    audit(&*tx, &ctx, "invite").await?;
     tx.commit().await?;
     Ok(AddInviteResult {
         invite: code,

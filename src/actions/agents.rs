@@ -56,15 +56,15 @@ pub async fn node_sync(ctx: Ctx, p: SyncParams) -> Result<SyncResult, ApiError> 
         // Subscribe before reading, so a change committed in between still wakes us.
         let mut subscription = events.subscribe(node);
         {
-            let client = ctx.state.db().await?;
-            let revision = db::nodes::seen_revision(&client, node, &agent.token_hash)
+            let client = ctx.db().await?;
+            let revision = db::nodes::seen_revision(&*client, node, &agent.token_hash)
                 .await?
                 .ok_or_else(|| {
                     Reason::auth_required.msg("the node token was rotated or the node deleted")
                 })?;
             // A different revision, newer or (after a database restore) older: send everything.
             if revision != p.since.0 {
-                let (revision, sites) = db::nodes::desired_state(&client, node).await?;
+                let (revision, sites) = db::nodes::desired_state(&*client, node).await?;
                 return Ok(SyncResult::State {
                     revision,
                     nodeid: node,
@@ -121,8 +121,8 @@ pub async fn node_report(ctx: Ctx, p: ReportParams) -> Result<ReportResult, ApiE
         }
         _ => return Err(Reason::bad_params.msg("param `status`: \"ok\" or \"error\"")),
     };
-    let client = ctx.state.db().await?;
-    let revision = db::nodes::record_report(&client, node, p.revision.0, error.as_deref()).await?;
+    let client = ctx.db().await?;
+    let revision = db::nodes::record_report(&*client, node, p.revision.0, error.as_deref()).await?;
     Ok(ReportResult {
         revision,
         in_sync: error.is_none() && p.revision.0 >= revision,
@@ -141,8 +141,8 @@ pub async fn get_node_status(ctx: Ctx, p: NodeIdParams) -> Result<NodeStatus, Ap
     if !ctx.sees_whole_node(node) {
         return Err(Reason::forbidden.msg("admins and the node itself only"));
     }
-    let client = ctx.state.db().await?;
-    db::nodes::status(&client, node)
+    let client = ctx.db().await?;
+    db::nodes::status(&*client, node)
         .await?
         .ok_or_else(|| Reason::not_found.msg(format!("no node {node}")))
 }
@@ -157,15 +157,14 @@ pub struct NodeToken {
 pub async fn rotate_node_token(ctx: Ctx, p: NodeIdParams) -> Result<NodeToken, ApiError> {
     let node = id("nodeid", p.nodeid)?;
     let token = auth::new_node_token()?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    if !db::nodes::set_token(&tx, node, &auth::hash_secret(&token)).await? {
+    let tx = ctx.begin().await?;
+    if !db::nodes::set_token(&*tx, node, &auth::hash_secret(&token)).await? {
         return Err(Reason::not_found.msg(format!("no node {node}")));
     }
-    audit(&tx, &ctx, &format!("node:{node}")).await?;
+    audit(&*tx, &ctx, &format!("node:{node}")).await?;
     tx.commit().await?;
     // Polls waiting here with the old token end now (other instances hear it from PostgreSQL).
-    ctx.state.events.wake_node(node);
+    ctx.after_commit(move |s| s.events.wake_node(node));
     Ok(NodeToken {
         nodeid: node,
         token,

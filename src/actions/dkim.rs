@@ -92,7 +92,7 @@ pub async fn set_dkim(ctx: Ctx, p: SetDkimParams) -> Result<DkimRecord, ApiError
     let domain = domain_param(&p.domain)?;
     let selector = selector(&p.selector)?;
     let given = p.private_key.as_deref().map(given_key).transpose()?;
-    own_mail_domain(&ctx.state.db().await?, &ctx, &domain, false).await?;
+    own_mail_domain(&*ctx.db().await?, &ctx, &domain, false).await?;
     // Making a key takes a while: off the reactor.
     let key = match given {
         Some(k) => k,
@@ -109,12 +109,11 @@ pub async fn set_dkim(ctx: Ctx, p: SetDkimParams) -> Result<DkimRecord, ApiError
         .map_err(ApiError::internal)?;
     let private_key = b64.encode(private_der.as_bytes());
     let public_key = b64.encode(public_der.as_bytes());
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    own_mail_domain(&tx, &ctx, &domain, true).await?;
-    db::mail::set_dkim(&tx, &domain, &selector, &private_key, &public_key).await?;
-    audit(&tx, &ctx, &format!("dkim:{domain}")).await?;
-    let view = db::mail::dkim(&tx, &domain)
+    let tx = ctx.begin().await?;
+    own_mail_domain(&*tx, &ctx, &domain, true).await?;
+    db::mail::set_dkim(&*tx, &domain, &selector, &private_key, &public_key).await?;
+    audit(&*tx, &ctx, &format!("dkim:{domain}")).await?;
+    let view = db::mail::dkim(&*tx, &domain)
         .await?
         .ok_or_else(|| ApiError::internal("the DKIM key just written is gone"))?;
     tx.commit().await?;
@@ -129,9 +128,9 @@ pub struct GetDkimParams {
 /// `get_dkim`: the selector, the key's fingerprint and the record to publish.
 pub async fn get_dkim(ctx: Ctx, p: GetDkimParams) -> Result<DkimRecord, ApiError> {
     let domain = domain_param(&p.domain)?;
-    let client = ctx.state.db().await?;
-    own_mail_domain(&client, &ctx, &domain, false).await?;
-    let view = db::mail::dkim(&client, &domain)
+    let client = ctx.db().await?;
+    own_mail_domain(&*client, &ctx, &domain, false).await?;
+    let view = db::mail::dkim(&*client, &domain)
         .await?
         .ok_or_else(|| Reason::not_found.msg(format!("{domain} has no DKIM key")))?;
     record(view)

@@ -48,16 +48,16 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
     if let Some((domainlist, total)) = lists.domains(&key) {
         return Ok(DomainList { domainlist, total });
     }
-    let client = ctx.state.db().await?;
+    let client = ctx.db().await?;
     let (domainlist, total) =
-        db::domains::list(&client, node_id, site, user, page.limit, page.offset).await?;
+        db::domains::list(&*client, node_id, site, user, page.limit, page.offset).await?;
     // One round trip when there is something to show; an empty answer may instead mean the node
     // or site is not there (or not the caller's), which is checked only then.
     if total == 0 {
         let only_own = (!ctx.sees_whole_node(node_id)).then_some(user).flatten();
-        checks::listable_node(&client, node_id, only_own).await?;
+        checks::listable_node(&*client, node_id, only_own).await?;
         if let Some(site) = site {
-            own_site(&client, &ctx, node_id, site, false).await?;
+            own_site(&*client, &ctx, node_id, site, false).await?;
         }
     } else {
         let domainlist = Arc::new(domainlist);
@@ -96,29 +96,30 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     let site_num = id("siteid", p.siteid)?;
     let name = domain(&p.domain)?;
     let state = &ctx.state;
-    let mut client = state.db().await?;
-    let tx = client.transaction().await?;
+    let tx = ctx.begin().await?;
     // The lock order: owner, node, site, then the domain.
-    let owner = own_site(&tx, &ctx, node_id, site_num, false).await?.user_id;
+    let owner = own_site(&*tx, &ctx, node_id, site_num, false)
+        .await?
+        .user_id;
     // A revoked grant keeps what exists served but allows nothing new there.
-    checks::usable_node(&tx, &ctx, node_id, owner).await?;
-    let limits = db::users::lock_limits(&tx, owner)
+    checks::usable_node(&*tx, &ctx, node_id, owner).await?;
+    let limits = db::users::lock_limits(&*tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
-    let (site, revision) = checks::lock_site_for_change(&tx, &ctx, node_id, site_num).await?;
+    let (site, revision) = checks::lock_site_for_change(&*tx, &ctx, node_id, site_num).await?;
     let limit = limits
         .max_domains
         .unwrap_or(state.config.default_max_domains);
-    if db::domains::count_of_user(&tx, site.user_id).await? >= i64::from(limit) {
+    if db::domains::count_of_user(&*tx, site.user_id).await? >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} domain(s)")));
     }
     // Subdomain takeover: no user's names nest inside another user's.
-    checks::claim_name(&tx, &ctx, &name, site.user_id, checks::Claim::Site).await?;
-    db::domains::insert(&tx, &name, node_id, site_num, site.user_id).await?;
-    db::sites::set_revision(&tx, node_id, site_num, revision).await?;
-    audit(&tx, &ctx, &format!("domain:{name}")).await?;
+    checks::claim_name(&*tx, &ctx, &name, site.user_id, checks::Claim::Site).await?;
+    db::domains::insert(&*tx, &name, node_id, site_num, site.user_id).await?;
+    db::sites::set_revision(&*tx, node_id, site_num, revision).await?;
+    audit(&*tx, &ctx, &format!("domain:{name}")).await?;
     tx.commit().await?;
-    ctx.state.lists.evict_node(node_id);
+    ctx.after_commit(move |s| s.lists.evict_node(node_id));
     Ok(DomainChange {
         domain: name,
         nodeid: node_id,
@@ -137,22 +138,21 @@ pub struct DeleteDomainParams {
 pub async fn delete_domain(ctx: Ctx, p: DeleteDomainParams) -> Result<DomainChange, ApiError> {
     let name = domain(&p.domain)?;
     let me = checks::me(&ctx)?.user_id;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let found = db::domains::get(&tx, &name)
+    let tx = ctx.begin().await?;
+    let found = db::domains::get(&*tx, &name)
         .await?
         .filter(|d| ctx.is_admin() || d.user_id == me)
         .ok_or_else(|| Reason::not_found.msg(format!("no domain {name}")))?;
     let (_, revision) =
-        checks::lock_site_for_change(&tx, &ctx, found.node_id, found.site_num).await?;
+        checks::lock_site_for_change(&*tx, &ctx, found.node_id, found.site_num).await?;
     // Read unlocked above: it may have moved or gone since.
-    if !db::domains::delete(&tx, &name, found.node_id, found.site_num).await? {
+    if !db::domains::delete(&*tx, &name, found.node_id, found.site_num).await? {
         return Err(Reason::not_found.msg(format!("no domain {name}")));
     }
-    db::sites::set_revision(&tx, found.node_id, found.site_num, revision).await?;
-    audit(&tx, &ctx, &format!("domain:{name}")).await?;
+    db::sites::set_revision(&*tx, found.node_id, found.site_num, revision).await?;
+    audit(&*tx, &ctx, &format!("domain:{name}")).await?;
     tx.commit().await?;
-    ctx.state.lists.evict_node(found.node_id);
+    ctx.after_commit(move |s| s.lists.evict_node(found.node_id));
     Ok(DomainChange {
         domain: name,
         nodeid: found.node_id,

@@ -50,23 +50,22 @@ pub async fn add_mail_domain(ctx: Ctx, p: AddMailDomainParams) -> Result<MailDom
     let name = domain_param(&p.domain)?;
     let region = validate::region(p.region.as_deref())?;
     let state = &ctx.state;
-    let mut client = state.db().await?;
-    let tx = client.transaction().await?;
-    let limits = db::users::lock_limits(&tx, owner)
+    let tx = ctx.begin().await?;
+    let limits = db::users::lock_limits(&*tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
-    if !db::nodes::region_has_mail(&tx, &region).await? {
+    if !db::nodes::region_has_mail(&*tx, &region).await? {
         return Err(Reason::not_found.msg(format!("no mail node serves region {region}")));
     }
     let limit = limits
         .max_mail_domains
         .unwrap_or(state.config.default_max_mail_domains);
-    if db::mail::counts_of_user(&tx, owner).await?.0 >= i64::from(limit) {
+    if db::mail::counts_of_user(&*tx, owner).await?.0 >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} mail domain(s)")));
     }
-    checks::claim_name(&tx, &ctx, &name, owner, checks::Claim::Mail).await?;
-    db::mail::insert_domain(&tx, &name, owner, &region).await?;
-    audit(&tx, &ctx, &format!("mail_domain:{name}")).await?;
+    checks::claim_name(&*tx, &ctx, &name, owner, checks::Claim::Mail).await?;
+    db::mail::insert_domain(&*tx, &name, owner, &region).await?;
+    audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
     tx.commit().await?;
     Ok(MailDomainRef {
         domain: name,
@@ -99,9 +98,9 @@ pub async fn get_list_mail_domain(
 ) -> Result<MailDomainList, ApiError> {
     let page = page(p.limit, p.offset)?;
     let user = checks::list_owner(&ctx, p.userid.0)?;
-    let client = ctx.state.db().await?;
+    let client = ctx.db().await?;
     let (domains, total) =
-        db::mail::list_domains(&client, user, None, page.limit, page.offset).await?;
+        db::mail::list_domains(&*client, user, None, page.limit, page.offset).await?;
     Ok(MailDomainList { domains, total })
 }
 
@@ -115,17 +114,16 @@ pub struct SetMailDomainParams {
 /// its mailboxes' sessions end) or enables it again.
 pub async fn set_mail_domain(ctx: Ctx, p: SetMailDomainParams) -> Result<MailDomainView, ApiError> {
     let name = domain_param(&p.domain)?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let owner = own_mail_domain(&tx, &ctx, &name, true).await?;
+    let tx = ctx.begin().await?;
+    let owner = own_mail_domain(&*tx, &ctx, &name, true).await?;
     if let Some(disabled) = p.disabled {
-        db::mail::set_domain_disabled(&tx, &name, disabled).await?;
+        db::mail::set_domain_disabled(&*tx, &name, disabled).await?;
     }
-    audit(&tx, &ctx, &format!("mail_domain:{name}")).await?;
-    let (views, _) = db::mail::list_domains(&tx, Some(owner), Some(&name), 1, 0).await?;
+    audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
+    let (views, _) = db::mail::list_domains(&*tx, Some(owner), Some(&name), 1, 0).await?;
     tx.commit().await?;
     // Mailbox sessions are cached under the owner: a disabled domain ends them at once here.
-    ctx.state.sessions.evict_user(owner);
+    ctx.after_commit(move |s| s.sessions.evict_user(owner));
     views
         .into_iter()
         .find(|d| d.domain == name)
@@ -151,17 +149,16 @@ pub async fn delete_mail_domain(
     p: DeleteMailDomainParams,
 ) -> Result<DeletedMailDomain, ApiError> {
     let name = domain_param(&p.domain)?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    own_mail_domain(&tx, &ctx, &name, true).await?;
-    let mailboxes = db::mail::mailboxes_in(&tx, &name).await?;
+    let tx = ctx.begin().await?;
+    own_mail_domain(&*tx, &ctx, &name, true).await?;
+    let mailboxes = db::mail::mailboxes_in(&*tx, &name).await?;
     if mailboxes > 0 && !p.force.is_some_and(|f| f.0) {
         return Err(Reason::not_empty.msg(format!(
             "{name} has {mailboxes} mailbox(es); send \"force\": true to delete them too"
         )));
     }
-    db::mail::delete_domain(&tx, &name).await?;
-    audit(&tx, &ctx, &format!("mail_domain:{name}")).await?;
+    db::mail::delete_domain(&*tx, &name).await?;
+    audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
     tx.commit().await?;
     Ok(DeletedMailDomain {
         domain: name,

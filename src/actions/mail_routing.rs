@@ -58,17 +58,16 @@ pub async fn add_alias(ctx: Ctx, p: AddAliasParams) -> Result<AliasRef, ApiError
         .iter()
         .map(|a| address_param("destination", a))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
+    let tx = ctx.begin().await?;
     // The domain's row stays locked: the count below decides races for the last slot.
-    own_mail_domain(&tx, &ctx, &domain, true).await?;
-    if db::mail::aliases_in(&tx, &domain).await? >= MAX_ALIASES_PER_DOMAIN {
+    own_mail_domain(&*tx, &ctx, &domain, true).await?;
+    if db::mail::aliases_in(&*tx, &domain).await? >= MAX_ALIASES_PER_DOMAIN {
         return Err(Reason::quota_exceeded.msg(format!(
             "a mail domain has at most {MAX_ALIASES_PER_DOMAIN} aliases"
         )));
     }
-    db::mail::insert_alias(&tx, &source, &domain, &destinations).await?;
-    audit(&tx, &ctx, &format!("alias:{source}")).await?;
+    db::mail::insert_alias(&*tx, &source, &domain, &destinations).await?;
+    audit(&*tx, &ctx, &format!("alias:{source}")).await?;
     tx.commit().await?;
     Ok(AliasRef {
         source,
@@ -99,9 +98,9 @@ pub async fn get_list_alias(ctx: Ctx, p: ListRoutingParams) -> Result<AliasList,
     let page = page(p.limit, p.offset)?;
     let user = checks::list_owner(&ctx, p.userid.0)?;
     let domain = opt_domain_param(p.domain.as_deref())?;
-    let client = ctx.state.db().await?;
+    let client = ctx.db().await?;
     let (aliases, total) =
-        db::mail::list_aliases(&client, user, domain.as_deref(), page.limit, page.offset).await?;
+        db::mail::list_aliases(&*client, user, domain.as_deref(), page.limit, page.offset).await?;
     Ok(AliasList { aliases, total })
 }
 
@@ -118,14 +117,13 @@ pub struct DeletedAlias {
 /// `delete_alias`: removes one of the caller's aliases.
 pub async fn delete_alias(ctx: Ctx, p: DeleteAliasParams) -> Result<DeletedAlias, ApiError> {
     let (source, domain) = source(&p.source)?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    own_mail_domain(&tx, &ctx, &domain, true).await?;
-    if db::mail::alias_owner(&tx, &source).await?.is_none() {
+    let tx = ctx.begin().await?;
+    own_mail_domain(&*tx, &ctx, &domain, true).await?;
+    if db::mail::alias_owner(&*tx, &source).await?.is_none() {
         return Err(Reason::not_found.msg(format!("no alias {source}")));
     }
-    db::mail::delete_alias(&tx, &source).await?;
-    audit(&tx, &ctx, &format!("alias:{source}")).await?;
+    db::mail::delete_alias(&*tx, &source).await?;
+    audit(&*tx, &ctx, &format!("alias:{source}")).await?;
     tx.commit().await?;
     Ok(DeletedAlias { source })
 }
@@ -202,27 +200,26 @@ async fn add_route(
     region: Option<String>,
     destination: String,
 ) -> Result<RouteRef, ApiError> {
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    own_mail_domain(&tx, ctx, &domain, true).await?;
+    let tx = ctx.begin().await?;
+    own_mail_domain(&*tx, ctx, &domain, true).await?;
     let region = match region {
         Some(r) => validate::region(Some(&r))?,
-        None => db::mail::domain_region(&tx, &domain)
+        None => db::mail::domain_region(&*tx, &domain)
             .await?
             .ok_or_else(|| Reason::not_found.msg(format!("no mail domain {domain}")))?,
     };
-    if db::mail::routes_in(&tx, route, &domain).await? >= MAX_ALIASES_PER_DOMAIN {
+    if db::mail::routes_in(&*tx, route, &domain).await? >= MAX_ALIASES_PER_DOMAIN {
         return Err(Reason::quota_exceeded.msg(format!(
             "a mail domain has at most {MAX_ALIASES_PER_DOMAIN} of these"
         )));
     }
-    db::mail::insert_route(&tx, route, &source, &region, &domain, &destination).await?;
+    db::mail::insert_route(&*tx, route, &source, &region, &domain, &destination).await?;
     let kind = if route == Route::Bcc {
         "bcc"
     } else {
         "transport"
     };
-    audit(&tx, ctx, &format!("{kind}:{source}")).await?;
+    audit(&*tx, ctx, &format!("{kind}:{source}")).await?;
     tx.commit().await?;
     Ok(RouteRef {
         source,
@@ -241,9 +238,9 @@ async fn list_routes(ctx: &Ctx, route: Route, p: ListRoutingParams) -> Result<Ro
     let page = page(p.limit, p.offset)?;
     let user = checks::list_owner(ctx, p.userid.0)?;
     let domain = opt_domain_param(p.domain.as_deref())?;
-    let client = ctx.state.db().await?;
+    let client = ctx.db().await?;
     let (routes, total) = db::mail::list_routes(
-        &client,
+        &*client,
         route,
         user,
         domain.as_deref(),
@@ -272,16 +269,15 @@ async fn delete_route(
     (source, domain): (String, String),
     region: Option<String>,
 ) -> Result<DeletedRoute, ApiError> {
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    own_mail_domain(&tx, ctx, &domain, true).await?;
+    let tx = ctx.begin().await?;
+    own_mail_domain(&*tx, ctx, &domain, true).await?;
     let region = match region {
         Some(r) => validate::region(Some(&r))?,
-        None => db::mail::domain_region(&tx, &domain)
+        None => db::mail::domain_region(&*tx, &domain)
             .await?
             .unwrap_or_default(),
     };
-    if !db::mail::delete_route(&tx, route, &source, &region).await? {
+    if !db::mail::delete_route(&*tx, route, &source, &region).await? {
         return Err(Reason::not_found.msg(format!("nothing for {source} in region {region}")));
     }
     let kind = if route == Route::Bcc {
@@ -289,7 +285,7 @@ async fn delete_route(
     } else {
         "transport"
     };
-    audit(&tx, ctx, &format!("{kind}:{source}")).await?;
+    audit(&*tx, ctx, &format!("{kind}:{source}")).await?;
     tx.commit().await?;
     Ok(DeletedRoute { source, region })
 }
@@ -367,14 +363,13 @@ pub async fn reset_transports(
 ) -> Result<TransportsReset, ApiError> {
     let domain = domain_param(&p.domain)?;
     let destination = ctx.state.config.mail_transport.clone();
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    own_mail_domain(&tx, &ctx, &domain, true).await?;
-    let region = db::mail::domain_region(&tx, &domain)
+    let tx = ctx.begin().await?;
+    own_mail_domain(&*tx, &ctx, &domain, true).await?;
+    let region = db::mail::domain_region(&*tx, &domain)
         .await?
         .unwrap_or_default();
-    let removed = db::mail::reset_transports(&tx, &domain, &region, &destination).await?;
-    audit(&tx, &ctx, &format!("transport:{domain}")).await?;
+    let removed = db::mail::reset_transports(&*tx, &domain, &region, &destination).await?;
+    audit(&*tx, &ctx, &format!("transport:{domain}")).await?;
     tx.commit().await?;
     Ok(TransportsReset {
         transport: RouteRef {

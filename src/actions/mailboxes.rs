@@ -83,19 +83,18 @@ pub async fn add_mailbox(ctx: Ctx, p: AddMailboxParams) -> Result<MailboxRef, Ap
     };
     let quota_bytes = quota(p.quota_bytes)?.unwrap_or(0);
     // The cheap check before the hashing: is the domain the caller's at all?
-    own_mail_domain(&ctx.state.db().await?, &ctx, &domain, false).await?;
+    own_mail_domain(&*ctx.db().await?, &ctx, &domain, false).await?;
     let password_hash = mailbox_password(&ctx, p.password).await?;
     let state = &ctx.state;
-    let mut client = state.db().await?;
-    let tx = client.transaction().await?;
-    let owner = own_mail_domain(&tx, &ctx, &domain, false).await?;
-    let limits = db::users::lock_limits(&tx, owner)
+    let tx = ctx.begin().await?;
+    let owner = own_mail_domain(&*tx, &ctx, &domain, false).await?;
+    let limits = db::users::lock_limits(&*tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     let limit = limits
         .max_mailboxes
         .unwrap_or(state.config.default_max_mailboxes);
-    if db::mail::counts_of_user(&tx, owner).await?.1 >= i64::from(limit) {
+    if db::mail::counts_of_user(&*tx, owner).await?.1 >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} mailbox(es)")));
     }
     let mailbox = db::mail::NewMailbox {
@@ -105,9 +104,9 @@ pub async fn add_mailbox(ctx: Ctx, p: AddMailboxParams) -> Result<MailboxRef, Ap
         quota_bytes,
         can_login: p.can_login.unwrap_or(true),
     };
-    db::mail::insert_mailbox(&tx, &mailbox).await?;
+    db::mail::insert_mailbox(&*tx, &mailbox).await?;
     let address = format!("{local}@{domain}");
-    audit(&tx, &ctx, &format!("mailbox:{address}")).await?;
+    audit(&*tx, &ctx, &format!("mailbox:{address}")).await?;
     tx.commit().await?;
     Ok(MailboxRef { address })
 }
@@ -153,9 +152,9 @@ pub async fn get_list_mailbox(ctx: Ctx, p: ListMailboxParams) -> Result<MailboxL
         can_login: p.can_login,
         has_forward: p.has_forward,
     };
-    let client = ctx.state.db().await?;
+    let client = ctx.db().await?;
     let (mailboxes, total) =
-        db::mail::list_mailboxes(&client, &filter, page.limit, page.offset).await?;
+        db::mail::list_mailboxes(&*client, &filter, page.limit, page.offset).await?;
     Ok(MailboxList { mailboxes, total })
 }
 
@@ -200,7 +199,7 @@ pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, A
         ),
     };
     let quota_bytes = quota(p.quota_bytes)?;
-    own_mailbox(&ctx.state.db().await?, &ctx, &address).await?;
+    own_mailbox(&*ctx.db().await?, &ctx, &address).await?;
     let password_hash = match p.password {
         Some(pw) => Some(mailbox_password(&ctx, pw).await?),
         None => None,
@@ -215,21 +214,20 @@ pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, A
     let ends_sessions = changes.password_hash.is_some()
         || changes.can_login == Some(false)
         || changes.disabled == Some(true);
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    if !db::mail::update_mailbox(&tx, &address, &changes).await? {
+    let tx = ctx.begin().await?;
+    if !db::mail::update_mailbox(&*tx, &address, &changes).await? {
         return Err(Reason::not_found.msg(format!("no mailbox {address}")));
     }
     if ends_sessions {
-        db::sessions::delete_all_of_mailbox(&tx, &address, None).await?;
+        db::sessions::delete_all_of_mailbox(&*tx, &address, None).await?;
     }
-    audit(&tx, &ctx, &format!("mailbox:{address}")).await?;
+    audit(&*tx, &ctx, &format!("mailbox:{address}")).await?;
     // Checked again before the commit: it may have changed hands since the check above.
-    let (view, owner) = own_mailbox(&tx, &ctx, &address).await?;
+    let (view, owner) = own_mailbox(&*tx, &ctx, &address).await?;
     tx.commit().await?;
     if ends_sessions {
         // Mailbox sessions are cached under the owner: other instances hear of the ended ones.
-        ctx.state.sessions.evict_user(owner);
+        ctx.after_commit(move |s| s.sessions.evict_user(owner));
     }
     Ok(view)
 }
@@ -243,11 +241,10 @@ pub struct MailboxAddressParams {
 pub async fn delete_mailbox(ctx: Ctx, p: MailboxAddressParams) -> Result<MailboxRef, ApiError> {
     let (local, domain) = address(&p.address)?;
     let address = format!("{local}@{domain}");
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    own_mailbox(&tx, &ctx, &address).await?;
-    db::mail::delete_mailbox(&tx, &address).await?;
-    audit(&tx, &ctx, &format!("mailbox:{address}")).await?;
+    let tx = ctx.begin().await?;
+    own_mailbox(&*tx, &ctx, &address).await?;
+    db::mail::delete_mailbox(&*tx, &address).await?;
+    audit(&*tx, &ctx, &format!("mailbox:{address}")).await?;
     tx.commit().await?;
     Ok(MailboxRef { address })
 }

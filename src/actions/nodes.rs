@@ -42,8 +42,8 @@ pub async fn get_node_list(ctx: Ctx, p: NodeListParams) -> Result<NodeList, ApiE
     let (nodes, total) = match lists.nodes(&key) {
         Some(cached) => cached,
         None => {
-            let client = ctx.state.db().await?;
-            let (nodes, total) = db::nodes::list(&client, filter, page.limit, page.offset).await?;
+            let client = ctx.db().await?;
+            let (nodes, total) = db::nodes::list(&*client, filter, page.limit, page.offset).await?;
             let page = (Arc::new(nodes), total);
             lists.put_nodes(key, page.clone());
             page
@@ -99,8 +99,7 @@ pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError>
     let address = node_address(&p.address)?;
     let kinds = node_kinds(p.kinds)?;
     let region = validate::region(p.region.as_deref())?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
+    let tx = ctx.begin().await?;
     let token = auth::new_node_token()?;
     let token_hash = auth::hash_secret(&token);
     let new_node = db::nodes::NewNode {
@@ -112,10 +111,10 @@ pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError>
         region: &region,
         token_hash: &token_hash,
     };
-    let node = db::nodes::insert(&tx, &new_node).await?;
-    audit(&tx, &ctx, &format!("node:{}", node.nodeid)).await?;
+    let node = db::nodes::insert(&*tx, &new_node).await?;
+    audit(&*tx, &ctx, &format!("node:{}", node.nodeid)).await?;
     tx.commit().await?;
-    ctx.state.lists.evict_node_lists();
+    ctx.after_commit(move |s| s.lists.evict_node_lists());
     Ok(AddedNode { node, token })
 }
 
@@ -143,13 +142,12 @@ pub struct NodeRef {
 /// `delete_node`: removes a node without sites (admins).
 pub async fn delete_node(ctx: Ctx, p: NodeIdParams) -> Result<NodeRef, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    db::nodes::delete(&tx, node_id).await?;
-    audit(&tx, &ctx, &format!("node:{node_id}")).await?;
+    let tx = ctx.begin().await?;
+    db::nodes::delete(&*tx, node_id).await?;
+    audit(&*tx, &ctx, &format!("node:{node_id}")).await?;
     tx.commit().await?;
-    ctx.state.lists.evict_node_lists();
-    ctx.state.events.wake_node(node_id);
+    ctx.after_commit(move |s| s.lists.evict_node_lists());
+    ctx.after_commit(move |s| s.events.wake_node(node_id));
     Ok(NodeRef { nodeid: node_id })
 }
 
@@ -177,22 +175,21 @@ pub async fn revoke_node(ctx: Ctx, p: GrantParams) -> Result<Grant, ApiError> {
 
 async fn change_grant(ctx: Ctx, p: GrantParams, grant: bool) -> Result<Grant, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    if !db::nodes::exists(&tx, node_id).await? {
+    let tx = ctx.begin().await?;
+    if !db::nodes::exists(&*tx, node_id).await? {
         return Err(Reason::not_found.msg(format!("no node {node_id}")));
     }
-    if db::users::lock_limits(&tx, p.userid).await?.is_none() {
+    if db::users::lock_limits(&*tx, p.userid).await?.is_none() {
         return Err(Reason::not_found.msg("no such user"));
     }
     if grant {
-        db::nodes::grant(&tx, node_id, p.userid).await?;
+        db::nodes::grant(&*tx, node_id, p.userid).await?;
     } else {
-        db::nodes::revoke(&tx, node_id, p.userid).await?;
+        db::nodes::revoke(&*tx, node_id, p.userid).await?;
     }
-    audit(&tx, &ctx, &format!("node:{node_id}")).await?;
+    audit(&*tx, &ctx, &format!("node:{node_id}")).await?;
     tx.commit().await?;
-    ctx.state.lists.evict_node_lists();
+    ctx.after_commit(move |s| s.lists.evict_node_lists());
     Ok(Grant {
         userid: p.userid,
         nodeid: node_id,

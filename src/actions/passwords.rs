@@ -56,7 +56,7 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
         return Err(Reason::forbidden.msg("you may change only your own password"));
     }
     let newpassword = new_password(p.newpassword)?;
-    let target = db::users::credentials_by_login(&ctx.state.db().await?, &login)
+    let target = db::users::credentials_by_login(&*ctx.db().await?, &login)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     match (p.oldpassword, admin) {
@@ -82,14 +82,13 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
         }
     }
     let hash = ctx.state.hasher.hash(newpassword).await?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    db::users::set_password(&tx, target.user_id, &hash).await?;
+    let tx = ctx.begin().await?;
+    db::users::set_password(&*tx, target.user_id, &hash).await?;
     let keep = (target.user_id == caller.user_id).then_some(&caller.session_hash);
-    db::sessions::delete_all_of_user(&tx, target.user_id, keep).await?;
-    audit(&tx, &ctx, &format!("user:{}", target.user_id)).await?;
+    db::sessions::delete_all_of_user(&*tx, target.user_id, keep).await?;
+    audit(&*tx, &ctx, &format!("user:{}", target.user_id)).await?;
     tx.commit().await?;
-    ctx.state.sessions.evict_user(target.user_id);
+    ctx.after_commit(move |s| s.sessions.evict_user(target.user_id));
     Ok(UserRef {
         userid: target.user_id,
         login: target.login,
@@ -107,7 +106,7 @@ async fn change_mailbox_password(ctx: &Ctx, p: ChangePasswordParams) -> Result<U
     let old = p
         .oldpassword
         .ok_or_else(|| Reason::bad_password.msg("oldpassword is required"))?;
-    let found = db::mail::mailbox_login(&ctx.state.db().await?, &caller.login)
+    let found = db::mail::mailbox_login(&*ctx.db().await?, &caller.login)
         .await?
         .ok_or_else(|| Reason::auth_required.msg("the mailbox is gone"))?;
     let throttle = Throttle {
@@ -121,18 +120,17 @@ async fn change_mailbox_password(ctx: &Ctx, p: ChangePasswordParams) -> Result<U
     }
     throttle.succeeded().await?;
     let hash = crate::actions::mailboxes::mailbox_password(ctx, newpassword).await?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
+    let tx = ctx.begin().await?;
     let changes = db::mail::MailboxChanges {
         password_hash: Some(hash),
         ..Default::default()
     };
-    db::mail::update_mailbox(&tx, &caller.login, &changes).await?;
-    db::sessions::delete_all_of_mailbox(&tx, &caller.login, Some(&caller.session_hash)).await?;
-    audit(&tx, ctx, &format!("mailbox:{}", caller.login)).await?;
+    db::mail::update_mailbox(&*tx, &caller.login, &changes).await?;
+    db::sessions::delete_all_of_mailbox(&*tx, &caller.login, Some(&caller.session_hash)).await?;
+    audit(&*tx, ctx, &format!("mailbox:{}", caller.login)).await?;
     tx.commit().await?;
     // Mailbox sessions are cached under the owner: other instances hear of the ended ones.
-    ctx.state.sessions.evict_user(found.owner);
+    ctx.after_commit(move |s| s.sessions.evict_user(found.owner));
     Ok(UserRef {
         userid: found.owner,
         login: caller.login.clone(),
@@ -215,21 +213,20 @@ pub async fn reset_password(ctx: Ctx, p: ResetPasswordParams) -> Result<UserRef,
     let token_hash = auth::hash_secret(p.token.trim());
     let dead_token = || Reason::bad_token.msg("the reset link is unknown, used or expired");
     // The cheap check first: a made-up token costs no bcrypt work.
-    if !db::tokens::reset_is_live(&ctx.state.db().await?, &token_hash).await? {
+    if !db::tokens::reset_is_live(&*ctx.db().await?, &token_hash).await? {
         return Err(dead_token());
     }
     let hash = ctx.state.hasher.hash(newpassword).await?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let user_id = db::tokens::consume_reset(&tx, &token_hash)
+    let tx = ctx.begin().await?;
+    let user_id = db::tokens::consume_reset(&*tx, &token_hash)
         .await?
         .ok_or_else(dead_token)?;
-    db::users::set_password(&tx, user_id, &hash).await?;
-    db::sessions::delete_all_of_user(&tx, user_id, None).await?;
-    audit(&tx, &ctx, &format!("user:{user_id}")).await?;
-    let login = db::users::login_of(&tx, user_id).await?;
+    db::users::set_password(&*tx, user_id, &hash).await?;
+    db::sessions::delete_all_of_user(&*tx, user_id, None).await?;
+    audit(&*tx, &ctx, &format!("user:{user_id}")).await?;
+    let login = db::users::login_of(&*tx, user_id).await?;
     tx.commit().await?;
-    ctx.state.sessions.evict_user(user_id);
+    ctx.after_commit(move |s| s.sessions.evict_user(user_id));
     Ok(UserRef {
         userid: user_id,
         login,

@@ -168,8 +168,8 @@ pub struct LogoutParams {
 /// `logout`: ends the caller's session and clears the HTTP cookie.
 pub async fn logout(ctx: Ctx, _p: LogoutParams) -> Result<serde_json::Value, ApiError> {
     let user = ctx.caller.user()?;
-    let client = ctx.state.db().await?;
-    db::sessions::delete(&client, &user.session_hash).await?;
+    let client = ctx.db().await?;
+    db::sessions::delete(&*client, &user.session_hash).await?;
     ctx.state.sessions.evict(&user.session_hash);
     ctx.set_cookie(CookieChange::Clear);
     Ok(serde_json::json!({}))

@@ -56,19 +56,18 @@ pub async fn create_site(ctx: Ctx, p: CreateSiteParams) -> Result<CreatedSite, A
         Properties::Custom { docroot: Some(d) } => Some(d),
     };
     let state = &ctx.state;
-    let mut client = state.db().await?;
-    let tx = client.transaction().await?;
-    if !usable_node(&tx, &ctx, node_id, owner).await?.serves("web") {
+    let tx = ctx.begin().await?;
+    if !usable_node(&*tx, &ctx, node_id, owner).await?.serves("web") {
         return Err(Reason::bad_params.msg(format!("node {node_id} does not serve web sites")));
     }
-    let limits = db::users::lock_limits(&tx, owner)
+    let limits = db::users::lock_limits(&*tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     let limit = limits.max_sites.unwrap_or(state.config.default_max_sites);
-    if db::sites::count_of_user(&tx, owner).await? >= i64::from(limit) {
+    if db::sites::count_of_user(&*tx, owner).await? >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} site(s)")));
     }
-    let (num, revision) = db::sites::allocate_number(&tx, node_id).await?;
+    let (num, revision) = db::sites::allocate_number(&*tx, node_id).await?;
     let sitenum = db::sites::sitenum(num);
     let default = state.config.docroot_pattern.replace("{sitenum}", &sitenum);
     let docroot = match wanted_docroot {
@@ -81,10 +80,10 @@ pub async fn create_site(ctx: Ctx, p: CreateSiteParams) -> Result<CreatedSite, A
         user_id: owner,
         docroot,
     };
-    db::sites::insert(&tx, &site, revision).await?;
-    audit(&tx, &ctx, &format!("site:{node_id}/{num}")).await?;
+    db::sites::insert(&*tx, &site, revision).await?;
+    audit(&*tx, &ctx, &format!("site:{node_id}/{num}")).await?;
     tx.commit().await?;
-    ctx.state.lists.evict_node(node_id);
+    ctx.after_commit(move |s| s.lists.evict_node(node_id));
     Ok(CreatedSite {
         nodeid: node_id,
         siteid: num,
@@ -149,11 +148,11 @@ pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>
     } else {
         Some(checks::me(&ctx)?.user_id)
     };
-    let client = ctx.state.db().await?;
-    let (site, total) = db::sites::list(&client, node_id, filter, page.limit, page.offset).await?;
+    let client = ctx.db().await?;
+    let (site, total) = db::sites::list(&*client, node_id, filter, page.limit, page.offset).await?;
     // An empty answer may instead mean the node is not there or not the caller's to use.
     if total == 0 {
-        checks::listable_node(&client, node_id, filter).await?;
+        checks::listable_node(&*client, node_id, filter).await?;
     }
     Ok(vec![NodeSites {
         nodeid: node_id,
@@ -179,15 +178,14 @@ pub struct DeletedSite {
 pub async fn delete_site(ctx: Ctx, p: SiteParams) -> Result<DeletedSite, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
     let site_num = id("siteid", p.siteid)?;
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
+    let tx = ctx.begin().await?;
     // Check before taking locks, so a stranger cannot hold another's node row.
-    own_site(&tx, &ctx, node_id, site_num, false).await?;
-    let (_, revision) = checks::lock_site_for_change(&tx, &ctx, node_id, site_num).await?;
-    db::sites::delete(&tx, node_id, site_num).await?;
-    audit(&tx, &ctx, &format!("site:{node_id}/{site_num}")).await?;
+    own_site(&*tx, &ctx, node_id, site_num, false).await?;
+    let (_, revision) = checks::lock_site_for_change(&*tx, &ctx, node_id, site_num).await?;
+    db::sites::delete(&*tx, node_id, site_num).await?;
+    audit(&*tx, &ctx, &format!("site:{node_id}/{site_num}")).await?;
     tx.commit().await?;
-    ctx.state.lists.evict_node(node_id);
+    ctx.after_commit(move |s| s.lists.evict_node(node_id));
     Ok(DeletedSite {
         nodeid: node_id,
         siteid: site_num,

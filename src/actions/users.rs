@@ -34,8 +34,8 @@ pub async fn get_list_user(ctx: Ctx, p: ListUserParams) -> Result<UserList, ApiE
     if q.is_some_and(|q| q.len() > 254) {
         return Err(Reason::bad_params.msg("param `q`: at most 254 characters"));
     }
-    let client = ctx.state.db().await?;
-    let (users, total) = db::users::list(&client, q, page.limit, page.offset).await?;
+    let client = ctx.db().await?;
+    let (users, total) = db::users::list(&*client, q, page.limit, page.offset).await?;
     Ok(UserList { users, total })
 }
 
@@ -88,20 +88,19 @@ pub async fn set_user(ctx: Ctx, p: SetUserParams) -> Result<UserView, ApiError> 
         max_mail_domains: limit("max_mail_domains", p.max_mail_domains)?,
         max_mailboxes: limit("max_mailboxes", p.max_mailboxes)?,
     };
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    if !db::users::update(&tx, p.userid, &changes).await? {
+    let tx = ctx.begin().await?;
+    if !db::users::update(&*tx, p.userid, &changes).await? {
         return Err(Reason::not_found.msg("no such user"));
     }
     if p.disabled == Some(true) {
-        db::sessions::delete_all_of_user(&tx, p.userid, None).await?;
+        db::sessions::delete_all_of_user(&*tx, p.userid, None).await?;
     }
-    audit(&tx, &ctx, &format!("user:{}", p.userid)).await?;
-    let view = db::users::view(&tx, p.userid)
+    audit(&*tx, &ctx, &format!("user:{}", p.userid)).await?;
+    let view = db::users::view(&*tx, p.userid)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     tx.commit().await?;
-    ctx.state.sessions.evict_user(p.userid);
+    ctx.after_commit(move |s| s.sessions.evict_user(p.userid));
     Ok(view)
 }
 
@@ -128,17 +127,19 @@ pub async fn delete_user(ctx: Ctx, p: UserIdParams) -> Result<DeletedUser, ApiEr
     if p.userid == checks::me(&ctx)?.user_id {
         return Err(Reason::forbidden.msg("admins cannot delete themselves"));
     }
-    let mut client = ctx.state.db().await?;
-    let tx = client.transaction().await?;
-    let nodes = db::users::delete(&tx, p.userid)
+    let tx = ctx.begin().await?;
+    let nodes = db::users::delete(&*tx, p.userid)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
-    audit(&tx, &ctx, &format!("user:{}", p.userid)).await?;
+    audit(&*tx, &ctx, &format!("user:{}", p.userid)).await?;
     tx.commit().await?;
-    for (node, _) in &nodes {
-        ctx.state.lists.evict_node(*node);
-    }
-    ctx.state.sessions.evict_user(p.userid);
+    let touched: Vec<i32> = nodes.iter().map(|(node, _)| *node).collect();
+    ctx.after_commit(move |s| {
+        touched
+            .into_iter()
+            .for_each(|node| s.lists.evict_node(node))
+    });
+    ctx.after_commit(move |s| s.sessions.evict_user(p.userid));
     Ok(DeletedUser {
         userid: p.userid,
         nodes: nodes
@@ -178,9 +179,9 @@ pub async fn get_audit_log(ctx: Ctx, p: AuditLogParams) -> Result<AuditLog, ApiE
     if action.is_some_and(|a| a.len() > 64) {
         return Err(Reason::bad_params.msg("param `action`: an action name"));
     }
-    let client = ctx.state.db().await?;
+    let client = ctx.db().await?;
     let (mut entries, total) =
-        db::audit::list(&client, p.userid.0, action, page.limit, page.offset).await?;
+        db::audit::list(&*client, p.userid.0, action, page.limit, page.offset).await?;
     let mut bytes = 0;
     let fits = entries
         .iter()

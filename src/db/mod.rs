@@ -22,6 +22,7 @@
 //! serialization failure) is retried by the registry, and answers `busy` when retries run out.
 
 pub mod audit;
+pub mod conn;
 pub mod domains;
 pub mod mail;
 pub mod migrate;
