@@ -60,6 +60,9 @@ impl Server {
             .env("DATABASE_URL", &database_url)
             .env("HOSTPLANE_LISTEN", &addr)
             .env("HOSTPLANE_LOG", "warn")
+            // Benchmarks send millions of requests from one account and one address.
+            .env("HOSTPLANE_RATE_LIMIT", "1000000000")
+            .env("HOSTPLANE_RATE_LIMIT_ANON", "1000000000")
             .stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);

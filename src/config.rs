@@ -21,6 +21,15 @@ pub enum Registration {
     Closed,
 }
 
+/// Whether new domains wait for an admin's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DomainReview {
+    /// Only for users an admin marked with `review_domains`.
+    Off,
+    /// For every user but admins.
+    All,
+}
+
 /// A setting that must never reach a log: its `Debug` shows no content.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -152,6 +161,46 @@ pub struct Config {
     /// The window of the anonymous limit, in seconds.
     #[arg(long = "anon-window-secs", env = "HOSTPLANE_ANON_WINDOW_SECS", default_value = "600", value_parser = secs)]
     pub anon_window: Duration,
+    /// Requests per hour of each signed-in user and each API key without a limit of its own.
+    #[arg(long, env = "HOSTPLANE_RATE_LIMIT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub rate_limit: u64,
+    /// Anonymous requests per hour from one client address.
+    #[arg(long, env = "HOSTPLANE_RATE_LIMIT_ANON", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub rate_limit_anon: u64,
+    /// Whether new domains wait for an admin's `review_domain`: `off`, or `all` (per user:
+    /// `set_user {review_domains: true}`).
+    #[arg(
+        long,
+        env = "HOSTPLANE_DOMAIN_REVIEW",
+        value_enum,
+        default_value = "off"
+    )]
+    pub domain_review: DomainReview,
+    /// Let webhooks call loopback, private, link-local and metadata addresses (tests only).
+    #[arg(long, env = "HOSTPLANE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+    /// Deliver webhooks from this instance (any number of instances may).
+    #[arg(long, env = "HOSTPLANE_WEBHOOK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhook_delivery: bool,
+    /// How often an idle deliverer looks for due webhook deliveries (ms).
+    #[arg(long = "webhook-poll-ms", env = "HOSTPLANE_WEBHOOK_POLL_MS", default_value = "1000", value_parser = millis)]
+    pub webhook_poll: Duration,
+    /// The first retry of a failed delivery waits this long, each next one twice as long (at
+    /// most an hour); after 24 hours the delivery is marked failed (ms).
+    #[arg(long = "webhook-retry-ms", env = "HOSTPLANE_WEBHOOK_RETRY_MS", default_value = "5000", value_parser = millis)]
+    pub webhook_retry: Duration,
+    /// Longest wait for a webhook receiver's answer (ms).
+    #[arg(long = "webhook-timeout-ms", env = "HOSTPLANE_WEBHOOK_TIMEOUT_MS", default_value = "10000", value_parser = millis)]
+    pub webhook_timeout: Duration,
+    /// Serve `GET /metrics` on this address instead of the API's (unset: on the API's).
+    #[arg(long, env = "HOSTPLANE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Days the change feed (`get_changes`) and finished webhook deliveries are kept.
+    #[arg(long, env = "HOSTPLANE_CHANGES_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub changes_retention_days: u32,
     /// Peers whose `X-Forwarded-For` is believed (a load balancer in front of us; comma-separated).
     #[arg(long, env = "HOSTPLANE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip)]
     pub trusted_proxies: Vec<IpAddr>,

@@ -45,6 +45,9 @@ reasons! {
     bad_token = 400;
     bad_domain = 400;
     bad_docroot = 400;
+    /// A webhook URL that is not http(s), or that points at a loopback, private, link-local
+    /// or metadata address.
+    bad_url = 400;
     auth_required = 401;
     forbidden = 403;
     /// The account is disabled by an admin.
@@ -64,6 +67,8 @@ reasons! {
     /// The mail domain still has mailboxes; send `force` to delete them too.
     not_empty = 409;
     quota_exceeded = 409;
+    /// This `request_id` was used before by the same caller with other params.
+    idempotency_conflict = 409;
     body_too_large = 413;
     unsupported_media_type = 415;
     too_many_attempts = 429;
@@ -93,6 +98,9 @@ pub enum ApiError {
     /// Our fault. The source is logged, never sent.
     #[error("internal error: {0}")]
     Internal(Box<dyn std::error::Error + Send + Sync>),
+    /// An entry of an atomic batch failed, so nothing of the batch was committed.
+    #[error("batch entry {index}: {error}")]
+    Batch { index: usize, error: Box<ApiError> },
 }
 
 impl Reason {
@@ -128,6 +136,7 @@ impl ApiError {
             ApiError::Client { reason, .. } => reason.status(),
             ApiError::Conflict(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Batch { error, .. } => error.status(),
         }
     }
 
@@ -137,6 +146,28 @@ impl ApiError {
             ApiError::Client { reason, .. } => Some(*reason),
             ApiError::Conflict(_) => Some(Reason::busy),
             ApiError::Internal(_) => None,
+            ApiError::Batch { error, .. } => error.reason(),
+        }
+    }
+
+    /// The error as one line for a command-line tool: the reason and its message.
+    pub fn to_cli_text(&self) -> String {
+        match self {
+            ApiError::Client {
+                reason,
+                message: Some(m),
+                ..
+            } => format!("{}: {m}", reason.as_str()),
+            other => other.to_string(),
+        }
+    }
+
+    /// True when the transaction lost a race and may be run again.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            ApiError::Conflict(_) => true,
+            ApiError::Batch { error, .. } => error.is_conflict(),
+            _ => false,
         }
     }
 

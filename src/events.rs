@@ -91,6 +91,12 @@ impl NodeEvents {
         }
     }
 
+    /// How many node agents wait for a change now.
+    pub fn waiting(&self) -> usize {
+        let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        nodes.values().map(|tx| tx.receiver_count()).sum()
+    }
+
     /// Wakes the polls waiting on a node so they re-check (its token died).
     pub fn wake_node(&self, node: i32) {
         self.publish(node, -1);

@@ -11,10 +11,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 
-use crate::auth::{self, Caller, CookieChange};
+use crate::auth::ratelimit::{self, RateInfo};
+use crate::auth::{self, Caller, CookieChange, SessionUser};
 use crate::error::{error_chain, ApiError, Reason};
 use crate::protocol::{self, Envelope};
-use crate::registry::{Access, Ctx};
+use crate::registry::{Access, ActionSpec, Ctx, Idempotency};
 use crate::AppState;
 
 type HttpResponse = Response<Full<Bytes>>;
@@ -27,8 +28,24 @@ pub async fn handle(
 ) -> Result<HttpResponse, Infallible> {
     let path = req.uri().path();
     let response = match (req.method(), path) {
-        (&Method::POST, "/api") => api(&state, peer, req).await,
+        (&Method::POST, "/api") => {
+            // A bug that panics answers a system error instead of dropping the connection.
+            use futures_util::FutureExt;
+            match std::panic::AssertUnwindSafe(api(&state, peer, req))
+                .catch_unwind()
+                .await
+            {
+                Ok(response) => response,
+                Err(_) => error_response(
+                    &ApiError::internal("a handler panicked (see the panic message above)")
+                        .into_answer(),
+                ),
+            }
+        }
         (&Method::GET, "/healthz") => healthz(&state).await,
+        (&Method::GET, "/metrics") if state.config.metrics_listen.is_none() => {
+            metrics(&state).await
+        }
         (_, "/api") => method_not_allowed("POST"),
         (_, "/healthz") => method_not_allowed("GET"),
         _ => error_response(
@@ -38,6 +55,31 @@ pub async fn handle(
         ),
     };
     Ok(response)
+}
+
+/// The metrics listener's one path.
+pub async fn handle_metrics(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
+    Ok(match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => metrics(&state).await,
+        _ => error_response(
+            &Reason::not_found
+                .msg("only GET /metrics here")
+                .into_answer(),
+        ),
+    })
+}
+
+async fn metrics(state: &AppState) -> HttpResponse {
+    let body = state.metrics.render(state).await;
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
 }
 
 async fn healthz(state: &AppState) -> HttpResponse {
@@ -99,6 +141,24 @@ impl ApiError {
                 tracing::warn!(error = %e, "a transaction kept conflicting; answering busy");
                 ApiError::busy("the database is busy; try again").into_answer()
             }
+            ApiError::Batch { index, error } => match *error {
+                ApiError::Client {
+                    reason,
+                    message,
+                    retry_after,
+                } => {
+                    let mut answer = ApiError::Client {
+                        reason,
+                        message: None,
+                        retry_after,
+                    }
+                    .into_answer();
+                    answer.body =
+                        protocol::batch_error_body(reason, message.as_deref(), Some(index));
+                    answer
+                }
+                other => other.into_answer(),
+            },
             ApiError::Internal(source) => {
                 let request_id = uuid::Uuid::new_v4().simple().to_string();
                 tracing::error!(%request_id, error = %error_chain(source.as_ref()), "system error");
@@ -110,6 +170,13 @@ impl ApiError {
             }
         }
     }
+}
+
+/// An error as the envelope a single call would have answered (for the entries of a batch).
+pub fn error_envelope(e: ApiError) -> serde_json::Value {
+    let answer = e.into_answer();
+    serde_json::from_slice(&answer.body)
+        .unwrap_or_else(|_| serde_json::json!({"response": "system error"}))
 }
 
 fn error_response(answer: &ErrorAnswer) -> HttpResponse {
@@ -137,21 +204,52 @@ fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
     r
 }
 
+/// What the HTTP layer adds to an answer besides its body.
+#[derive(Default)]
+struct Extras {
+    action: Option<&'static str>,
+    cookie_change: Option<CookieChange>,
+    rate: Option<RateInfo>,
+    /// The answer is the stored one of an earlier request with the same `request_id`.
+    replayed: bool,
+}
+
 async fn api(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
+    let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
-    let mut cookie_change = None;
+    let client_ip = client_ip(state, peer, &parts.headers);
+    let mut extras = Extras::default();
     let outcome = match read_body(state, &parts.headers, body).await {
-        Ok(bytes) => dispatch(state, peer, &parts.headers, &bytes, &mut cookie_change).await,
+        Ok(bytes) => dispatch(state, client_ip, &parts.headers, &bytes, &mut extras).await,
         Err(e) => Err(e),
     };
+    if extras.rate.is_none() {
+        // Refused before its caller was known: it counts against the client's address.
+        if let Some((subject, limit)) = ratelimit::subject(state, &Caller::Anonymous, client_ip) {
+            extras.rate = Some(state.limiter.check(state, &subject, limit).await.0);
+        }
+    }
+    let reason = outcome.as_ref().err().map(|e| e.reason());
     let mut response = match outcome {
         Ok(result) => json_response(StatusCode::OK, protocol::ok_body(&result)),
         Err(e) => error_response(&e.into_answer()),
     };
-    if let Some(change) = cookie_change {
+    state
+        .metrics
+        .observe_request(extras.action.unwrap_or("-"), reason, started.elapsed());
+    let headers = response.headers_mut();
+    if let Some(change) = extras.cookie_change {
         if let Ok(v) = HeaderValue::from_str(&set_cookie_header(&change, &state.config)) {
-            response.headers_mut().insert(header::SET_COOKIE, v);
+            headers.insert(header::SET_COOKIE, v);
         }
+    }
+    if let Some(rate) = extras.rate {
+        headers.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(rate.reset));
+    }
+    if extras.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
 }
@@ -188,23 +286,30 @@ async fn read_body(
     }
 }
 
-/// Envelope -> action -> caller -> handler.
+/// Envelope -> action -> caller -> request limit -> access -> handler (alone, or in a unit of
+/// work for `batch` and for changes sent with a `request_id`).
 async fn dispatch(
     state: &Arc<AppState>,
-    peer: SocketAddr,
+    client_ip: IpAddr,
     headers: &HeaderMap,
     body: &[u8],
-    cookie_change: &mut Option<CookieChange>,
+    extras: &mut Extras,
 ) -> Result<Vec<u8>, ApiError> {
     let envelope = Envelope::decode(body)?;
     let spec = state.registry.lookup(&envelope.action)?;
+    extras.action = Some(spec.name);
 
     let caller = if spec.access == Access::Public {
         Caller::Anonymous
     } else {
-        resolve_caller(state, headers, envelope.cookie.as_deref()).await?
+        resolve_caller(state, headers, envelope.cookie.as_deref(), client_ip).await?
     };
-    if let Err(e) = spec.authorize(&caller) {
+    if let Some((subject, limit)) = ratelimit::subject(state, &caller, client_ip) {
+        let (info, allowed) = state.limiter.check(state, &subject, limit).await;
+        extras.rate = Some(info);
+        allowed?;
+    }
+    if let Err(e) = authorize(spec, &caller) {
         let sent_cookie = envelope.cookie.is_some()
             || http_cookie(headers).is_some()
             || bearer_token(headers).is_some();
@@ -215,10 +320,17 @@ async fn dispatch(
             _ => e,
         });
     }
-    let client_ip = client_ip(state, peer, headers);
     if spec.limit_anonymous && matches!(caller, Caller::Anonymous) {
         auth::throttle::count_anonymous(state, spec.name, client_ip).await?;
     }
+    let idempotency = match &envelope.request_id {
+        Some(id) if !spec.reads => Some(Idempotency {
+            caller: idempotency_caller(&caller, client_ip),
+            request_id: id.clone(),
+            params_hash: params_hash(spec.name, &envelope.params),
+        }),
+        _ => None,
+    };
     // One copy of the params serves the handler and the audit log.
     let params = Arc::new(envelope.params);
     let ctx = Ctx::new(
@@ -228,9 +340,47 @@ async fn dispatch(
         Arc::clone(&params),
         client_ip,
     );
-    let result = spec.call(ctx.clone(), &params).await;
-    *cookie_change = ctx.take_cookie_change();
+    let result = if spec.name == "batch" || idempotency.is_some() {
+        spec.call_in_unit(ctx.clone(), &params, idempotency.as_ref())
+            .await
+            .map(|(body, replayed)| {
+                extras.replayed = replayed;
+                body
+            })
+    } else {
+        spec.call(ctx.clone(), &params).await
+    };
+    extras.cookie_change = ctx.take_cookie_change();
     result
+}
+
+/// The action's access rule, then the API key's scope.
+pub fn authorize(spec: &ActionSpec, caller: &Caller) -> Result<(), ApiError> {
+    spec.authorize(caller)?;
+    if let Caller::User(SessionUser { key: Some(key), .. }) = caller {
+        key.allows(spec)?;
+    }
+    Ok(())
+}
+
+/// Whose `request_id`s a request's is among: a user's (whether by session or key), a node's, or
+/// an anonymous address's.
+fn idempotency_caller(caller: &Caller, client_ip: IpAddr) -> String {
+    match caller {
+        Caller::User(u) => format!("u:{}", u.user_id),
+        Caller::Node(n) => format!("n:{}", n.node_id),
+        Caller::Anonymous => format!("a:{client_ip}"),
+    }
+}
+
+/// SHA-256 of the action and its params (serde_json writes object keys sorted).
+fn params_hash(action: &str, params: &serde_json::Value) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(action.as_bytes());
+    h.update(b"\n");
+    h.update(params.to_string().as_bytes());
+    h.finalize().into()
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -247,15 +397,21 @@ fn http_cookie(headers: &HeaderMap) -> Option<&str> {
         .find_map(auth::cookie_from_header)
 }
 
-/// The node behind an `Authorization: Bearer` token, else the session behind the envelope cookie
+/// The API key (`hpk_...`) or node behind an `Authorization: Bearer` token, else the session behind the envelope cookie
 /// or, failing that, the HTTP cookie. A request that authenticates with the HTTP cookie must come
 /// from an allowed origin (CSRF).
 async fn resolve_caller(
     state: &AppState,
     headers: &HeaderMap,
     envelope_cookie: Option<&str>,
+    client_ip: IpAddr,
 ) -> Result<Caller, ApiError> {
     if let Some(token) = bearer_token(headers) {
+        if token.starts_with(auth::keys::KEY_PREFIX) {
+            return Ok(Caller::User(
+                auth::keys::resolve_key(state, token, client_ip).await?,
+            ));
+        }
         return match auth::resolve_node_token(state, token).await? {
             Some(agent) => Ok(Caller::Node(agent)),
             None => Err(Reason::auth_required.msg("unknown node token")),

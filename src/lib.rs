@@ -15,11 +15,13 @@ pub mod events;
 pub mod http;
 pub mod mail;
 pub mod mailserver;
+pub mod metrics;
 pub mod params;
 pub mod protocol;
 pub mod registry;
 pub mod server;
 pub mod validate;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +31,8 @@ use std::time::Duration;
 use deadpool_postgres::{Object, Pool};
 use tokio::net::TcpListener;
 
+use crate::auth::keys::KeyUsage;
+use crate::auth::ratelimit::RateLimiter;
 use crate::auth::PasswordHasher;
 use crate::cache::lists::ListCache;
 use crate::cache::sessions::SessionCache;
@@ -51,6 +55,13 @@ pub struct AppState {
     pub events: Arc<NodeEvents>,
     pub sessions: Arc<SessionCache>,
     pub lists: Arc<ListCache>,
+    /// API keys used since their last-use columns were written.
+    pub key_usage: KeyUsage,
+    /// This instance's side of the shared request counters.
+    pub limiter: RateLimiter,
+    pub metrics: metrics::Metrics,
+    /// The HTTP client webhooks are delivered with.
+    pub webhook_client: reqwest::Client,
 }
 
 impl AppState {
@@ -63,6 +74,8 @@ impl AppState {
 /// A bound, migrated, ready-to-serve instance.
 pub struct Application {
     listener: TcpListener,
+    /// `HOSTPLANE_METRICS_LISTEN`: `/metrics` on an address of its own.
+    metrics_listener: Option<TcpListener>,
     state: Arc<AppState>,
 }
 
@@ -95,6 +108,15 @@ impl Application {
         let lists = Arc::new(ListCache::new(config.list_cache, config.list_cache_bytes));
         let caches: Vec<Arc<dyn events::Invalidated>> = vec![sessions.clone(), lists.clone()];
         let events = Arc::new(NodeEvents::new(channel, caches));
+        let webhook_client = webhooks::client(&config)?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
+            ),
+            None => None,
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -107,8 +129,16 @@ impl Application {
             events,
             sessions,
             lists,
+            key_usage: KeyUsage::default(),
+            limiter: RateLimiter::default(),
+            metrics: metrics::Metrics::new().map_err(|e| format!("cannot set up metrics: {e}"))?,
+            webhook_client,
         });
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     /// The address actually bound.
@@ -126,6 +156,16 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         let janitor = tokio::spawn(purge_expired_rows(Arc::clone(&self.state)));
+        let counters = tokio::spawn(write_counters(Arc::clone(&self.state)));
+        let deliverer = self.state.config.webhook_delivery.then(|| {
+            tokio::spawn(webhooks::run_deliverer(
+                Arc::clone(&self.state),
+                self.state.webhook_client.clone(),
+            ))
+        });
+        let metrics = self
+            .metrics_listener
+            .map(|l| tokio::spawn(server::serve_metrics(l, Arc::clone(&self.state))));
         let listener = match db::pg_config(&self.state.config) {
             Ok(pg) => Some(tokio::spawn(
                 Arc::clone(&self.state.events).run_listener(pg),
@@ -135,8 +175,15 @@ impl Application {
                 None
             }
         };
+        let state = Arc::clone(&self.state);
         server::serve(self.listener, self.state, shutdown).await;
         janitor.abort();
+        counters.abort();
+        for task in [deliverer, metrics].into_iter().flatten() {
+            task.abort();
+        }
+        // What was counted in memory is written before the instance goes.
+        write_counters_once(&state).await;
         if let Some(l) = listener {
             l.abort();
         }
@@ -154,6 +201,29 @@ async fn purge_expired_rows(state: Arc<AppState>) {
     }
 }
 
+/// Writes the shared request counts every second and API keys' last use every few seconds.
+async fn write_counters(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(auth::ratelimit::FLUSH_EVERY);
+    let mut n = 0u64;
+    loop {
+        tick.tick().await;
+        state.limiter.flush_all(&state).await;
+        n += 1;
+        if n % auth::keys::USAGE_FLUSH_EVERY.as_secs().max(1) == 0 {
+            if let Err(e) = state.key_usage.flush(&state).await {
+                tracing::warn!(error = %e, "writing API keys' last use failed");
+            }
+        }
+    }
+}
+
+async fn write_counters_once(state: &AppState) {
+    state.limiter.flush_all(state).await;
+    if let Err(e) = state.key_usage.flush(state).await {
+        tracing::warn!(error = %e, "writing API keys' last use failed");
+    }
+}
+
 /// Rows deleted by one [`purge_once`].
 #[derive(Debug, Default)]
 pub struct Purged {
@@ -161,11 +231,16 @@ pub struct Purged {
     pub counters: u64,
     pub tokens: u64,
     pub audit: u64,
+    pub request_counts: u64,
+    pub request_ids: u64,
+    pub changes: u64,
+    pub deliveries: u64,
 }
 
-/// Deletes what only grows: expired sessions, rate-limit counters whose window is long over,
-/// expired or used reset tokens and invites, and audit rows past their retention. Each delete
-/// goes by an index (see sql/0007_bounded_storage.sql).
+/// Deletes what only grows: expired sessions, rate-limit and request counters whose window is
+/// long over, expired or used reset tokens and invites, audit rows past their retention, request
+/// ids older than a day, and changes and finished webhook deliveries past theirs. Each delete
+/// goes by an index (see sql/0007_bounded_storage.sql and sql/0015_integration.sql).
 pub async fn purge_once(state: &AppState) -> Result<Purged, ApiError> {
     let client = state.db().await?;
     let config = &state.config;
@@ -178,5 +253,9 @@ pub async fn purge_once(state: &AppState) -> Result<Purged, ApiError> {
             0 => 0,
             days => db::audit::purge_older_than(&client, days).await?,
         },
+        request_counts: db::throttle::purge_request_counts(&client).await?,
+        request_ids: db::idempotency::purge_expired(&client).await?,
+        changes: db::changes::purge_older_than(&client, config.changes_retention_days).await?,
+        deliveries: db::webhooks::purge_finished(&client, config.changes_retention_days).await?,
     })
 }

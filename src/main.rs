@@ -40,12 +40,50 @@ enum Command {
         #[command(flatten)]
         config: Box<Config>,
     },
+    /// Manage API keys from the command line.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
     /// Run the node agent: keep an nginx folder in step with this node's sites.
     Agent(AgentArgs),
     /// Write a mail node's configuration: Postfix pgsql maps and main.cf lines, Dovecot's SQL
     /// passdb/userdb, and reader-grants.sql (run once by a database superuser) for the role the
     /// mail servers read the views as.
     MailConfig(MailConfigArgs),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Make a key for a user and print it: it is shown only this once.
+    Create(ApiKeyCreateArgs),
+}
+
+#[derive(clap::Args)]
+struct ApiKeyCreateArgs {
+    /// The login of the key's owner.
+    #[arg(long)]
+    user: String,
+    /// A name to tell the key apart.
+    #[arg(long, default_value = "")]
+    name: String,
+    /// The actions the key may call (comma-separated; default: all its owner may).
+    #[arg(long, value_delimiter = ',')]
+    actions: Vec<String>,
+    /// The key may only call actions that change nothing.
+    #[arg(long)]
+    read_only: bool,
+    /// The key stops working after this long: 90d, 12h, 30m.
+    #[arg(long)]
+    expires: Option<String>,
+    /// Networks the key may be used from (comma-separated CIDRs).
+    #[arg(long, value_delimiter = ',')]
+    cidr: Vec<String>,
+    /// The key's requests per hour (default: HOSTPLANE_RATE_LIMIT).
+    #[arg(long = "limit", id = "key_limit")]
+    limit: Option<i64>,
+    #[command(flatten)]
+    config: Box<Config>,
 }
 
 #[derive(clap::Args)]
@@ -146,6 +184,28 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Agent(args) => run_agent(args).await,
+        Command::ApiKey {
+            command: ApiKeyCommand::Create(a),
+        } => {
+            let request = hostplane::actions::KeyRequest::check(
+                Some(a.name),
+                (!a.actions.is_empty()).then_some(a.actions),
+                a.read_only,
+                a.expires.as_deref(),
+                (!a.cidr.is_empty()).then_some(a.cidr),
+                a.limit,
+                hostplane::actions::is_action,
+            )
+            .map_err(|e| e.to_cli_text())?;
+            let (key, info) =
+                hostplane::actions::create_key_for(&a.config, &a.user, &request).await?;
+            eprintln!(
+                "API key {} ({}) for {}: shown only now, keep it safe",
+                info.keyid, info.prefix, a.user
+            );
+            println!("{key}");
+            Ok(())
+        }
         Command::MailConfig(args) => mail_config(args).await,
         Command::Serve { config } => {
             let app = hostplane::Application::build(*config).await?;

@@ -12,7 +12,12 @@ pub struct Envelope {
     pub action: String,
     pub params: Value,
     pub cookie: Option<String>,
+    /// Makes a change idempotent: repeated with the same id, the stored answer comes back.
+    pub request_id: Option<String>,
 }
+
+/// The longest `request_id`, in characters.
+pub const REQUEST_ID_MAX: usize = 64;
 
 impl Envelope {
     /// Decodes a body into an envelope. `bad_json` when it is not JSON, `bad_request` when it is
@@ -39,10 +44,25 @@ impl Envelope {
             Some(Value::String(s)) => Some(s),
             Some(_) => return Err(Reason::bad_request.msg("`cookie` must be a string")),
         };
+        let request_id = match map.remove("request_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s))
+                if (1..=REQUEST_ID_MAX).contains(&s.chars().count())
+                    && !s.chars().any(char::is_control) =>
+            {
+                Some(s)
+            }
+            Some(_) => {
+                return Err(Reason::bad_request.msg(format!(
+                    "`request_id` must be a string of 1 to {REQUEST_ID_MAX} characters, without control characters"
+                )))
+            }
+        };
         Ok(Envelope {
             action,
             params,
             cookie,
+            request_id,
         })
     }
 }
@@ -67,6 +87,9 @@ struct ErrorEnvelope<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
+    /// The failing entry of an atomic batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
 }
 
 fn encode(e: &ErrorEnvelope<'_>) -> Bytes {
@@ -77,11 +100,17 @@ fn encode(e: &ErrorEnvelope<'_>) -> Bytes {
 
 /// `{"response":"error","reason":REASON,"message":...}`.
 pub fn error_body(reason: Reason, message: Option<&str>) -> Bytes {
+    batch_error_body(reason, message, None)
+}
+
+/// An error envelope that may name the failing entry of a batch (`index`).
+pub fn batch_error_body(reason: Reason, message: Option<&str>, index: Option<usize>) -> Bytes {
     encode(&ErrorEnvelope {
         response: "error",
         reason: Some(reason.as_str()),
         message,
         request_id: None,
+        index,
     })
 }
 
@@ -92,6 +121,7 @@ pub fn system_error_body(request_id: &str) -> Bytes {
         reason: None,
         message: None,
         request_id: Some(request_id),
+        index: None,
     })
 }
 

@@ -114,6 +114,16 @@ impl Ctx {
         }
     }
 
+    /// The request's unit of work, for the audit log.
+    pub fn unit_id(&self) -> Option<uuid::Uuid> {
+        self.unit.as_ref().map(|u| u.id)
+    }
+
+    /// The request's unit of work, if its handlers share one.
+    pub fn unit(&self) -> Option<Arc<Unit>> {
+        self.unit.clone()
+    }
+
     /// True when the handlers of this request share one transaction.
     pub fn in_a_unit(&self) -> bool {
         self.unit.is_some()
@@ -201,6 +211,13 @@ pub struct ActionSpec {
     pub limit_anonymous: bool,
     /// A mailbox's session may call it (its handler limits it to the mailbox itself).
     pub for_mailboxes: bool,
+    /// It changes nothing: read-only API keys may call it, and a `request_id` means nothing to it.
+    pub reads: bool,
+    /// Only a signed-in session may call it, never an API key (it acts on the session or the
+    /// account's password).
+    pub sessions_only: bool,
+    /// It cannot be an entry of a `batch`.
+    pub not_in_batch: bool,
     handler: Handler,
     check_params: ParamsCheck,
 }
@@ -223,6 +240,37 @@ impl ActionSpec {
         self.limit_anonymous = true;
         self
     }
+
+    /// Checks params as the handler will decode them, without running it.
+    pub fn check_params(&self, params: &Value) -> Result<(), ApiError> {
+        (self.check_params)(params)
+    }
+
+    /// Refuses API keys: the action acts on the session or on the account's password.
+    pub fn sessions_only(mut self) -> Self {
+        self.sessions_only = true;
+        self
+    }
+
+    /// Refuses being an entry of a `batch`.
+    pub fn not_in_batch(mut self) -> Self {
+        self.not_in_batch = true;
+        self
+    }
+}
+
+/// Registers an action that changes nothing (see [`action`]).
+pub fn read<P, R, F, Fut>(name: &'static str, access: Access, f: F) -> ActionSpec
+where
+    P: DeserializeOwned + Send + 'static,
+    R: Serialize,
+    F: Fn(Ctx, P) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ApiError>> + Send + 'static,
+{
+    ActionSpec {
+        reads: true,
+        ..action(name, access, f)
+    }
 }
 
 /// Registers a typed `async fn(Ctx, Params) -> Result<Out, ApiError>` under `name`.
@@ -241,6 +289,9 @@ where
         secrets: &[],
         limit_anonymous: false,
         for_mailboxes: false,
+        reads: false,
+        sessions_only: false,
+        not_in_batch: false,
         check_params: |params| decode_params::<P>(params).map(|_| ()),
         handler: Box::new(move |ctx, params| {
             // Decoded from the borrowed params: a retried call decodes again, and nothing is cloned.
@@ -416,6 +467,92 @@ impl ActionSpec {
                 outcome => return outcome,
             }
         }
+    }
+}
+
+/// A request sent with a `request_id`: who sent it, the id, and what was asked.
+pub struct Idempotency {
+    pub caller: String,
+    pub request_id: String,
+    /// SHA-256 of the action and its params.
+    pub params_hash: [u8; 32],
+}
+
+impl ActionSpec {
+    /// Runs the handler inside one unit of work (a transaction its handlers share: `batch`, and
+    /// changes sent with a `request_id`). The unit commits when the handler succeeds; a conflict
+    /// anywhere reruns the whole unit. Returns the result and whether it is a stored answer.
+    pub async fn call_in_unit(
+        &self,
+        ctx: Ctx,
+        params: &Value,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<(Vec<u8>, bool), ApiError> {
+        let mut attempt = 0;
+        loop {
+            let unit = Unit::begin(&ctx.state).await?;
+            let outcome = self
+                .run_in(
+                    &unit,
+                    ctx.clone().in_unit(Arc::clone(&unit)),
+                    params,
+                    idempotency,
+                )
+                .await;
+            let outcome = match outcome {
+                Ok((body, true)) => {
+                    unit.rollback().await;
+                    return Ok((body, true));
+                }
+                Ok((body, false)) => unit.commit(&ctx.state).await.map(|()| body),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(body) => return Ok((body, false)),
+                Err(e) => {
+                    unit.rollback().await;
+                    if !e.is_conflict() || attempt >= MAX_RETRIES {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    tracing::debug!(
+                        action = self.name,
+                        attempt,
+                        "retrying a unit after a conflict"
+                    );
+                    tokio::time::sleep(retry_pause(attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn run_in(
+        &self,
+        unit: &Unit,
+        ctx: Ctx,
+        params: &Value,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<(Vec<u8>, bool), ApiError> {
+        use crate::db::idempotency::{claim, store, Claimed};
+        if let Some(i) = idempotency {
+            let claimed = {
+                let client = unit.client().await?;
+                claim(&*client, &i.caller, &i.request_id, &i.params_hash).await?
+            };
+            match claimed {
+                Claimed::New => {}
+                Claimed::Replay(body) => return Ok((body, true)),
+                Claimed::Mismatch => {
+                    return Err(Reason::idempotency_conflict
+                        .msg("this request_id was used with other params; use a new one"))
+                }
+            }
+        }
+        let body = self.call(ctx, params).await?;
+        if let Some(i) = idempotency {
+            store(&*unit.client().await?, &i.caller, &i.request_id, &body).await?;
+        }
+        Ok((body, false))
     }
 }
 

@@ -61,3 +61,23 @@ pub async fn serve(
         }
     }
 }
+
+/// Serves `GET /metrics` alone on its own address (`HOSTPLANE_METRICS_LISTEN`), until aborted.
+pub async fn serve_metrics(listener: TcpListener, state: Arc<AppState>) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_timeout);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = Arc::clone(&state);
+        let service = service_fn(move |req| crate::http::handle_metrics(Arc::clone(&state), req));
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::audit;
+use super::{audit, tell};
 use crate::auth::{self, CookieChange, Role};
 use crate::config::Registration;
 use crate::db;
@@ -111,6 +111,8 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
         }
     }
     audit(&*tx, &ctx, &format!("user:{userid}")).await?;
+    let data = serde_json::json!({"userid": userid, "login": login, "role": role.as_str()});
+    tell(&*tx, "user.created", Some(userid), None, data).await?;
     let cookie = if p.session.is_some_and(|s| s.0) {
         Some(auth::open_session(&*tx, userid).await?)
     } else {

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::audit;
+use serde_json::json;
+
 use super::checks::id;
+use super::{audit, tell};
 use crate::auth;
 use crate::db::{self, nodes::NodeStatus};
 use crate::error::{ApiError, Reason};
@@ -121,8 +123,19 @@ pub async fn node_report(ctx: Ctx, p: ReportParams) -> Result<ReportResult, ApiE
         }
         _ => return Err(Reason::bad_params.msg("param `status`: \"ok\" or \"error\"")),
     };
-    let client = ctx.db().await?;
-    let revision = db::nodes::record_report(&*client, node, p.revision.0, error.as_deref()).await?;
+    let tx = ctx.begin().await?;
+    let reported = db::nodes::record_report(&*tx, node, p.revision.0, error.as_deref()).await?;
+    let revision = reported.revision;
+    // Webhooks and the change feed hear of progress and of new errors, not of every report.
+    if reported.applied_moved {
+        let data = json!({"nodeid": node, "revision": p.revision.0});
+        tell(&*tx, "node.applied", None, Some(node), data).await?;
+    }
+    if reported.new_error {
+        let data = json!({"nodeid": node, "revision": p.revision.0, "message": error});
+        tell(&*tx, "node.error", None, Some(node), data).await?;
+    }
+    tx.commit().await?;
     Ok(ReportResult {
         revision,
         in_sync: error.is_none() && p.revision.0 >= revision,

@@ -45,6 +45,29 @@ pub fn opt_id(name: &str, n: OptNum) -> Result<Option<i32>, ApiError> {
     n.0.map(|v| id(name, Num(v))).transpose()
 }
 
+/// The status a new domain of `owner` starts in: `reviewing` when domains wait for an admin
+/// (`HOSTPLANE_DOMAIN_REVIEW=all`, or the owner's `review_domains`), unless an admin adds it.
+pub fn new_domain_status(ctx: &Ctx, limits: &db::users::Limits) -> &'static str {
+    let review =
+        ctx.state.config.domain_review == crate::config::DomainReview::All || limits.review_domains;
+    if review && !ctx.is_admin() {
+        "reviewing"
+    } else {
+        "active"
+    }
+}
+
+/// A domain status filter: absent, or one of `active`, `reviewing`, `rejected`.
+pub fn status_filter(raw: Option<&str>) -> Result<Option<&'static str>, ApiError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some("active") => Ok(Some("active")),
+        Some("reviewing") => Ok(Some("reviewing")),
+        Some("rejected") => Ok(Some("rejected")),
+        Some(_) => Err(Reason::bad_params.msg("param `status`: active, reviewing or rejected")),
+    }
+}
+
 /// The signed-in caller.
 pub fn me(ctx: &Ctx) -> Result<&SessionUser, ApiError> {
     ctx.caller.user()

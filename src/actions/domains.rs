@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::audit;
+use serde_json::json;
+
 use super::checks::{self, id, opt_id, own_site, page};
-use crate::db;
+use super::{audit, tell};
+use crate::db::{self, domains::Listed};
 use crate::error::{ApiError, Reason};
 use crate::params::{Num, OptNum, OptUuid};
 use crate::registry::Ctx;
@@ -14,7 +16,9 @@ use crate::validate;
 
 #[derive(Deserialize)]
 pub struct ListDomainParams {
-    nodeid: Num,
+    /// Required, except for an admin listing by `status` over every node.
+    #[serde(default)]
+    nodeid: OptNum,
     #[serde(default)]
     siteid: OptNum,
     #[serde(default)]
@@ -23,34 +27,82 @@ pub struct ListDomainParams {
     limit: OptNum,
     #[serde(default)]
     offset: OptNum,
+    /// Only domains in this review status: active, reviewing or rejected.
+    status: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct DomainList {
-    domainlist: Arc<Vec<String>>,
+    domainlist: Vec<String>,
     total: i64,
+    /// The domains of this page that are not active: waiting for review, or rejected (with the
+    /// reason). Absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    review: Vec<Listed>,
 }
 
-/// `get_list_domain`: sorted domains on a node, of one site and/or one user. Users see only
-/// their own; admins and the node's agent anyone's.
+impl DomainList {
+    fn new(page: &[Listed], total: i64) -> Self {
+        DomainList {
+            domainlist: page.iter().map(|d| d.domain.clone()).collect(),
+            total,
+            review: page
+                .iter()
+                .filter(|d| d.status != "active")
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// `get_list_domain`: sorted domains on a node, of one site and/or one user, optionally in one
+/// review status. Users see only their own; admins and the node's agent anyone's (the agent
+/// only active ones). An admin may leave out `nodeid` when naming a `status`: the review queue.
 pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList, ApiError> {
-    let node_id = id("nodeid", p.nodeid)?;
+    let node_id = opt_id("nodeid", p.nodeid)?;
     let site = opt_id("siteid", p.siteid)?;
     let page = page(p.limit, p.offset)?;
+    let mut status = checks::status_filter(p.status.as_deref())?;
+    let Some(node_id) = node_id else {
+        if !(ctx.is_admin() && status.is_some()) {
+            return Err(Reason::bad_params.msg("param `nodeid`: required"));
+        }
+        let filter = db::domains::Filter {
+            node: None,
+            site,
+            user: p.userid.0,
+            status,
+        };
+        let (listed, total) =
+            db::domains::list(&*ctx.db().await?, &filter, page.limit, page.offset).await?;
+        return Ok(DomainList::new(&listed, total));
+    };
     let user = if ctx.sees_whole_node(node_id) {
         p.userid.0
     } else {
         Some(checks::target_user(&ctx, p.userid.0)?)
     };
+    if matches!(ctx.caller, crate::auth::Caller::Node(_)) {
+        // A node serves only approved domains.
+        status = Some("active");
+    }
     // The key holds the filter the caller is entitled to, so a cached page is theirs to see.
     let lists = &ctx.state.lists;
+    let cacheable = status.is_none();
     let key = lists.domain_key((node_id, site, user, page.limit, page.offset));
-    if let Some((domainlist, total)) = lists.domains(&key) {
-        return Ok(DomainList { domainlist, total });
+    if cacheable {
+        if let Some((listed, total)) = lists.domains(&key) {
+            return Ok(DomainList::new(&listed, total));
+        }
     }
     let client = ctx.db().await?;
-    let (domainlist, total) =
-        db::domains::list(&*client, node_id, site, user, page.limit, page.offset).await?;
+    let filter = db::domains::Filter {
+        node: Some(node_id),
+        site,
+        user,
+        status,
+    };
+    let (listed, total) = db::domains::list(&*client, &filter, page.limit, page.offset).await?;
     // One round trip when there is something to show; an empty answer may instead mean the node
     // or site is not there (or not the caller's), which is checked only then.
     if total == 0 {
@@ -59,15 +111,12 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
         if let Some(site) = site {
             own_site(&*client, &ctx, node_id, site, false).await?;
         }
-    } else {
-        let domainlist = Arc::new(domainlist);
-        lists.put_domains(key, (Arc::clone(&domainlist), total));
-        return Ok(DomainList { domainlist, total });
+    } else if cacheable {
+        let answer = DomainList::new(&listed, total);
+        lists.put_domains(key, (Arc::new(listed), total));
+        return Ok(answer);
     }
-    Ok(DomainList {
-        domainlist: Arc::default(),
-        total,
-    })
+    Ok(DomainList::new(&listed, total))
 }
 
 #[derive(Deserialize)]
@@ -84,6 +133,8 @@ pub struct DomainChange {
     siteid: i32,
     sitenum: String,
     revision: i64,
+    /// `reviewing` while an admin has to approve it; only `active` domains are served.
+    status: &'static str,
 }
 
 fn domain(raw: &str) -> Result<String, ApiError> {
@@ -115,9 +166,19 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     }
     // Subdomain takeover: no user's names nest inside another user's.
     checks::claim_name(&*tx, &ctx, &name, site.user_id, checks::Claim::Site).await?;
-    db::domains::insert(&*tx, &name, node_id, site_num, site.user_id).await?;
+    let status = checks::new_domain_status(&ctx, &limits);
+    db::domains::insert(&*tx, &name, node_id, site_num, site.user_id, status).await?;
     db::sites::set_revision(&*tx, node_id, site_num, revision).await?;
     audit(&*tx, &ctx, &format!("domain:{name}")).await?;
+    let data = json!({"domain": name, "nodeid": node_id, "siteid": site_num, "userid": site.user_id, "status": status});
+    tell(
+        &*tx,
+        "domain.added",
+        Some(site.user_id),
+        Some(node_id),
+        data,
+    )
+    .await?;
     tx.commit().await?;
     ctx.after_commit(move |s| s.lists.evict_node(node_id));
     Ok(DomainChange {
@@ -126,6 +187,7 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
         siteid: site_num,
         sitenum: db::sites::sitenum(site_num),
         revision,
+        status,
     })
 }
 
@@ -151,6 +213,15 @@ pub async fn delete_domain(ctx: Ctx, p: DeleteDomainParams) -> Result<DomainChan
     }
     db::sites::set_revision(&*tx, found.node_id, found.site_num, revision).await?;
     audit(&*tx, &ctx, &format!("domain:{name}")).await?;
+    let data = json!({"domain": name, "nodeid": found.node_id, "siteid": found.site_num, "userid": found.user_id});
+    tell(
+        &*tx,
+        "domain.deleted",
+        Some(found.user_id),
+        Some(found.node_id),
+        data,
+    )
+    .await?;
     tx.commit().await?;
     ctx.after_commit(move |s| s.lists.evict_node(found.node_id));
     Ok(DomainChange {
@@ -159,5 +230,110 @@ pub async fn delete_domain(ctx: Ctx, p: DeleteDomainParams) -> Result<DomainChan
         siteid: found.site_num,
         sitenum: db::sites::sitenum(found.site_num),
         revision,
+        status: "deleted",
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ReviewDomainParams {
+    domain: String,
+    audit_status: String,
+    reject_reason: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Reviewed {
+    domain: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reject_reason: Option<String>,
+}
+
+/// `review_domain` {domain, audit_status: passed|rejected, reject_reason?} (admins): decides on
+/// a domain waiting for review, as a site domain and as a mail domain alike. Passed, it is
+/// served (its node's revision moves on); rejected, its owner sees why.
+pub async fn review_domain(ctx: Ctx, p: ReviewDomainParams) -> Result<Reviewed, ApiError> {
+    let name = domain(&p.domain)?;
+    let (status, reason) = match (
+        p.audit_status.as_str(),
+        p.reject_reason.as_deref().map(str::trim),
+    ) {
+        ("passed", _) => ("active", None),
+        ("rejected", Some(r)) if !r.is_empty() && r.chars().count() <= 500 => {
+            ("rejected", Some(r.to_string()))
+        }
+        ("rejected", _) => {
+            return Err(Reason::bad_params
+                .msg("param `reject_reason`: 1 to 500 characters, required to reject"))
+        }
+        _ => return Err(Reason::bad_params.msg("param `audit_status`: passed or rejected")),
+    };
+    let tx = ctx.begin().await?;
+    // The lock order: the node (and site) of a web domain first.
+    let web = db::domains::get(&*tx, &name).await?;
+    let revision = match &web {
+        Some(d) => Some(
+            checks::lock_site_for_change(&*tx, &ctx, d.node_id, d.site_num)
+                .await?
+                .1,
+        ),
+        None => None,
+    };
+    let (web, mail) = db::domains::set_review(&*tx, &name, status, reason.as_deref()).await?;
+    let owner = match (web, mail) {
+        (Some((_, _, owner)), _) | (None, Some(owner)) => owner,
+        (None, None) => {
+            return Err(Reason::not_found.msg(format!("no domain {name} waits for review")))
+        }
+    };
+    if let (Some((node, site, _)), Some(revision)) = (web, revision) {
+        db::sites::set_revision(&*tx, node, site, revision).await?;
+    }
+    audit(&*tx, &ctx, &format!("domain:{name}")).await?;
+    let data = json!({"domain": name, "status": status, "reject_reason": reason, "userid": owner,
+                      "site": web.is_some(), "mail": mail.is_some()});
+    tell(&*tx, "domain.reviewed", Some(owner), web.map(|w| w.0), data).await?;
+    tx.commit().await?;
+    if let Some((node, _, _)) = web {
+        ctx.after_commit(move |s| s.lists.evict_node(node));
+    }
+    Ok(Reviewed {
+        domain: name,
+        status,
+        reject_reason: reason,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ResubmitDomainParams {
+    domain: String,
+}
+
+/// `resubmit_domain` {domain}: sends the caller's rejected domain back for review.
+pub async fn resubmit_domain(ctx: Ctx, p: ResubmitDomainParams) -> Result<Reviewed, ApiError> {
+    let name = domain(&p.domain)?;
+    let me = checks::me(&ctx)?.user_id;
+    let only = (!ctx.is_admin()).then_some(me);
+    let tx = ctx.begin().await?;
+    // A web domain's node moves on too, so every instance's cached lists show the new status.
+    let web = db::domains::get(&*tx, &name)
+        .await?
+        .filter(|d| only.is_none_or(|u| u == d.user_id));
+    if let Some(d) = &web {
+        let (_, revision) = checks::lock_site_for_change(&*tx, &ctx, d.node_id, d.site_num).await?;
+        db::sites::set_revision(&*tx, d.node_id, d.site_num, revision).await?;
+    }
+    if !db::domains::resubmit(&*tx, &name, only).await? {
+        return Err(Reason::not_found.msg(format!("no rejected domain {name} of yours")));
+    }
+    audit(&*tx, &ctx, &format!("domain:{name}")).await?;
+    tx.commit().await?;
+    if let Some(d) = web {
+        ctx.after_commit(move |s| s.lists.evict_node(d.node_id));
+    }
+    Ok(Reviewed {
+        domain: name,
+        status: "reviewing",
+        reject_reason: None,
     })
 }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::audit;
 use super::checks::{self, page};
+use super::{audit, tell};
 use crate::db::{self, mail::MailDomainView};
 use crate::error::{ApiError, Reason};
 use crate::params::{OptNum, OptUuid, YesNo};
@@ -41,6 +41,8 @@ pub struct MailDomainRef {
     domain: String,
     region: String,
     userid: Uuid,
+    /// `reviewing` while an admin has to approve it.
+    status: &'static str,
 }
 
 /// `add_mail_domain`: mail for one of the caller's site domains, or for a name they claim for
@@ -64,13 +66,18 @@ pub async fn add_mail_domain(ctx: Ctx, p: AddMailDomainParams) -> Result<MailDom
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} mail domain(s)")));
     }
     checks::claim_name(&*tx, &ctx, &name, owner, checks::Claim::Mail).await?;
-    db::mail::insert_domain(&*tx, &name, owner, &region).await?;
+    let status = checks::new_domain_status(&ctx, &limits);
+    db::mail::insert_domain(&*tx, &name, owner, &region, status).await?;
     audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
+    let data =
+        serde_json::json!({"domain": name, "region": region, "userid": owner, "status": status});
+    tell(&*tx, "mail_domain.added", Some(owner), None, data).await?;
     tx.commit().await?;
     Ok(MailDomainRef {
         domain: name,
         region,
         userid: owner,
+        status,
     })
 }
 
@@ -82,6 +89,8 @@ pub struct ListMailDomainParams {
     limit: OptNum,
     #[serde(default)]
     offset: OptNum,
+    /// Only domains in this review status: active, reviewing or rejected.
+    status: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -98,9 +107,10 @@ pub async fn get_list_mail_domain(
 ) -> Result<MailDomainList, ApiError> {
     let page = page(p.limit, p.offset)?;
     let user = checks::list_owner(&ctx, p.userid.0)?;
+    let status = checks::status_filter(p.status.as_deref())?;
     let client = ctx.db().await?;
     let (domains, total) =
-        db::mail::list_domains(&*client, user, None, page.limit, page.offset).await?;
+        db::mail::list_domains(&*client, user, None, status, page.limit, page.offset).await?;
     Ok(MailDomainList { domains, total })
 }
 
@@ -120,7 +130,7 @@ pub async fn set_mail_domain(ctx: Ctx, p: SetMailDomainParams) -> Result<MailDom
         db::mail::set_domain_disabled(&*tx, &name, disabled).await?;
     }
     audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
-    let (views, _) = db::mail::list_domains(&*tx, Some(owner), Some(&name), 1, 0).await?;
+    let (views, _) = db::mail::list_domains(&*tx, Some(owner), Some(&name), None, 1, 0).await?;
     tx.commit().await?;
     // Mailbox sessions are cached under the owner: a disabled domain ends them at once here.
     ctx.after_commit(move |s| s.sessions.evict_user(owner));
@@ -150,7 +160,7 @@ pub async fn delete_mail_domain(
 ) -> Result<DeletedMailDomain, ApiError> {
     let name = domain_param(&p.domain)?;
     let tx = ctx.begin().await?;
-    own_mail_domain(&*tx, &ctx, &name, true).await?;
+    let owner = own_mail_domain(&*tx, &ctx, &name, true).await?;
     let mailboxes = db::mail::mailboxes_in(&*tx, &name).await?;
     if mailboxes > 0 && !p.force.is_some_and(|f| f.0) {
         return Err(Reason::not_empty.msg(format!(
@@ -159,6 +169,8 @@ pub async fn delete_mail_domain(
     }
     db::mail::delete_domain(&*tx, &name).await?;
     audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
+    let data = serde_json::json!({"domain": name, "userid": owner, "mailboxes": mailboxes});
+    tell(&*tx, "mail_domain.deleted", Some(owner), None, data).await?;
     tx.commit().await?;
     Ok(DeletedMailDomain {
         domain: name,

@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::audit;
 use super::checks::{self, page};
 use super::mail_domains::{address_param, domain_param, opt_domain_param, own_mail_domain};
+use super::{audit, tell};
 use crate::auth::Role;
 use crate::db::{self, mail::MailboxChanges, mail::MailboxView};
 use crate::error::{ApiError, Reason};
@@ -107,6 +107,8 @@ pub async fn add_mailbox(ctx: Ctx, p: AddMailboxParams) -> Result<MailboxRef, Ap
     db::mail::insert_mailbox(&*tx, &mailbox).await?;
     let address = format!("{local}@{domain}");
     audit(&*tx, &ctx, &format!("mailbox:{address}")).await?;
+    let data = serde_json::json!({"address": address, "domain": domain, "userid": owner});
+    tell(&*tx, "mailbox.created", Some(owner), None, data).await?;
     tx.commit().await?;
     Ok(MailboxRef { address })
 }
@@ -242,9 +244,11 @@ pub async fn delete_mailbox(ctx: Ctx, p: MailboxAddressParams) -> Result<Mailbox
     let (local, domain) = address(&p.address)?;
     let address = format!("{local}@{domain}");
     let tx = ctx.begin().await?;
-    own_mailbox(&*tx, &ctx, &address).await?;
+    let (_, owner) = own_mailbox(&*tx, &ctx, &address).await?;
     db::mail::delete_mailbox(&*tx, &address).await?;
     audit(&*tx, &ctx, &format!("mailbox:{address}")).await?;
+    let data = serde_json::json!({"address": address, "domain": domain, "userid": owner});
+    tell(&*tx, "mailbox.deleted", Some(owner), None, data).await?;
     tx.commit().await?;
     Ok(MailboxRef { address })
 }

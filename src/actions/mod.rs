@@ -4,9 +4,12 @@
 
 mod accounts;
 mod agents;
+mod batch;
+mod changes;
 mod checks;
 mod dkim;
 mod domains;
+mod keys;
 mod mail_domains;
 mod mail_routing;
 pub(crate) mod mailboxes;
@@ -14,54 +17,111 @@ mod nodes;
 mod passwords;
 mod session;
 mod sites;
+mod stats;
 mod users;
+mod webhooks;
 
 use deadpool_postgres::GenericClient;
 
 use crate::auth::Caller;
 use crate::db::audit::{self, Actor};
 use crate::error::ApiError;
-use crate::registry::{action, Access::*, ActionSpec, Ctx};
+use crate::registry::{action, read, Access::*, ActionSpec, Ctx};
+
+pub use keys::KeyRequest;
+
+/// True when an action of that name exists.
+pub fn is_action(name: &str) -> bool {
+    all().iter().any(|s| s.name == name)
+}
+
+/// The `api-key create` command: a key for the user `login`, stored hashed; returns the key.
+pub async fn create_key_for(
+    config: &crate::config::Config,
+    login: &str,
+    request: &KeyRequest,
+) -> Result<(String, crate::db::keys::KeyInfo), String> {
+    let pool = crate::db::create_pool(config)?;
+    crate::db::migrate::run(&pool).await?;
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let user = crate::db::users::credentials_by_login(&tx, &login.trim().to_lowercase())
+        .await
+        .map_err(|e| e.to_cli_text())?
+        .ok_or_else(|| format!("no user {login:?}"))?;
+    let (key, info) = keys::store_key(&tx, user.user_id, request)
+        .await
+        .map_err(|e| e.to_cli_text())?;
+    let actor = Actor {
+        user_id: None,
+        login: Some("api-key create"),
+        api_key: None,
+        unit: None,
+    };
+    let params = serde_json::json!({"login": login, "name": info.name});
+    audit::record(
+        &tx,
+        &actor,
+        "create_api_key",
+        &format!("api_key:{}", info.keyid),
+        &params,
+    )
+    .await
+    .map_err(|e| e.to_cli_text())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok((key, info))
+}
 
 /// Every action of the protocol.
 pub fn all() -> Vec<ActionSpec> {
     vec![
-        action("ping", Public, session::ping),
-        action("authorization", Anyone, session::authorization).secret(&["password", "uniqcode"]),
-        action("logout", User, session::logout).for_mailboxes(),
-        action("whoami", User, session::whoami).for_mailboxes(),
+        read("ping", Public, session::ping),
+        action("authorization", Anyone, session::authorization)
+            .secret(&["password", "uniqcode"])
+            .sessions_only()
+            .not_in_batch(),
+        action("logout", User, session::logout)
+            .for_mailboxes()
+            .sessions_only()
+            .not_in_batch(),
+        read("whoami", User, session::whoami).for_mailboxes(),
         action("adduser", Anyone, accounts::adduser)
             .secret(&["password", "invite"])
-            .limit_anonymous(),
+            .limit_anonymous()
+            .not_in_batch(),
         action("add_invite", Admin, accounts::add_invite),
         action("change_password", User, passwords::change_password)
             .secret(&["oldpassword", "newpassword"])
-            .for_mailboxes(),
-        action("restore_password", Anyone, passwords::restore_password).limit_anonymous(),
+            .for_mailboxes()
+            .sessions_only(),
+        action("restore_password", Anyone, passwords::restore_password)
+            .limit_anonymous()
+            .not_in_batch(),
         action("reset_password", Anyone, passwords::reset_password)
             .secret(&["token", "newpassword"])
-            .limit_anonymous(),
-        action("get_node_list", User, nodes::get_node_list),
+            .limit_anonymous()
+            .not_in_batch(),
+        read("get_node_list", User, nodes::get_node_list),
         action("add_node", Admin, nodes::add_node),
         action("delete_node", Admin, nodes::delete_node),
         action("grant_node", Admin, nodes::grant_node),
         action("revoke_node", Admin, nodes::revoke_node),
         action("create_site", User, sites::create_site),
-        action("get_list_site", UserOrNode, sites::get_list_site),
+        read("get_list_site", UserOrNode, sites::get_list_site),
         action("delete_site", User, sites::delete_site),
-        action("get_list_domain", UserOrNode, domains::get_list_domain),
+        read("get_list_domain", UserOrNode, domains::get_list_domain),
         action("add_domain", User, domains::add_domain),
         action("delete_domain", User, domains::delete_domain),
-        action("get_list_user", Admin, users::get_list_user),
+        read("get_list_user", Admin, users::get_list_user),
         action("set_user", Admin, users::set_user),
         action("delete_user", Admin, users::delete_user),
-        action("get_audit_log", Admin, users::get_audit_log),
+        read("get_audit_log", Admin, users::get_audit_log),
         action("node_sync", Node, agents::node_sync),
         action("node_report", Node, agents::node_report),
-        action("get_node_status", UserOrNode, agents::get_node_status),
+        read("get_node_status", UserOrNode, agents::get_node_status),
         action("rotate_node_token", Admin, agents::rotate_node_token),
         action("add_mail_domain", User, mail_domains::add_mail_domain),
-        action(
+        read(
             "get_list_mail_domain",
             User,
             mail_domains::get_list_mail_domain,
@@ -69,45 +129,83 @@ pub fn all() -> Vec<ActionSpec> {
         action("set_mail_domain", User, mail_domains::set_mail_domain),
         action("delete_mail_domain", User, mail_domains::delete_mail_domain),
         action("add_mailbox", User, mailboxes::add_mailbox).secret(&["password"]),
-        action("get_list_mailbox", User, mailboxes::get_list_mailbox).for_mailboxes(),
+        read("get_list_mailbox", User, mailboxes::get_list_mailbox).for_mailboxes(),
         action("set_mailbox", User, mailboxes::set_mailbox).secret(&["password"]),
         action("delete_mailbox", User, mailboxes::delete_mailbox),
         action("add_alias", User, mail_routing::add_alias),
-        action("get_list_alias", User, mail_routing::get_list_alias),
+        read("get_list_alias", User, mail_routing::get_list_alias),
         action("delete_alias", User, mail_routing::delete_alias),
         action("add_bcc", User, mail_routing::add_bcc),
-        action("get_list_bcc", User, mail_routing::get_list_bcc),
+        read("get_list_bcc", User, mail_routing::get_list_bcc),
         action("delete_bcc", User, mail_routing::delete_bcc),
         action("add_transport", User, mail_routing::add_transport),
-        action("get_list_transport", User, mail_routing::get_list_transport),
+        read("get_list_transport", User, mail_routing::get_list_transport),
         action("delete_transport", User, mail_routing::delete_transport),
         action("reset_transports", User, mail_routing::reset_transports),
         action("set_dkim", User, dkim::set_dkim).secret(&["private_key"]),
-        action("get_dkim", User, dkim::get_dkim),
+        read("get_dkim", User, dkim::get_dkim),
+        action("create_api_key", User, keys::create_api_key),
+        read("get_list_api_key", User, keys::get_list_api_key),
+        action("revoke_api_key", User, keys::revoke_api_key),
+        action("batch", User, batch::batch),
+        action("add_webhook", User, webhooks::add_webhook).secret(&["secret"]),
+        read("get_list_webhook", User, webhooks::get_list_webhook),
+        action("delete_webhook", User, webhooks::delete_webhook),
+        read(
+            "get_webhook_deliveries",
+            User,
+            webhooks::get_webhook_deliveries,
+        ),
+        read("get_changes", User, changes::get_changes),
+        action("review_domain", Admin, domains::review_domain),
+        action("resubmit_domain", User, domains::resubmit_domain),
+        read("get_stats", Admin, stats::get_stats),
+        read("get_user_stats", User, stats::get_user_stats),
     ]
 }
 
 /// Writes the audit row of this request's change; call inside the change's transaction.
 async fn audit(c: &impl GenericClient, ctx: &Ctx, object: &str) -> Result<(), ApiError> {
     let node_label;
-    let actor = match &ctx.caller {
+    let (user_id, login, api_key) = match &ctx.caller {
         Caller::Node(agent) => {
             node_label = format!("node:{}", agent.node_id);
-            Actor {
-                user_id: None,
-                login: Some(&node_label),
-            }
+            (None, Some(node_label.as_str()), None)
         }
-        Caller::User(u) => Actor {
-            user_id: Some(u.user_id),
-            login: Some(&u.login),
-        },
-        Caller::Anonymous => Actor {
-            user_id: None,
-            login: None,
-        },
+        Caller::User(u) => (
+            Some(u.user_id),
+            Some(u.login.as_str()),
+            u.key.as_ref().map(|k| k.key_id),
+        ),
+        Caller::Anonymous => (None, None, None),
+    };
+    let actor = Actor {
+        user_id,
+        login,
+        api_key,
+        unit: ctx.unit_id(),
     };
     audit::record(c, &actor, ctx.action, object, &ctx.audit_params()).await
+}
+
+/// Records a change for the change feed and webhooks; call inside the change's transaction.
+async fn tell(
+    c: &impl GenericClient,
+    event: &'static str,
+    user_id: Option<uuid::Uuid>,
+    node_id: Option<i32>,
+    data: serde_json::Value,
+) -> Result<(), ApiError> {
+    crate::db::changes::record(
+        c,
+        &crate::db::changes::Change {
+            event,
+            user_id,
+            node_id,
+            data: &data,
+        },
+    )
+    .await
 }
 
 /// The `create-admin` command: creates an admin, or resets an account's password and makes it admin.
@@ -132,6 +230,8 @@ pub async fn create_admin(
     let actor = Actor {
         user_id: None,
         login: Some("create-admin"),
+        api_key: None,
+        unit: None,
     };
     audit::record(
         &tx,
@@ -156,9 +256,11 @@ mod tests {
         let looks_secret = [
             "password", "token", "uniqcode", "invite", "secret", "cookie", "key",
         ];
+        // Names that only look secret: the id of an API key is what its list shows.
+        let known_public = ["keyid"];
         for spec in all() {
             for field in spec.fields {
-                if looks_secret.iter().any(|w| field.contains(w)) {
+                if looks_secret.iter().any(|w| field.contains(w)) && !known_public.contains(field) {
                     assert!(
                         spec.secrets.contains(field),
                         "{}: param {field} is not declared secret",

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::audit;
 use super::checks::{self, id, own_site, page, usable_node};
+use super::{audit, tell};
 use crate::db::{self, sites::Site, sites::SiteView};
 use crate::error::{ApiError, Reason};
 use crate::params::{Num, OptNum, OptUuid};
@@ -82,6 +82,9 @@ pub async fn create_site(ctx: Ctx, p: CreateSiteParams) -> Result<CreatedSite, A
     };
     db::sites::insert(&*tx, &site, revision).await?;
     audit(&*tx, &ctx, &format!("site:{node_id}/{num}")).await?;
+    let data = serde_json::json!({"nodeid": node_id, "siteid": num, "sitenum": sitenum,
+                                  "docroot": site.docroot, "userid": owner});
+    tell(&*tx, "site.created", Some(owner), Some(node_id), data).await?;
     tx.commit().await?;
     ctx.after_commit(move |s| s.lists.evict_node(node_id));
     Ok(CreatedSite {
@@ -181,9 +184,18 @@ pub async fn delete_site(ctx: Ctx, p: SiteParams) -> Result<DeletedSite, ApiErro
     let tx = ctx.begin().await?;
     // Check before taking locks, so a stranger cannot hold another's node row.
     own_site(&*tx, &ctx, node_id, site_num, false).await?;
-    let (_, revision) = checks::lock_site_for_change(&*tx, &ctx, node_id, site_num).await?;
+    let (site, revision) = checks::lock_site_for_change(&*tx, &ctx, node_id, site_num).await?;
     db::sites::delete(&*tx, node_id, site_num).await?;
     audit(&*tx, &ctx, &format!("site:{node_id}/{site_num}")).await?;
+    let data = serde_json::json!({"nodeid": node_id, "siteid": site_num, "userid": site.user_id});
+    tell(
+        &*tx,
+        "site.deleted",
+        Some(site.user_id),
+        Some(node_id),
+        data,
+    )
+    .await?;
     tx.commit().await?;
     ctx.after_commit(move |s| s.lists.evict_node(node_id));
     Ok(DeletedSite {

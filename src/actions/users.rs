@@ -52,6 +52,8 @@ pub struct SetUserParams {
     max_mail_domains: Patch<OptNum>,
     #[serde(default)]
     max_mailboxes: Patch<OptNum>,
+    /// New domains of this user wait for an admin's review.
+    review_domains: Option<bool>,
 }
 
 /// A limit: a count 0..2^31, or null/"" for the configured default.
@@ -87,6 +89,7 @@ pub async fn set_user(ctx: Ctx, p: SetUserParams) -> Result<UserView, ApiError> 
         max_domains: limit("max_domains", p.max_domains)?,
         max_mail_domains: limit("max_mail_domains", p.max_mail_domains)?,
         max_mailboxes: limit("max_mailboxes", p.max_mailboxes)?,
+        review_domains: p.review_domains,
     };
     let tx = ctx.begin().await?;
     if !db::users::update(&*tx, p.userid, &changes).await? {

@@ -24,6 +24,8 @@ pub struct PasswordHasher {
     cost: u32,
     jobs: std::sync::mpsc::SyncSender<Job>,
     dummy: OnceCell<String>,
+    /// Jobs handed over and not yet started.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -59,6 +61,7 @@ impl PasswordHasher {
             cost,
             jobs,
             dummy: OnceCell::new(),
+            queued: Arc::default(),
         }
     }
 
@@ -66,23 +69,36 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
+        use std::sync::atomic::Ordering::Relaxed;
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = Arc::clone(&self.queued);
+        queued.fetch_add(1, Relaxed);
         let job: Job = Box::new(move || {
+            queued.fetch_sub(1, Relaxed);
             // Nobody waits for this any more (the request was dropped): spare the CPU.
             if !tx.is_closed() {
                 let _ = tx.send(f());
             }
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(_) => {
-                ApiError::busy("too many password checks are waiting; try again")
-            }
-            std::sync::mpsc::TrySendError::Disconnected(_) => {
-                ApiError::internal("the bcrypt threads are gone")
+        self.jobs.try_send(job).map_err(|e| {
+            // Never queued: not waiting either.
+            self.queued.fetch_sub(1, Relaxed);
+            match e {
+                std::sync::mpsc::TrySendError::Full(_) => {
+                    ApiError::busy("too many password checks are waiting; try again")
+                }
+                std::sync::mpsc::TrySendError::Disconnected(_) => {
+                    ApiError::internal("the bcrypt threads are gone")
+                }
             }
         })?;
         rx.await
             .map_err(|_| ApiError::internal("a bcrypt job was dropped"))
+    }
+
+    /// Jobs waiting for a bcrypt thread now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Hashes a password at the configured cost.

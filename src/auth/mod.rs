@@ -4,6 +4,8 @@
 //! Everything that must hold across instances lives in PostgreSQL.
 
 pub mod hasher;
+pub mod keys;
+pub mod ratelimit;
 pub mod secrets;
 pub mod sessions;
 pub mod throttle;
@@ -27,8 +29,10 @@ pub struct SessionUser {
     pub user_id: Uuid,
     pub login: String,
     pub role: Role,
-    /// SHA-256 of the cookie, the key of the session row.
+    /// SHA-256 of the cookie, the key of the session row (zero for an API key).
     pub session_hash: [u8; 32],
+    /// The API key the request came with, and what it may do; `None` for a session.
+    pub key: Option<std::sync::Arc<keys::KeyScope>>,
 }
 
 /// The caller of a request.

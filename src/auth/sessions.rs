@@ -52,6 +52,7 @@ pub async fn resolve_session(
         login: found.login,
         role: found.role,
         session_hash: hash,
+        key: None,
     };
     let lifetime = Duration::from_secs_f64(idle_left.min(found.age_left).max(0.0));
     state.sessions.put(user.clone(), lifetime, generation);

@@ -18,6 +18,7 @@ use moka::sync::Cache;
 use uuid::Uuid;
 
 use super::Freshness;
+use crate::db::domains::Listed;
 use crate::db::nodes::Node;
 use crate::events::Invalidated;
 
@@ -41,7 +42,7 @@ pub type Page<T> = (Arc<Vec<T>>, i64);
 const ENTRY_OVERHEAD: usize = 160;
 
 pub struct ListCache {
-    domains: Cache<Stamped<DomainQuery>, Page<String>>,
+    domains: Cache<Stamped<DomainQuery>, Page<Listed>>,
     nodes: Cache<Stamped<NodeQuery>, Page<Node>>,
     /// Per node, how often its pages were evicted.
     node_generations: Mutex<HashMap<i32, u64>>,
@@ -49,6 +50,7 @@ pub struct ListCache {
     fresh: Freshness,
     /// Off (`HOSTPLANE_LIST_CACHE=false`): every read goes to the database.
     disabled: bool,
+    counts: super::HitCount,
 }
 
 fn weight(bytes: usize) -> u32 {
@@ -61,7 +63,15 @@ impl ListCache {
     pub fn new(enabled: bool, max_bytes: u64) -> Self {
         let domains = Cache::builder()
             .max_capacity(max_bytes / 4 * 3)
-            .weigher(|_, (page, _): &Page<String>| weight(page.iter().map(|d| d.len() + 24).sum()))
+            .weigher(|_, (page, _): &Page<Listed>| {
+                weight(
+                    page.iter()
+                        .map(|d| {
+                            d.domain.len() + d.reject_reason.as_ref().map_or(0, String::len) + 96
+                        })
+                        .sum(),
+                )
+            })
             .build();
         let nodes = Cache::builder()
             .max_capacity(max_bytes / 4)
@@ -80,6 +90,7 @@ impl ListCache {
             node_list_generation: AtomicU64::new(0),
             fresh: Freshness::default(),
             disabled: !enabled,
+            counts: super::HitCount::default(),
         }
     }
 
@@ -107,21 +118,29 @@ impl ListCache {
         self.stamp(generation, query)
     }
 
-    pub fn domains(&self, key: &Stamped<DomainQuery>) -> Option<Page<String>> {
-        self.fresh
-            .is_live()
-            .then(|| self.domains.get(key))
-            .flatten()
+    pub fn domains(&self, key: &Stamped<DomainQuery>) -> Option<Page<Listed>> {
+        self.counts.record(
+            self.fresh
+                .is_live()
+                .then(|| self.domains.get(key))
+                .flatten(),
+        )
     }
 
-    pub fn put_domains(&self, key: Stamped<DomainQuery>, page: Page<String>) {
+    /// (hits, misses) of page lookups so far.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        self.counts.get()
+    }
+
+    pub fn put_domains(&self, key: Stamped<DomainQuery>, page: Page<Listed>) {
         if self.fresh.is_live() {
             self.domains.insert(key, page);
         }
     }
 
     pub fn nodes(&self, key: &Stamped<NodeQuery>) -> Option<Page<Node>> {
-        self.fresh.is_live().then(|| self.nodes.get(key)).flatten()
+        self.counts
+            .record(self.fresh.is_live().then(|| self.nodes.get(key)).flatten())
     }
 
     pub fn put_nodes(&self, key: Stamped<NodeQuery>, page: Page<Node>) {
@@ -194,8 +213,14 @@ impl Invalidated for ListCache {
 mod tests {
     use super::*;
 
-    fn page() -> Page<String> {
-        (Arc::new(vec!["a.example".into()]), 1)
+    fn page() -> Page<Listed> {
+        let listed = Listed {
+            domain: "a.example".into(),
+            status: "active".into(),
+            reject_reason: None,
+            nodeid: None,
+        };
+        (Arc::new(vec![listed]), 1)
     }
 
     fn live() -> ListCache {
@@ -255,10 +280,17 @@ mod tests {
         let bound = 64 * 1024;
         let c = ListCache::new(true, bound);
         c.set_live(true);
-        let names: Vec<String> = (0..200).map(|i| format!("d{i:05}.example.com")).collect();
+        let names: Vec<Listed> = (0..200)
+            .map(|i| Listed {
+                domain: format!("d{i:05}.example.com"),
+                status: "active".into(),
+                reject_reason: None,
+                nodeid: None,
+            })
+            .collect();
         for limit in 1..=200i64 {
             for offset in 0..20i64 {
-                let page: Vec<String> = names.iter().take(limit as usize).cloned().collect();
+                let page: Vec<Listed> = names.iter().take(limit as usize).cloned().collect();
                 c.put_domains(
                     c.domain_key((1, None, None, limit, offset)),
                     (Arc::new(page), 200),

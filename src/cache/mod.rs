@@ -43,3 +43,28 @@ impl Freshness {
         self.live.store(live, Ordering::SeqCst);
     }
 }
+
+/// Lookups answered from memory and lookups that missed, for `/metrics`.
+#[derive(Default)]
+pub struct HitCount {
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+impl HitCount {
+    /// Counts one lookup and passes its result through.
+    pub fn record<T>(&self, found: Option<T>) -> Option<T> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match found {
+            Some(_) => self.hits.fetch_add(1, Relaxed),
+            None => self.misses.fetch_add(1, Relaxed),
+        };
+        found
+    }
+
+    /// (hits, misses) so far.
+    pub fn get(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
+}

@@ -29,6 +29,7 @@ pub struct SessionCache {
     /// Held while storing and while evicting, so a read that raced an eviction is not stored.
     writes: Mutex<()>,
     fresh: Freshness,
+    counts: super::HitCount,
 }
 
 #[derive(Clone)]
@@ -50,6 +51,7 @@ impl SessionCache {
                 .build(),
             writes: Mutex::new(()),
             fresh: Freshness::default(),
+            counts: super::HitCount::default(),
         }
     }
 
@@ -59,6 +61,15 @@ impl SessionCache {
 
     /// The cached session, if the cache may be trusted and the entry is still valid.
     pub fn get(&self, hash: &[u8; 32]) -> Option<SessionUser> {
+        self.counts.record(self.lookup(hash))
+    }
+
+    /// (hits, misses) of lookups so far.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        self.counts.get()
+    }
+
+    fn lookup(&self, hash: &[u8; 32]) -> Option<SessionUser> {
         if !self.fresh.is_live() {
             return None;
         }
@@ -167,6 +178,7 @@ mod tests {
             login: format!("u{n}"),
             role: Role::User,
             session_hash: [n; 32],
+            key: None,
         }
     }
 
@@ -235,6 +247,7 @@ mod bound_tests {
                 login: format!("user{n}"),
                 role: Role::User,
                 session_hash: hash,
+                key: None,
             };
             c.put(user, MAX_AGE, c.generation());
         }

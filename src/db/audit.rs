@@ -11,6 +11,10 @@ use crate::error::ApiError;
 pub struct Actor<'a> {
     pub user_id: Option<Uuid>,
     pub login: Option<&'a str>,
+    /// The API key the change came through.
+    pub api_key: Option<Uuid>,
+    /// The unit of work (a batch, or a request with a request_id) it was part of.
+    pub unit: Option<Uuid>,
 }
 
 /// Writes one audit row; call it inside the transaction of the change.
@@ -23,8 +27,17 @@ pub async fn record(
 ) -> Result<(), ApiError> {
     execute(
         c,
-        "INSERT INTO audit_log (actor, actor_login, action, object, params) VALUES ($1, $2, $3, $4, $5)",
-        &[&actor.user_id, &actor.login, &action, &object, params],
+        "INSERT INTO audit_log (actor, actor_login, action, object, params, api_key, unit)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &actor.user_id,
+            &actor.login,
+            &action,
+            &object,
+            params,
+            &actor.api_key,
+            &actor.unit,
+        ],
     )
     .await?;
     Ok(())

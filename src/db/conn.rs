@@ -23,6 +23,8 @@ pub type AfterCommit = Box<dyn FnOnce(&AppState) + Send>;
 
 /// One connection with one open transaction, shared by the handlers of one request.
 pub struct Unit {
+    /// Names the unit in the audit log: a batch's entries share it.
+    pub id: uuid::Uuid,
     conn: Arc<Mutex<Shared>>,
     after_commit: StdMutex<Vec<AfterCommit>>,
     /// Committed or rolled back: nothing is left to undo when it is dropped.
@@ -54,6 +56,7 @@ impl Unit {
         let client = state.db().await?;
         client.batch_execute("BEGIN").await?;
         Ok(Arc::new(Unit {
+            id: uuid::Uuid::new_v4(),
             conn: Arc::new(Mutex::new(Shared {
                 client,
                 undo_savepoint: false,

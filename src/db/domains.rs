@@ -20,12 +20,13 @@ pub async fn insert(
     node: i32,
     site: i32,
     user: Uuid,
+    status: &str,
 ) -> Result<(), ApiError> {
     let inserted = execute(
         c,
-        "INSERT INTO domains (name, node_id, site_num, user_id) VALUES ($1, $2, $3, $4)
+        "INSERT INTO domains (name, node_id, site_num, user_id, status) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (name) DO NOTHING",
-        &[&name, &node, &site, &user],
+        &[&name, &node, &site, &user, &status],
     )
     .await?;
     if inserted == 0 {
@@ -135,27 +136,107 @@ pub async fn count_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, Ap
     .get(0))
 }
 
-/// A sorted page of the domains on a node, optionally of one site and/or one user, and the total.
+/// A domain in a list, with its review status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    pub domain: String,
+    /// `active`, `reviewing` or `rejected`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodeid: Option<i32>,
+}
+
+/// Which domains a list shows.
+pub struct Filter<'a> {
+    /// `None` only for an admin's review queue, over every node.
+    pub node: Option<i32>,
+    pub site: Option<i32>,
+    pub user: Option<Uuid>,
+    pub status: Option<&'a str>,
+}
+
+/// A sorted page of the domains matching the filter, and the total.
 pub async fn list(
     c: &impl GenericClient,
-    node: i32,
-    site: Option<i32>,
-    user: Option<Uuid>,
+    f: &Filter<'_>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<String>, i64), ApiError> {
-    let filter = "node_id = $1 AND ($2::int IS NULL OR site_num = $2) AND ($3::uuid IS NULL OR user_id = $3)";
+) -> Result<(Vec<Listed>, i64), ApiError> {
+    let filter = "($1::int IS NULL OR node_id = $1) AND ($2::int IS NULL OR site_num = $2)
+                  AND ($3::uuid IS NULL OR user_id = $3) AND ($4::text IS NULL OR status = $4)";
     let count = format!("SELECT count(*) FROM domains WHERE {filter}");
     let (rows, total) = page_with_total(
         c,
         &format!(
-            "SELECT name, ({count}) FROM domains WHERE {filter} ORDER BY name LIMIT $4 OFFSET $5"
+            "SELECT name, status, reject_reason, node_id, ({count}) FROM domains WHERE {filter}
+              ORDER BY name LIMIT $5 OFFSET $6"
         ),
-        &[&node, &site, &user, &limit, &offset],
+        &[&f.node, &f.site, &f.user, &f.status, &limit, &offset],
         &count,
-        &[&node, &site, &user],
+        &[&f.node, &f.site, &f.user, &f.status],
         offset,
     )
     .await?;
-    Ok((rows.iter().map(|r| r.get(0)).collect(), total))
+    let listed = rows
+        .iter()
+        .map(|r| Listed {
+            domain: r.get(0),
+            status: r.get(1),
+            reject_reason: r.get(2),
+            nodeid: f.node.is_none().then(|| r.get(3)),
+        })
+        .collect();
+    Ok((listed, total))
+}
+
+/// A domain's review outcome, on whichever of the web and mail domains hold that name and are
+/// not active yet. Returns (web domain's node and owner, mail domain's owner).
+pub async fn set_review(
+    c: &impl GenericClient,
+    name: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<(Option<(i32, i32, Uuid)>, Option<Uuid>), ApiError> {
+    let web = super::query_opt(
+        c,
+        "UPDATE domains SET status = $2, reject_reason = $3
+          WHERE name = $1 AND status <> 'active' RETURNING node_id, site_num, user_id",
+        &[&name, &status, &reason],
+    )
+    .await?
+    .map(|r| (r.get(0), r.get(1), r.get(2)));
+    let mail = super::query_opt(
+        c,
+        "UPDATE mail_domains SET status = $2, reject_reason = $3
+          WHERE name = $1 AND status <> 'active' RETURNING user_id",
+        &[&name, &status, &reason],
+    )
+    .await?
+    .map(|r| r.get(0));
+    Ok((web, mail))
+}
+
+/// Sends a rejected domain back for review; the owners of what moved.
+pub async fn resubmit(
+    c: &impl GenericClient,
+    name: &str,
+    user: Option<Uuid>,
+) -> Result<bool, ApiError> {
+    let web = execute(
+        c,
+        "UPDATE domains SET status = 'reviewing', reject_reason = NULL
+          WHERE name = $1 AND status = 'rejected' AND ($2::uuid IS NULL OR user_id = $2)",
+        &[&name, &user],
+    )
+    .await?;
+    let mail = execute(
+        c,
+        "UPDATE mail_domains SET status = 'reviewing', reject_reason = NULL
+          WHERE name = $1 AND status = 'rejected' AND ($2::uuid IS NULL OR user_id = $2)",
+        &[&name, &user],
+    )
+    .await?;
+    Ok(web + mail > 0)
 }

@@ -18,6 +18,10 @@ pub struct MailDomainView {
     pub mailboxes: i64,
     pub aliases: i64,
     pub created_at: String,
+    /// `active`, `reviewing` (waiting for an admin) or `rejected`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
 }
 
 /// Adds a mail domain; `domain_exists` when it is one already.
@@ -26,12 +30,13 @@ pub async fn insert_domain(
     name: &str,
     user: Uuid,
     region: &str,
+    status: &str,
 ) -> Result<(), ApiError> {
     let n = execute(
         c,
-        "INSERT INTO mail_domains (name, user_id, region) VALUES ($1, $2, $3)
+        "INSERT INTO mail_domains (name, user_id, region, status) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO NOTHING",
-        &[&name, &user, &region],
+        &[&name, &user, &region, &status],
     )
     .await?;
     if n == 0 {
@@ -82,25 +87,28 @@ pub async fn list_domains(
     c: &impl GenericClient,
     user: Option<Uuid>,
     name: Option<&str>,
+    status: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<MailDomainView>, i64), ApiError> {
     const COUNT: &str = "SELECT count(*) FROM mail_domains
-                          WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR name = $2)";
+                          WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR name = $2)
+                            AND ($5::text IS NULL OR status = $5)";
     let (rows, total) = page_with_total(
         c,
         &format!(
             "SELECT d.name, d.user_id, d.region, d.disabled,
                     (SELECT count(*) FROM mailboxes m WHERE m.domain = d.name), hp_iso(d.created_at),
                     (SELECT count(*) FROM mail_aliases a WHERE a.domain = d.name),
-                    ({COUNT})
+                    d.status, d.reject_reason, ({COUNT})
                FROM mail_domains d
               WHERE ($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.name = $2)
+                AND ($5::text IS NULL OR d.status = $5)
               ORDER BY d.name LIMIT $3 OFFSET $4"
         ),
-        &[&user, &name, &limit, &offset],
-        COUNT,
-        &[&user, &name],
+        &[&user, &name, &limit, &offset, &status],
+        &COUNT.replace("$5", "$3"),
+        &[&user, &name, &status],
         offset,
     )
     .await?;
@@ -114,6 +122,8 @@ pub async fn list_domains(
             mailboxes: r.get(4),
             created_at: r.get(5),
             aliases: r.get(6),
+            status: r.get(7),
+            reject_reason: r.get(8),
         })
         .collect();
     Ok((domains, total))

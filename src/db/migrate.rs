@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_mailbox_usage_writes",
         include_str!("../../sql/0014_mailbox_usage_writes.sql"),
     ),
+    (
+        "0015_integration",
+        include_str!("../../sql/0015_integration.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

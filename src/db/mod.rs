@@ -22,16 +22,21 @@
 //! serialization failure) is retried by the registry, and answers `busy` when retries run out.
 
 pub mod audit;
+pub mod changes;
 pub mod conn;
 pub mod domains;
+pub mod idempotency;
+pub mod keys;
 pub mod mail;
 pub mod migrate;
 pub mod nodes;
 pub mod sessions;
 pub mod sites;
+pub mod stats;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 

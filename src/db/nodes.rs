@@ -285,7 +285,8 @@ pub async fn desired_state(
                 SELECT json_agg(json_build_object(
                          'siteid', s.site_num, 'sitenum', 'site' || s.site_num, 'docroot', s.docroot,
                          'servername', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
-                                                  WHERE d.node_id = s.node_id AND d.site_num = s.site_num), '[]'),
+                                                  WHERE d.node_id = s.node_id AND d.site_num = s.site_num
+                                                    AND d.status = 'active'), '[]'),
                          'userid', s.user_id) ORDER BY s.site_num)
                   FROM sites s WHERE s.node_id = n.id), '[]')
            FROM nodes n WHERE n.id = $1",
@@ -303,23 +304,43 @@ pub async fn record_report(
     id: i32,
     revision: i64,
     error: Option<&str>,
-) -> Result<i64, ApiError> {
+) -> Result<Reported, ApiError> {
     let row = query_opt(
         c,
-        "UPDATE nodes SET
+        "WITH old (applied, errored, message) AS (
+             SELECT applied_revision, error_revision, last_error FROM nodes
+              WHERE id = $1 FOR NO KEY UPDATE)
+         UPDATE nodes SET
             last_seen = now(),
             applied_revision = CASE WHEN $3::text IS NULL THEN greatest(applied_revision, $2) ELSE applied_revision END,
             error_revision = CASE WHEN $3::text IS NOT NULL THEN $2
                                   WHEN error_revision <= $2 THEN NULL ELSE error_revision END,
             last_error = CASE WHEN $3::text IS NOT NULL THEN $3
                               WHEN error_revision <= $2 THEN NULL ELSE last_error END
+           FROM old
           WHERE id = $1 AND revision >= $2
-         RETURNING revision",
+         RETURNING revision, applied_revision > old.applied,
+                   $3::text IS NOT NULL AND (old.errored IS DISTINCT FROM $2
+                                             OR old.message IS DISTINCT FROM $3)",
         &[&id, &revision, &error],
     )
     .await?;
-    row.map(|r| r.get(0))
-        .ok_or_else(|| Reason::bad_params.msg("param `revision`: newer than the node's revision"))
+    row.map(|r| Reported {
+        revision: r.get(0),
+        applied_moved: r.get(1),
+        new_error: r.get(2),
+    })
+    .ok_or_else(|| Reason::bad_params.msg("param `revision`: newer than the node's revision"))
+}
+
+/// What a report changed.
+pub struct Reported {
+    /// The node's current revision.
+    pub revision: i64,
+    /// The applied revision moved forward.
+    pub applied_moved: bool,
+    /// An error not reported before.
+    pub new_error: bool,
 }
 
 /// A node's sync status.

@@ -89,3 +89,33 @@ pub async fn purge_expired(
     )
     .await
 }
+
+/// Adds an instance's count of requests to the shared one of its hourly window; returns the sum
+/// of all instances.
+pub async fn add_requests(
+    c: &impl GenericClient,
+    subject: &str,
+    window_start: i64,
+    delta: u64,
+) -> Result<u64, ApiError> {
+    let row = super::query_one(
+        c,
+        "INSERT INTO request_counts (subject, window_start, count)
+         VALUES ($1, to_timestamp($2::bigint), $3)
+         ON CONFLICT (subject, window_start) DO UPDATE SET count = request_counts.count + EXCLUDED.count
+         RETURNING count",
+        &[&subject, &window_start, &(delta as i64)],
+    )
+    .await?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// Drops request counts of windows that ended over an hour ago (by their window index).
+pub async fn purge_request_counts(c: &impl GenericClient) -> Result<u64, ApiError> {
+    execute(
+        c,
+        "DELETE FROM request_counts WHERE window_start < now() - interval '2 hours'",
+        &[],
+    )
+    .await
+}

@@ -182,6 +182,8 @@ pub struct Limits {
     pub max_domains: Option<i32>,
     pub max_mail_domains: Option<i32>,
     pub max_mailboxes: Option<i32>,
+    /// New domains of this user wait for an admin's review.
+    pub review_domains: bool,
 }
 
 /// The user's own limits, with the user's row locked until the transaction ends, so two
@@ -193,7 +195,7 @@ pub async fn lock_limits(
 ) -> Result<Option<Limits>, ApiError> {
     let row = query_opt(
         c,
-        "SELECT max_sites, max_domains, max_mail_domains, max_mailboxes FROM users
+        "SELECT max_sites, max_domains, max_mail_domains, max_mailboxes, review_domains FROM users
           WHERE id = $1 FOR NO KEY UPDATE",
         &[&user_id],
     )
@@ -203,6 +205,7 @@ pub async fn lock_limits(
         max_domains: r.get(1),
         max_mail_domains: r.get(2),
         max_mailboxes: r.get(3),
+        review_domains: r.get(4),
     }))
 }
 
@@ -218,6 +221,8 @@ pub struct UserView {
     pub max_domains: Option<i32>,
     pub max_mail_domains: Option<i32>,
     pub max_mailboxes: Option<i32>,
+    /// New domains of this user wait for an admin's `review_domain`.
+    pub review_domains: bool,
     pub sites: i64,
     pub domains: i64,
     pub created_at: String,
@@ -228,7 +233,7 @@ const USER_VIEW: &str = "SELECT u.id, u.login, u.role, u.disabled,
         u.max_sites, u.max_domains,
         (SELECT count(*) FROM sites s WHERE s.user_id = u.id),
         (SELECT count(*) FROM domains d WHERE d.user_id = u.id),
-        hp_iso(u.created_at), u.max_mail_domains, u.max_mailboxes
+        hp_iso(u.created_at), u.max_mail_domains, u.max_mailboxes, u.review_domains
    FROM users u";
 
 fn user_view(r: &tokio_postgres::Row) -> UserView {
@@ -245,6 +250,7 @@ fn user_view(r: &tokio_postgres::Row) -> UserView {
         created_at: r.get(9),
         max_mail_domains: r.get(10),
         max_mailboxes: r.get(11),
+        review_domains: r.get(12),
     }
 }
 
@@ -289,6 +295,7 @@ pub struct UserChanges<'a> {
     pub max_domains: Option<Option<i32>>,
     pub max_mail_domains: Option<Option<i32>>,
     pub max_mailboxes: Option<Option<i32>>,
+    pub review_domains: Option<bool>,
 }
 
 /// Applies the changes; false when the user does not exist.
@@ -305,7 +312,8 @@ pub async fn update(
             max_sites = CASE WHEN $4 THEN $5 ELSE max_sites END,
             max_domains = CASE WHEN $6 THEN $7 ELSE max_domains END,
             max_mail_domains = CASE WHEN $8 THEN $9 ELSE max_mail_domains END,
-            max_mailboxes = CASE WHEN $10 THEN $11 ELSE max_mailboxes END
+            max_mailboxes = CASE WHEN $10 THEN $11 ELSE max_mailboxes END,
+            review_domains = coalesce($12, review_domains)
           WHERE id = $1",
         &[
             &user_id,
@@ -319,6 +327,7 @@ pub async fn update(
             &ch.max_mail_domains.flatten(),
             &ch.max_mailboxes.is_some(),
             &ch.max_mailboxes.flatten(),
+            &ch.review_domains,
         ],
     )
     .await?;

@@ -280,6 +280,10 @@ const PURGES: &[&str] = &[
     "DELETE FROM password_resets WHERE expires_at < now() - interval '1 hour'",
     "DELETE FROM invites WHERE expires_at < now() - interval '1 hour'",
     "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < now() - make_interval(days => 365) ORDER BY at LIMIT 10000)",
+    "DELETE FROM request_counts WHERE window_start < now() - interval '2 hours'",
+    "DELETE FROM idempotent_requests WHERE created_at < now() - make_interval(hours => 24)",
+    "DELETE FROM changes WHERE at < now() - make_interval(days => 30)",
+    "DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < now() - make_interval(days => 30)",
 ];
 
 #[tokio::test]

@@ -21,9 +21,15 @@ pub struct Answer {
     pub set_cookie: Option<String>,
     /// The `Retry-After` header, in seconds.
     pub retry_after: Option<u64>,
+    pub headers: hyper::HeaderMap,
 }
 
 impl Answer {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     /// The result of an ok answer; panics with the body otherwise.
     #[track_caller]
     pub fn ok(&self) -> &Value {
@@ -117,6 +123,13 @@ impl TestApp {
         config.mail_spool = spool.path().to_path_buf();
         // Tests sign many users up from one address; the tests of this limit set it themselves.
         config.anon_limit = 10_000;
+        // Likewise for the hourly request limits; their tests set them low.
+        config.rate_limit = 1_000_000;
+        config.rate_limit_anon = 1_000_000;
+        // Webhook receivers in tests listen on loopback, and retries come quickly.
+        config.webhook_allow_private = true;
+        config.webhook_poll = std::time::Duration::from_millis(50);
+        config.webhook_retry = std::time::Duration::from_millis(200);
         tweak(&mut config);
         let app = Application::build(config).await.expect("the app starts");
         let addr = app.local_addr();
@@ -169,6 +182,7 @@ impl TestApp {
             .headers()
             .get("retry-after")
             .map(|v| v.to_str().unwrap().parse().expect("Retry-After in seconds"));
+        let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             panic!(
@@ -181,6 +195,7 @@ impl TestApp {
             body,
             set_cookie,
             retry_after,
+            headers,
         }
     }
 
@@ -367,6 +382,21 @@ impl World {
 }
 
 impl TestApp {
+    /// Calls an action with an API key (`Authorization: Bearer hpk_...`).
+    pub async fn call_key(&self, key: &str, action: &str, params: Value) -> Answer {
+        self.call_node(key, action, params).await
+    }
+
+    /// Makes an API key for the session's user; returns (key, keyid).
+    pub async fn api_key(&self, cookie: &str, params: Value) -> (String, String) {
+        let r = self.call_as(cookie, "create_api_key", params).await;
+        let r = r.ok();
+        (
+            r["key"].as_str().unwrap().to_string(),
+            r["keyid"].as_str().unwrap().to_string(),
+        )
+    }
+
     /// Calls an action as a node agent with its token.
     pub async fn call_node(&self, token: &str, action: &str, params: Value) -> Answer {
         let auth = format!("Bearer {token}");
@@ -517,6 +547,11 @@ pub async fn snapshot(app: &TestApp) -> String {
         "SELECT string_agg(source || region || destination, ',' ORDER BY source, region) FROM mail_bcc",
         "SELECT string_agg(source || region || destination, ',' ORDER BY source, region) FROM mail_transports",
         "SELECT string_agg(domain || selector || public_key, ',' ORDER BY domain) FROM mail_dkim",
+        "SELECT string_agg(id::text || user_id || name || read_only, ',' ORDER BY id) FROM api_keys",
+        "SELECT string_agg(id::text || url || array_to_string(events, ' '), ',' ORDER BY id) FROM webhooks",
+        "SELECT string_agg(name || status || coalesce(reject_reason, ''), ',' ORDER BY name) FROM domains",
+        "SELECT string_agg(name || status, ',' ORDER BY name) FROM mail_domains",
+        "SELECT count(*)::text FROM changes",
     ] {
         let v: Option<String> = db.query_one(sql, &[]).await.unwrap().get(0);
         out.push_str(&v.unwrap_or_default());

@@ -114,6 +114,9 @@ async fn world_as_role(role: &OwnRole) -> (TestApp, String, i64) {
     let d = json!({"nodeid": 1, "siteid": s, "domain": "first.example.com"});
     app.call_as(&cookie, "add_domain", d).await.ok();
     crate::sessions::until_live(&app).await;
+    // The setup's own change notifications are delivered asynchronously; let them land before
+    // a test caches a page they would evict.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     (app, cookie, s)
 }
 

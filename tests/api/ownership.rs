@@ -7,7 +7,8 @@ use crate::helpers::{snapshot, World};
 
 /// What bob sends to each action to reach alice's objects. Actions that name no object of
 /// another user say so with `None`; they are still called, with no params.
-fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
+fn attacks(alice: &Alice, site: i64) -> Vec<(&'static str, Option<Value>)> {
+    let alice_id = alice.id.as_str();
     let mine = |v: Value| Some(v);
     vec![
         ("ping", None),
@@ -138,12 +139,55 @@ fn attacks(alice_id: &str, site: i64) -> Vec<(&'static str, Option<Value>)> {
             mine(json!({"domain": "alice-mail.example", "selector": "stolen"})),
         ),
         ("get_dkim", mine(json!({"domain": "alice-mail.example"}))),
+        (
+            "create_api_key",
+            mine(json!({"userid": alice_id, "name": "stolen"})),
+        ),
+        ("get_list_api_key", mine(json!({"userid": alice_id}))),
+        ("revoke_api_key", mine(json!({"keyid": alice.key_id}))),
+        (
+            "batch",
+            mine(json!({"atomic": true, "actions": [
+                {"action": "get_list_domain", "params": {"nodeid": 1, "siteid": site}},
+                {"action": "delete_site", "params": {"nodeid": 1, "siteid": site}},
+            ]})),
+        ),
+        // Webhooks and the change feed name no other user's objects: a user's own only.
+        ("add_webhook", None),
+        ("get_list_webhook", None),
+        (
+            "delete_webhook",
+            mine(json!({"webhookid": alice.webhook_id})),
+        ),
+        (
+            "get_webhook_deliveries",
+            mine(json!({"webhookid": alice.webhook_id})),
+        ),
+        ("get_changes", None),
+        (
+            "review_domain",
+            mine(json!({"domain": "alice-review.example.com", "audit_status": "passed"})),
+        ),
+        (
+            "resubmit_domain",
+            mine(json!({"domain": "alice-review.example.com"})),
+        ),
+        ("get_stats", mine(json!({}))),
+        ("get_user_stats", mine(json!({"userid": alice_id}))),
     ]
+}
+
+/// Alice's objects that are named by id.
+struct Alice {
+    id: String,
+    key_id: String,
+    webhook_id: String,
 }
 
 #[tokio::test]
 async fn a_user_cannot_reach_another_users_objects_through_any_action() {
-    let w = World::new().await;
+    // Bob tries with his session, and with an API key of his own that may call everything.
+    let w = World::with(|c| c.domain_review = hostplane::config::DomainReview::Off).await;
     w.private_node(5).await;
     w.grant(&w.alice.0, 5).await;
     let site = w.site(&w.alice.1, 1).await;
@@ -166,7 +210,30 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
         .await
         .ok();
 
-    let table = attacks(&w.alice.0, site);
+    // A domain of alice's that waits for review.
+    w.app
+        .call_as(
+            &w.admin,
+            "set_user",
+            json!({"userid": w.alice.0, "review_domains": true}),
+        )
+        .await
+        .ok();
+    w.domain(&w.alice.1, 1, site, "alice-review.example.com")
+        .await;
+    let (_, key_id) = w.app.api_key(&w.alice.1, json!({"name": "billing"})).await;
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "events": ["site.created"]});
+    let webhook_id = w.app.call_as(&w.alice.1, "add_webhook", hook).await.ok()["webhookid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alice = Alice {
+        id: w.alice.0.clone(),
+        key_id,
+        webhook_id,
+    };
+    let (bob_key, _) = w.app.api_key(&w.bob.1, json!({"name": "everything"})).await;
+    let table = attacks(&alice, site);
     let registry = hostplane::registry::Registry::new(hostplane::actions::all()).unwrap();
     let mut covered: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
     covered.sort();
@@ -177,9 +244,16 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
     );
 
     let before = snapshot(&w.app).await;
-    for (action, params) in table {
+    for ((action, params), with_key) in table
+        .iter()
+        .flat_map(|entry| [(entry.clone(), false), (entry.clone(), true)])
+    {
         let Some(params) = params else { continue };
-        let a = w.app.call_as(&w.bob.1, action, params).await;
+        let a = if with_key {
+            w.app.call_key(&bob_key, action, params).await
+        } else {
+            w.app.call_as(&w.bob.1, action, params).await
+        };
         let reason = a.body["reason"].as_str().unwrap_or("");
         let refused = [
             "auth_required",
@@ -192,7 +266,7 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
         ];
         assert!(
             refused.contains(&reason),
-            "{action}: bob was not refused: {} {}",
+            "{action} (key: {with_key}): bob was not refused: {} {}",
             a.status,
             a.body
         );
@@ -214,7 +288,11 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
         .app
         .call_as(&w.alice.1, "get_list_domain", json!({"nodeid": 1}))
         .await;
-    assert_eq!(a.ok()["domainlist"], json!(["alice-secret.example.com"]));
+    assert_eq!(
+        a.ok()["domainlist"],
+        json!(["alice-review.example.com", "alice-secret.example.com"])
+    );
+    assert_eq!(a.ok()["review"][0]["status"], "reviewing");
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ impl ServerProcess {
             .env("HOSTPLANE_LISTEN", addr)
             .env("HOSTPLANE_BCRYPT_COST", "4")
             .env("HOSTPLANE_LOG", "error")
+            // These tests load one account far past the hourly request limit.
+            .env("HOSTPLANE_RATE_LIMIT", "1000000")
+            .env("HOSTPLANE_RATE_LIMIT_ANON", "1000000")
             .stdout(Stdio::null())
             .kill_on_drop(true);
         for (k, v) in env {

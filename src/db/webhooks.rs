@@ -1,0 +1,306 @@
+//! Webhooks and their outbox (`webhook_deliveries`, filled by a trigger on `changes`).
+//!
+//! A deliverer leases due deliveries with `FOR UPDATE SKIP LOCKED`, so instances share the
+//! outbox and each delivery goes out once in the normal case; a lease that runs out (its
+//! instance died) makes the delivery due again: at least once. Only the oldest pending delivery
+//! of each webhook is ever leased, so a webhook hears of changes in order.
+
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{execute, query, query_one, query_opt};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Webhooks one user may hold.
+pub const MAX_PER_USER: i64 = 20;
+
+/// A webhook as its owner lists it (never its secret).
+#[derive(Debug, Serialize)]
+pub struct Webhook {
+    pub webhookid: Uuid,
+    /// `null` for an admin's global webhook.
+    pub userid: Option<Uuid>,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: String,
+}
+
+const COLUMNS: &str = "id, user_id, url, events, hp_iso(created_at)";
+
+fn webhook(r: &tokio_postgres::Row) -> Webhook {
+    Webhook {
+        webhookid: r.get(0),
+        userid: r.get(1),
+        url: r.get(2),
+        events: r.get(3),
+        created_at: r.get(4),
+    }
+}
+
+/// Stores a webhook; `None` when its creator already holds [`MAX_PER_USER`].
+pub async fn insert(
+    c: &impl GenericClient,
+    owner: Option<Uuid>,
+    created_by: Uuid,
+    url: &str,
+    events: &[String],
+    secret: &str,
+) -> Result<Option<Webhook>, ApiError> {
+    let held: i64 = query_one(
+        c,
+        "SELECT count(*) FROM webhooks WHERE created_by = $1",
+        &[&created_by],
+    )
+    .await?
+    .get(0);
+    if held >= MAX_PER_USER {
+        return Ok(None);
+    }
+    let row = query_one(
+        c,
+        &format!(
+            "INSERT INTO webhooks (id, user_id, created_by, url, events, secret)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        ),
+        &[&Uuid::new_v4(), &owner, &created_by, &url, &events, &secret],
+    )
+    .await?;
+    Ok(Some(webhook(&row)))
+}
+
+/// The webhooks a caller sees: its own, or (`None`) every one.
+pub async fn list(
+    c: &impl GenericClient,
+    created_by: Option<Uuid>,
+) -> Result<Vec<Webhook>, ApiError> {
+    let rows = query(
+        c,
+        &format!(
+            "SELECT {COLUMNS} FROM webhooks WHERE $1::uuid IS NULL OR created_by = $1
+              ORDER BY created_at, id"
+        ),
+        &[&created_by],
+    )
+    .await?;
+    Ok(rows.iter().map(webhook).collect())
+}
+
+/// Who made a webhook.
+pub async fn creator(c: &impl GenericClient, id: Uuid) -> Result<Option<Uuid>, ApiError> {
+    Ok(
+        query_opt(c, "SELECT created_by FROM webhooks WHERE id = $1", &[&id])
+            .await?
+            .map(|r| r.get(0)),
+    )
+}
+
+/// Deletes a webhook and its outbox.
+pub async fn delete(c: &impl GenericClient, id: Uuid) -> Result<bool, ApiError> {
+    Ok(execute(c, "DELETE FROM webhooks WHERE id = $1", &[&id]).await? > 0)
+}
+
+/// One delivery as `get_webhook_deliveries` lists it.
+#[derive(Debug, Serialize)]
+pub struct Delivery {
+    pub deliveryid: i64,
+    pub changeid: i64,
+    pub event: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+    pub done_at: Option<String>,
+}
+
+/// A page of a webhook's deliveries, newest first, with the total.
+pub async fn deliveries(
+    c: &impl GenericClient,
+    webhook: Uuid,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Delivery>, i64), ApiError> {
+    let rows = query(
+        c,
+        "SELECT d.id, d.change_id, c.event, d.state, d.attempts, d.last_status, d.last_error,
+                hp_iso(d.created_at), CASE WHEN d.state = 'pending' THEN hp_iso(d.next_at) END,
+                hp_iso(d.done_at),
+                (SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1)
+           FROM webhook_deliveries d JOIN changes c ON c.id = d.change_id
+          WHERE d.webhook_id = $1
+          ORDER BY d.id DESC LIMIT $2 OFFSET $3",
+        &[&webhook, &limit, &offset],
+    )
+    .await?;
+    let total = match rows.first() {
+        Some(r) => r.get(10),
+        None => query_one(
+            c,
+            "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1",
+            &[&webhook],
+        )
+        .await?
+        .get(0),
+    };
+    Ok((
+        rows.iter()
+            .map(|r| Delivery {
+                deliveryid: r.get(0),
+                changeid: r.get(1),
+                event: r.get(2),
+                state: r.get(3),
+                attempts: r.get(4),
+                last_status: r.get(5),
+                last_error: r.get(6),
+                created_at: r.get(7),
+                next_attempt_at: r.get(8),
+                done_at: r.get(9),
+            })
+            .collect(),
+        total,
+    ))
+}
+
+/// A leased delivery, with what it takes to send it.
+pub struct Leased {
+    pub id: i64,
+    pub webhook: Uuid,
+    pub url: String,
+    pub secret: String,
+    pub attempts: i32,
+    /// Seconds since the change, to know when to give up.
+    pub age_secs: f64,
+    pub change_id: i64,
+    pub event: String,
+    pub timestamp: String,
+    pub data: Value,
+}
+
+/// Leases up to `limit` due deliveries, at most one per webhook (its oldest pending one).
+pub async fn lease(
+    c: &impl GenericClient,
+    limit: i64,
+    lease_secs: f64,
+) -> Result<Vec<Leased>, ApiError> {
+    let rows = query(
+        c,
+        "WITH due AS (
+             SELECT d.id FROM webhook_deliveries d
+              WHERE d.state = 'pending' AND d.next_at <= now()
+                AND (d.leased_until IS NULL OR d.leased_until < now())
+                AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
+                AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                                 WHERE e.webhook_id = d.webhook_id AND e.state = 'pending'
+                                   AND (e.txid, e.id) < (d.txid, d.id))
+              ORDER BY d.next_at, d.id
+              LIMIT $1
+              FOR UPDATE SKIP LOCKED)
+         UPDATE webhook_deliveries d
+            SET leased_until = now() + make_interval(secs => $2), attempts = d.attempts + 1
+           FROM due, webhooks w, changes c
+          WHERE d.id = due.id AND w.id = d.webhook_id AND c.id = d.change_id
+      RETURNING d.id, d.webhook_id, w.url, w.secret, d.attempts,
+                extract(epoch FROM now() - c.at)::float8, c.id, c.event, hp_iso(c.at), c.data",
+        &[&limit, &lease_secs],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Leased {
+            id: r.get(0),
+            webhook: r.get(1),
+            url: r.get(2),
+            secret: r.get(3),
+            attempts: r.get(4),
+            age_secs: r.get(5),
+            change_id: r.get(6),
+            event: r.get(7),
+            timestamp: r.get(8),
+            data: r.get(9),
+        })
+        .collect())
+}
+
+/// How a delivery attempt ended.
+pub enum Outcome<'a> {
+    Delivered(u16),
+    /// Try again after `retry_secs`, or give up (`failed`).
+    Failed {
+        status: Option<u16>,
+        error: &'a str,
+        retry_secs: f64,
+        give_up: bool,
+    },
+}
+
+/// Records an attempt and ends the lease.
+pub async fn finish(
+    c: &impl GenericClient,
+    id: i64,
+    outcome: &Outcome<'_>,
+) -> Result<(), ApiError> {
+    match outcome {
+        Outcome::Delivered(status) => {
+            execute(
+                c,
+                "UPDATE webhook_deliveries SET state = 'delivered', leased_until = NULL,
+                        last_status = $2, last_error = NULL, done_at = now()
+                  WHERE id = $1",
+                &[&id, &i32::from(*status)],
+            )
+            .await?;
+        }
+        Outcome::Failed {
+            status,
+            error,
+            retry_secs,
+            give_up,
+        } => {
+            execute(
+                c,
+                "UPDATE webhook_deliveries
+                    SET state = CASE WHEN $5 THEN 'failed' ELSE 'pending' END,
+                        leased_until = NULL, last_status = $2, last_error = left($3, 500),
+                        next_at = now() + make_interval(secs => $4),
+                        done_at = CASE WHEN $5 THEN now() END
+                  WHERE id = $1",
+                &[&id, &status.map(i32::from), error, retry_secs, give_up],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deliveries pending and failed, for `/metrics` and `get_stats`.
+pub async fn outbox_depth(state: &AppState) -> Result<(i64, i64), ApiError> {
+    let client = state.db().await?;
+    outbox_counts(&client).await
+}
+
+/// Deliveries pending and failed.
+pub async fn outbox_counts(c: &impl GenericClient) -> Result<(i64, i64), ApiError> {
+    let row = query_one(
+        c,
+        "SELECT (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'),
+                (SELECT count(*) FROM webhook_deliveries WHERE state = 'failed')",
+        &[],
+    )
+    .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Drops finished deliveries older than the retention.
+pub async fn purge_finished(c: &impl GenericClient, days: u32) -> Result<u64, ApiError> {
+    execute(
+        c,
+        "DELETE FROM webhook_deliveries
+          WHERE state <> 'pending' AND created_at < now() - make_interval(days => $1)",
+        &[&(days as i32)],
+    )
+    .await
+}

@@ -1,0 +1,150 @@
+//! Prometheus metrics (`GET /metrics`, text format), with the `prometheus` crate. Counters and
+//! histograms are updated as requests go; gauges are read when scraped.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::error::Reason;
+use crate::AppState;
+
+/// Every metric of an instance.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pool: IntGaugeVec,
+    waiting_agents: IntGauge,
+    cache_hits: IntCounterVec,
+    cache_misses: IntCounterVec,
+    bcrypt_queue: IntGauge,
+    outbox: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("hostplane".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "requests_total",
+                "API requests by action and outcome (ok, a reason, or system_error)",
+            ),
+            &["action", "outcome"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("request_duration_seconds", "API request latency by action")
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0,
+                ]),
+            &["action"],
+        )?;
+        let pool = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database connections of this instance by state",
+            ),
+            &["state"],
+        )?;
+        let waiting_agents = IntGauge::new("waiting_agents", "Node agents waiting in node_sync")?;
+        let cache_hits = IntCounterVec::new(
+            Opts::new("cache_hits_total", "Cache lookups answered from memory"),
+            &["cache"],
+        )?;
+        let cache_misses = IntCounterVec::new(
+            Opts::new(
+                "cache_misses_total",
+                "Cache lookups that went to the database",
+            ),
+            &["cache"],
+        )?;
+        let bcrypt_queue = IntGauge::new(
+            "bcrypt_queue",
+            "Password hashes waiting for a bcrypt thread",
+        )?;
+        let outbox = IntGaugeVec::new(
+            Opts::new(
+                "webhook_outbox",
+                "Webhook deliveries by state (pending, failed)",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(pool.clone()))?;
+        registry.register(Box::new(waiting_agents.clone()))?;
+        registry.register(Box::new(cache_hits.clone()))?;
+        registry.register(Box::new(cache_misses.clone()))?;
+        registry.register(Box::new(bcrypt_queue.clone()))?;
+        registry.register(Box::new(outbox.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            pool,
+            waiting_agents,
+            cache_hits,
+            cache_misses,
+            bcrypt_queue,
+            outbox,
+        })
+    }
+
+    /// Counts one API request.
+    pub fn observe_request(&self, action: &str, error: Option<Option<Reason>>, took: Duration) {
+        let outcome = match error {
+            None => "ok",
+            Some(Some(reason)) => reason.as_str(),
+            Some(None) => "system_error",
+        };
+        self.requests.with_label_values(&[action, outcome]).inc();
+        self.latency
+            .with_label_values(&[action])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Reads the gauges and encodes everything in the text format.
+    pub async fn render(&self, state: &AppState) -> Vec<u8> {
+        let status = state.pool.status();
+        let in_use = status.size.saturating_sub(status.available) as i64;
+        self.pool.with_label_values(&["in_use"]).set(in_use);
+        self.pool
+            .with_label_values(&["idle"])
+            .set(status.available as i64);
+        self.pool
+            .with_label_values(&["waiting"])
+            .set(status.waiting as i64);
+        self.waiting_agents.set(state.events.waiting() as i64);
+        self.bcrypt_queue.set(state.hasher.queued() as i64);
+        for (name, (hits, misses)) in [
+            ("sessions", state.sessions.hits_and_misses()),
+            ("lists", state.lists.hits_and_misses()),
+        ] {
+            catch_up(&self.cache_hits.with_label_values(&[name]), hits);
+            catch_up(&self.cache_misses.with_label_values(&[name]), misses);
+        }
+        match crate::db::webhooks::outbox_depth(state).await {
+            Ok((pending, failed)) => {
+                self.outbox.with_label_values(&["pending"]).set(pending);
+                self.outbox.with_label_values(&["failed"]).set(failed);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the webhook outbox depth failed"),
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// Moves a counter up to a total kept elsewhere (counters only grow).
+fn catch_up(counter: &prometheus::IntCounter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
+}
