@@ -396,3 +396,89 @@ async fn a_change_committing_late_is_not_skipped_by_the_feed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_delivery_failing_for_a_day_is_marked_failed_and_the_next_goes_out() {
+    let w = World::new().await;
+    let receiver = Receiver::start().await;
+    receiver.answer(500);
+    let hook = add_hook(&w.app, &w.alice.1, &receiver.url(), json!(["site.created"])).await;
+    let old = w.site(&w.alice.1, 1).await;
+    // The change happened a day ago, as far as the outbox can tell.
+    w.app
+        .db()
+        .await
+        .execute("UPDATE changes SET at = now() - interval '25 hours'", &[])
+        .await
+        .unwrap();
+    let deliveries = || async {
+        let d = w
+            .app
+            .call_as(
+                &w.alice.1,
+                "get_webhook_deliveries",
+                json!({"webhookid": hook}),
+            )
+            .await;
+        d.ok()["deliveries"].clone()
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let d = deliveries().await;
+        if d[0]["state"] == "failed" {
+            assert_eq!(d[0]["last_status"], 500);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    receiver.answer(200);
+    let new = w.site(&w.alice.1, 1).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json["data"]["siteid"], new);
+    assert_ne!(old, new);
+    let d = deliveries().await;
+    assert_eq!(d[0]["state"], "delivered");
+    assert_eq!(d[1]["state"], "failed");
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_times_out() {
+    let w = World::with(|c| c.webhook_timeout = Duration::from_millis(300)).await;
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let hook = add_hook(
+        &w.app,
+        &w.alice.1,
+        &format!("http://{addr}/hook"),
+        json!(["site.created"]),
+    )
+    .await;
+    w.site(&w.alice.1, 1).await;
+    let started = std::time::Instant::now();
+    loop {
+        let d = w
+            .app
+            .call_as(
+                &w.alice.1,
+                "get_webhook_deliveries",
+                json!({"webhookid": hook}),
+            )
+            .await;
+        let first = d.ok()["deliveries"][0].clone();
+        if first["last_error"].is_string() {
+            assert_eq!(first["state"], "pending", "retried later");
+            assert!(first["last_status"].is_null());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{first}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
