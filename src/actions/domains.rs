@@ -29,23 +29,38 @@ pub struct ListDomainParams {
     offset: OptNum,
     /// Only domains in this review status: active, reviewing or rejected.
     status: Option<String>,
+    /// Keyset paging: the page after this name (the `next` of the previous page).
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct DomainList {
     domainlist: Vec<String>,
     total: i64,
+    /// Present (false) when `total` is the planner's estimate (above 1,000).
+    #[serde(skip_serializing_if = "is_true")]
+    total_exact: bool,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
     /// The domains of this page that are not active: waiting for review, or rejected (with the
     /// reason). Absent when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     review: Vec<Listed>,
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 impl DomainList {
-    fn new(page: &[Listed], total: i64) -> Self {
+    fn new(page: &[Listed], total: i64, limit: i64) -> Self {
+        let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= limit;
         DomainList {
             domainlist: page.iter().map(|d| d.domain.clone()).collect(),
             total,
+            total_exact: total <= db::EXACT_TOTAL_MAX,
+            next: page.last().filter(|_| full).map(|d| d.domain.clone()),
             review: page
                 .iter()
                 .filter(|d| d.status != "active")
@@ -63,19 +78,24 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
     let site = opt_id("siteid", p.siteid)?;
     let page = page(p.limit, p.offset)?;
     let mut status = checks::status_filter(p.status.as_deref())?;
+    let after = p.after.filter(|a| !a.is_empty());
+    if after.as_ref().is_some_and(|a| a.len() > 253) {
+        return Err(Reason::bad_params.msg("param `after`: a domain name from `next`"));
+    }
     let Some(node_id) = node_id else {
         if !(ctx.is_admin() && status.is_some()) {
             return Err(Reason::bad_params.msg("param `nodeid`: required"));
         }
-        let filter = db::domains::Filter {
+        let filter = db::domains::DomainFilter {
             node: None,
             site,
             user: p.userid.0,
             status,
+            after,
         };
         let (listed, total) =
             db::domains::list(&*ctx.db().await?, &filter, page.limit, page.offset).await?;
-        return Ok(DomainList::new(&listed, total));
+        return Ok(DomainList::new(&listed, total, page.limit));
     };
     let user = if ctx.sees_whole_node(node_id) {
         p.userid.0
@@ -88,19 +108,20 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
     }
     // The key holds the filter the caller is entitled to, so a cached page is theirs to see.
     let lists = &ctx.state.lists;
-    let cacheable = status.is_none();
+    let cacheable = status.is_none() && after.is_none();
     let key = lists.domain_key((node_id, site, user, page.limit, page.offset));
     if cacheable {
         if let Some((listed, total)) = lists.domains(&key) {
-            return Ok(DomainList::new(&listed, total));
+            return Ok(DomainList::new(&listed, total, page.limit));
         }
     }
     let client = ctx.db().await?;
-    let filter = db::domains::Filter {
+    let filter = db::domains::DomainFilter {
         node: Some(node_id),
         site,
         user,
         status,
+        after,
     };
     let (listed, total) = db::domains::list(&*client, &filter, page.limit, page.offset).await?;
     // One round trip when there is something to show; an empty answer may instead mean the node
@@ -112,11 +133,11 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
             own_site(&*client, &ctx, node_id, site, false).await?;
         }
     } else if cacheable {
-        let answer = DomainList::new(&listed, total);
+        let answer = DomainList::new(&listed, total, page.limit);
         lists.put_domains(key, (Arc::new(listed), total));
         return Ok(answer);
     }
-    Ok(DomainList::new(&listed, total))
+    Ok(DomainList::new(&listed, total, page.limit))
 }
 
 #[derive(Deserialize)]

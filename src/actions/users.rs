@@ -19,12 +19,24 @@ pub struct ListUserParams {
     #[serde(default)]
     offset: OptNum,
     q: Option<String>,
+    /// Keyset paging: the page after this login (the `next` of the previous page).
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct UserList {
     users: Vec<UserView>,
     total: i64,
+    /// Present (false) when `total` is the planner's estimate (above 1,000).
+    #[serde(skip_serializing_if = "is_true")]
+    total_exact: bool,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `get_list_user`: accounts, optionally those whose login or address contains `q`.
@@ -34,9 +46,19 @@ pub async fn get_list_user(ctx: Ctx, p: ListUserParams) -> Result<UserList, ApiE
     if q.is_some_and(|q| q.len() > 254) {
         return Err(Reason::bad_params.msg("param `q`: at most 254 characters"));
     }
+    let after = p.after.as_deref().filter(|a| !a.is_empty());
+    if after.is_some_and(|a| a.len() > 254) {
+        return Err(Reason::bad_params.msg("param `after`: a login from `next`"));
+    }
     let client = ctx.db().await?;
-    let (users, total) = db::users::list(&*client, q, page.limit, page.offset).await?;
-    Ok(UserList { users, total })
+    let (users, total) = db::users::list(&*client, q, after, page.limit, page.offset).await?;
+    let full = users.len() as i64 >= page.limit;
+    Ok(UserList {
+        next: users.last().filter(|_| full).map(|u| u.login.clone()),
+        total_exact: total <= db::EXACT_TOTAL_MAX,
+        users,
+        total,
+    })
 }
 
 #[derive(Deserialize)]
@@ -161,6 +183,9 @@ pub struct AuditLogParams {
     #[serde(default)]
     userid: OptUuid,
     action: Option<String>,
+    /// Keyset paging: entries older than this id (the `next` of the previous page).
+    #[serde(default)]
+    before: OptNum,
 }
 
 /// The most an audit page holds, in bytes of JSON; a page that would be larger ends early.
@@ -173,6 +198,12 @@ pub struct AuditLog {
     /// Where the next page starts, when there is one (a page may end before `limit` entries
     /// to stay under 1 MiB).
     next_offset: Option<i64>,
+    /// Present (false) when `total` is the planner's estimate (above 1,000).
+    #[serde(skip_serializing_if = "is_true")]
+    total_exact: bool,
+    /// Pass as `before` for the next page (keyset paging); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<i64>,
 }
 
 /// `get_audit_log`: the log of changes, newest first.
@@ -183,8 +214,16 @@ pub async fn get_audit_log(ctx: Ctx, p: AuditLogParams) -> Result<AuditLog, ApiE
         return Err(Reason::bad_params.msg("param `action`: an action name"));
     }
     let client = ctx.db().await?;
-    let (mut entries, total) =
-        db::audit::list(&*client, p.userid.0, action, page.limit, page.offset).await?;
+    let (mut entries, total) = db::audit::list(
+        &*client,
+        p.userid.0,
+        action,
+        p.before.0,
+        page.limit,
+        page.offset,
+    )
+    .await?;
+    let full = entries.len() as i64 >= page.limit;
     let mut bytes = 0;
     let fits = entries
         .iter()
@@ -193,11 +232,14 @@ pub async fn get_audit_log(ctx: Ctx, p: AuditLogParams) -> Result<AuditLog, ApiE
             bytes <= AUDIT_PAGE_MAX_BYTES
         })
         .count();
+    let cut = fits.max(1) < entries.len();
     entries.truncate(fits.max(1));
     let end = page.offset + entries.len() as i64;
     Ok(AuditLog {
+        next: entries.last().filter(|_| full || cut).map(|e| e.id),
+        next_offset: (end < total).then_some(end),
+        total_exact: total <= db::EXACT_TOTAL_MAX,
         entries,
         total,
-        next_offset: (end < total).then_some(end),
     })
 }

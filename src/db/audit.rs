@@ -60,26 +60,37 @@ pub async fn list(
     c: &impl GenericClient,
     actor: Option<Uuid>,
     action: Option<&str>,
+    before: Option<i64>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Entry>, i64), ApiError> {
-    let filter = "($1::uuid IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2)";
-    let rows = super::query(
+    let mut filter = super::Filter::new();
+    let action = action.map(str::to_string);
+    filter
+        .and_some("actor = ?", &actor)
+        .and_some("action = ?", &action);
+    let total = filter.total_sql("audit_log");
+    let count_sql = format!("SELECT {total}");
+    let count_params = filter.params().to_vec();
+    filter.and_some("id < ?", &before);
+    let n = filter.next_param();
+    let mut params = filter.params().to_vec();
+    params.push(&limit);
+    params.push(&offset);
+    let (rows, total) = super::page_with_total(
         c,
         &format!(
-            "SELECT id, hp_iso(at), actor, actor_login, action, object, params FROM audit_log
-              WHERE {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
+            "SELECT id, hp_iso(at), actor, actor_login, action, object, params, {total}
+               FROM audit_log WHERE {} ORDER BY id DESC LIMIT ${n} OFFSET ${}",
+            filter.sql(),
+            n + 1
         ),
-        &[&actor, &action, &limit, &offset],
+        &params,
+        &count_sql,
+        &count_params,
+        offset == 0 && before.is_none(),
     )
     .await?;
-    let total = super::query_one(
-        c,
-        &format!("SELECT count(*) FROM audit_log WHERE {filter}"),
-        &[&actor, &action],
-    )
-    .await?
-    .get(0);
     let entries = rows
         .iter()
         .map(|r| Entry {

@@ -149,34 +149,50 @@ pub struct Listed {
 }
 
 /// Which domains a list shows.
-pub struct Filter<'a> {
+pub struct DomainFilter<'a> {
     /// `None` only for an admin's review queue, over every node.
     pub node: Option<i32>,
     pub site: Option<i32>,
     pub user: Option<Uuid>,
     pub status: Option<&'a str>,
+    /// Keyset paging: only names after this one.
+    pub after: Option<String>,
 }
 
-/// A sorted page of the domains matching the filter, and the total.
+/// A sorted page of the domains matching the filter, and the total (exact up to
+/// [`super::EXACT_TOTAL_MAX`], estimated above).
 pub async fn list(
     c: &impl GenericClient,
-    f: &Filter<'_>,
+    f: &DomainFilter<'_>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Listed>, i64), ApiError> {
-    let filter = "($1::int IS NULL OR node_id = $1) AND ($2::int IS NULL OR site_num = $2)
-                  AND ($3::uuid IS NULL OR user_id = $3) AND ($4::text IS NULL OR status = $4)";
-    let count = format!("SELECT count(*) FROM domains WHERE {filter}");
+    let mut filter = super::Filter::new();
+    filter
+        .and_some("node_id = ?", &f.node)
+        .and_some("site_num = ?", &f.site)
+        .and_some("user_id = ?", &f.user)
+        .and_some("status = ?", &f.status);
+    let total = filter.total_sql("domains");
+    let count_sql = format!("SELECT {total}");
+    let count_params = filter.params().to_vec();
+    filter.and_some("name > ?", &f.after);
+    let n = filter.next_param();
+    let mut params = filter.params().to_vec();
+    params.push(&limit);
+    params.push(&offset);
     let (rows, total) = page_with_total(
         c,
         &format!(
-            "SELECT name, status, reject_reason, node_id, ({count}) FROM domains WHERE {filter}
-              ORDER BY name LIMIT $5 OFFSET $6"
+            "SELECT name, status, reject_reason, node_id, {total} FROM domains WHERE {}
+              ORDER BY name LIMIT ${n} OFFSET ${}",
+            filter.sql(),
+            n + 1
         ),
-        &[&f.node, &f.site, &f.user, &f.status, &limit, &offset],
-        &count,
-        &[&f.node, &f.site, &f.user, &f.status],
-        offset,
+        &params,
+        &count_sql,
+        &count_params,
+        offset == 0 && f.after.is_none(),
     )
     .await?;
     let listed = rows

@@ -109,7 +109,7 @@ pub async fn list_domains(
         &[&user, &name, &limit, &offset, &status],
         &COUNT.replace("$5", "$3"),
         &[&user, &name, &status],
-        offset,
+        offset == 0,
     )
     .await?;
     let domains = rows

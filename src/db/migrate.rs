@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_integration",
         include_str!("../../sql/0015_integration.sql"),
     ),
+    (
+        "0016_lists_at_scale",
+        include_str!("../../sql/0016_lists_at_scale.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

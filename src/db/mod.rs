@@ -135,21 +135,104 @@ pub async fn execute(
     Ok(c.execute(&st, params).await?)
 }
 
+/// Totals of the large lists are exact up to this many rows; above it, the planner's estimate
+/// (see sql/0016_lists_at_scale.sql), so a page costs the same at a thousand rows or ten million.
+pub const EXACT_TOTAL_MAX: i64 = 1000;
+
+/// A list filter built from the conditions that apply, each its own `$n` parameter, so every
+/// combination is a statement of its own whose generic plan uses the right index (a
+/// `$1 IS NULL OR ...` filter would leave a generic plan reading the whole table).
+pub struct Filter<'a> {
+    clauses: Vec<String>,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Filter<'a> {
+    pub fn new() -> Self {
+        Filter {
+            clauses: Vec::new(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a condition; each `?` in it is the value (one parameter).
+    pub fn and(&mut self, clause: &str, value: &'a (dyn ToSql + Sync)) -> &mut Self {
+        self.params.push(value);
+        let n = format!("${}", self.params.len());
+        self.clauses.push(clause.replace('?', &n));
+        self
+    }
+
+    /// Adds a condition when the value is there.
+    pub fn and_some<T: ToSql + Sync>(&mut self, clause: &str, value: &'a Option<T>) -> &mut Self {
+        if let Some(v) = value {
+            self.and(clause, v);
+        }
+        self
+    }
+
+    /// The WHERE condition (`true` when there is none).
+    pub fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            "true".into()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+
+    pub fn params(&self) -> &[&'a (dyn ToSql + Sync)] {
+        &self.params
+    }
+
+    /// The next free parameter number.
+    pub fn next_param(&self) -> usize {
+        self.params.len() + 1
+    }
+
+    /// A scalar subquery giving the total of rows of `from` matching the filter: exact up to
+    /// [`EXACT_TOTAL_MAX`], the planner's estimate above (computed once per statement).
+    pub fn total_sql(&self, from: &str) -> String {
+        let filter = self.sql();
+        // The same filter with its parameters as literals, for EXPLAIN (format's %n$L quotes them).
+        let mut literal = filter.replace('\'', "''");
+        assert!(
+            !literal.contains('%'),
+            "a list filter holds no % of its own"
+        );
+        for n in (1..=self.params.len()).rev() {
+            literal = literal.replace(&format!("${n}"), &format!("%{n}$L"));
+        }
+        let args: String = (1..=self.params.len()).map(|n| format!(", ${n}")).collect();
+        format!(
+            "(SELECT hp_total((SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {filter} LIMIT {cap}) c),
+                              format('SELECT 1 FROM {from} WHERE {literal}'{args})))",
+            cap = EXACT_TOTAL_MAX + 1
+        )
+    }
+}
+
+impl Default for Filter<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A page of rows and the total count in one round trip. `page_sql` must end its select list
 /// with the total as an uncorrelated `(SELECT count(*) ...)`, which PostgreSQL computes once.
-/// Only a page that comes back empty past the first row needs `count_sql` as well.
+/// Only a page that comes back empty and is not `from_the_start` (past an offset or a keyset
+/// cursor) needs `count_sql` as well.
 pub async fn page_with_total(
     c: &impl GenericClient,
     page_sql: &str,
     params: Params<'_>,
     count_sql: &str,
     count_params: Params<'_>,
-    offset: i64,
+    from_the_start: bool,
 ) -> Result<(Vec<Row>, i64), ApiError> {
     let rows = query(c, page_sql, params).await?;
     let total = match rows.first() {
         Some(r) => r.get(r.len() - 1),
-        None if offset == 0 => 0,
+        None if from_the_start => 0,
         None => query_one(c, count_sql, count_params).await?.get(0),
     };
     Ok((rows, total))

@@ -93,7 +93,7 @@ pub async fn list(
         &[&user, &limit, &offset],
         &count,
         &[&user],
-        offset,
+        offset == 0,
     )
     .await?;
     Ok((rows.iter().map(node).collect(), total))

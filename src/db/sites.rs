@@ -141,7 +141,7 @@ pub async fn list(
         &[&node, &user, &limit, &offset],
         COUNT,
         &[&node, &user],
-        offset,
+        offset == 0,
     )
     .await?;
     let sites = rows

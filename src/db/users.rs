@@ -260,29 +260,50 @@ pub async fn view(c: &impl GenericClient, user_id: Uuid) -> Result<Option<UserVi
     Ok(row.as_ref().map(user_view))
 }
 
-/// A page of accounts whose login or an address contains `q`, sorted by login, and the total.
+/// A page of accounts whose login or an address contains `q`, sorted by login (after the
+/// login `after`, for keyset paging), and the total (exact up to 1,000, estimated above). The
+/// substring search is answered by trigram indexes (sql/0016_lists_at_scale.sql).
 pub async fn list(
     c: &impl GenericClient,
     q: Option<&str>,
+    after: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<UserView>, i64), ApiError> {
     let pattern = q.map(super::contains_pattern);
-    let filter = "($1::text IS NULL OR u.login ILIKE $1 OR EXISTS
-                   (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.email ILIKE $1))";
-    let rows = query(
+    let mut filter = super::Filter::new();
+    filter.and_some(
+        "u.id IN (SELECT id FROM users WHERE login ILIKE ?
+                  UNION SELECT user_id FROM user_emails WHERE email ILIKE ?)",
+        &pattern,
+    );
+    let total = filter.total_sql("users u");
+    let count_sql = format!("SELECT {total}");
+    let count_params = filter.params().to_vec();
+    let after = after.map(str::to_string);
+    filter.and_some("u.login > ?", &after);
+    let n = filter.next_param();
+    let mut params = filter.params().to_vec();
+    params.push(&limit);
+    params.push(&offset);
+    let view = USER_VIEW.replacen(
+        "\n   FROM users u",
+        &format!(", {total}\n   FROM users u"),
+        1,
+    );
+    let (rows, total) = super::page_with_total(
         c,
-        &format!("{USER_VIEW} WHERE {filter} ORDER BY u.login LIMIT $2 OFFSET $3"),
-        &[&pattern, &limit, &offset],
+        &format!(
+            "{view} WHERE {} ORDER BY u.login LIMIT ${n} OFFSET ${}",
+            filter.sql(),
+            n + 1
+        ),
+        &params,
+        &count_sql,
+        &count_params,
+        offset == 0 && after.is_none(),
     )
     .await?;
-    let total = query_one(
-        c,
-        &format!("SELECT count(*) FROM users u WHERE {filter}"),
-        &[&pattern],
-    )
-    .await?
-    .get(0);
     Ok((rows.iter().map(user_view).collect(), total))
 }
 

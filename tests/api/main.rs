@@ -14,6 +14,7 @@ mod hosting;
 mod keys;
 mod limits;
 mod list_cache;
+mod lists;
 mod mail;
 mod mail_servers;
 mod nginx_e2e;
