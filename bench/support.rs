@@ -63,6 +63,7 @@ impl Server {
             // Benchmarks send millions of requests from one account and one address.
             .env("HOSTPLANE_RATE_LIMIT", "1000000000")
             .env("HOSTPLANE_RATE_LIMIT_ANON", "1000000000")
+            .env("HOSTPLANE_ANON_LIMIT", "1000000")
             .stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);

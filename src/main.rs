@@ -333,3 +333,6 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
     tracing::info!("shutdown signal received");
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -159,6 +159,37 @@ pub struct DomainFilter<'a> {
     pub after: Option<String>,
 }
 
+/// The filter of a domain list without its cursor, and its total's subquery.
+fn filter_of<'a>(f: &'a DomainFilter<'_>) -> (super::Filter<'a>, String) {
+    let mut filter = super::Filter::new();
+    filter
+        .and_some("node_id = ?", &f.node)
+        .and_some("site_num = ?", &f.site)
+        .and_some("user_id = ?", &f.user)
+        .and_some("status = ?", &f.status);
+    let total = filter.total_sql("domains");
+    (filter, total)
+}
+
+fn page_sql(filter: &super::Filter<'_>, total: &str) -> String {
+    let n = filter.next_param();
+    format!(
+        "SELECT name, status, reject_reason, node_id, {total} FROM domains WHERE {}
+          ORDER BY name LIMIT ${n} OFFSET ${}",
+        filter.sql(),
+        n + 1
+    )
+}
+
+/// The one statement a page of `get_list_domain` runs with this filter: its parameters are the
+/// filter's values in the order node, site, user, status, after, then limit and offset. Public
+/// so the benchmark can give pgbench the very same statement.
+pub fn list_sql(f: &DomainFilter<'_>) -> String {
+    let (mut filter, total) = filter_of(f);
+    filter.and_some("name > ?", &f.after);
+    page_sql(&filter, &total)
+}
+
 /// A sorted page of the domains matching the filter, and the total (exact up to
 /// [`super::EXACT_TOTAL_MAX`], estimated above).
 pub async fn list(
@@ -167,28 +198,16 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Listed>, i64), ApiError> {
-    let mut filter = super::Filter::new();
-    filter
-        .and_some("node_id = ?", &f.node)
-        .and_some("site_num = ?", &f.site)
-        .and_some("user_id = ?", &f.user)
-        .and_some("status = ?", &f.status);
-    let total = filter.total_sql("domains");
+    let (mut filter, total) = filter_of(f);
     let count_sql = format!("SELECT {total}");
     let count_params = filter.params().to_vec();
     filter.and_some("name > ?", &f.after);
-    let n = filter.next_param();
     let mut params = filter.params().to_vec();
     params.push(&limit);
     params.push(&offset);
     let (rows, total) = page_with_total(
         c,
-        &format!(
-            "SELECT name, status, reject_reason, node_id, {total} FROM domains WHERE {}
-              ORDER BY name LIMIT ${n} OFFSET ${}",
-            filter.sql(),
-            n + 1
-        ),
+        &page_sql(&filter, &total),
         &params,
         &count_sql,
         &count_params,

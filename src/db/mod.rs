@@ -202,10 +202,17 @@ impl<'a> Filter<'a> {
         for n in (1..=self.params.len()).rev() {
             literal = literal.replace(&format!("${n}"), &format!("%{n}$L"));
         }
-        let args: String = (1..=self.params.len()).map(|n| format!(", ${n}")).collect();
+        // As text: the literal form is all EXPLAIN needs, and it types the arguments even where
+        // a client (pgbench) numbers each occurrence of a parameter apart.
+        let args: String = (1..=self.params.len())
+            .map(|n| format!(", ${n}::text"))
+            .collect();
+        // Plain SQL (no function call) unless the cap is reached.
         format!(
-            "(SELECT hp_total((SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {filter} LIMIT {cap}) c),
-                              format('SELECT 1 FROM {from} WHERE {literal}'{args})))",
+            "(SELECT CASE WHEN t.n <= {max} THEN t.n
+                          ELSE greatest(hp_estimate(format('SELECT 1 FROM {from} WHERE {literal}'{args})), t.n) END
+                FROM (SELECT count(*) AS n FROM (SELECT 1 FROM {from} WHERE {filter} LIMIT {cap}) c) t)",
+            max = EXACT_TOTAL_MAX,
             cap = EXACT_TOTAL_MAX + 1
         )
     }
