@@ -16,3 +16,9 @@ mail_servers_ensure() {
         apt_ensure opendkim opendkim opendkim-tools libopendbx1-pgsql &&
         apt_ensure miltertest miltertest
 }
+
+# Headless Chromium and its WebDriver for the console's browser tests.
+browser_ensure() {
+    apt_ensure chromium chromium &&
+        apt_ensure chromedriver chromium-driver
+}

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
@@ -46,6 +46,9 @@ pub async fn handle(
         (&Method::GET, "/metrics") if state.config.metrics_listen.is_none() => {
             metrics(&state).await
         }
+        (&Method::GET | &Method::HEAD, p) if crate::console::asset(p).is_some() => {
+            console(p, req.method() == Method::HEAD)
+        }
         (_, "/api") => method_not_allowed("POST"),
         (_, "/healthz") => method_not_allowed("GET"),
         _ => error_response(
@@ -55,6 +58,25 @@ pub async fn handle(
         ),
     };
     Ok(response)
+}
+
+/// A file of the web console, with its security headers.
+fn console(path: &str, head: bool) -> HttpResponse {
+    let Some((content_type, body)) = crate::console::asset(path) else {
+        return error_response(&Reason::not_found.msg("no such path").into_answer());
+    };
+    let body = if head {
+        Bytes::new()
+    } else {
+        Bytes::from_static(body.as_bytes())
+    };
+    let mut r = Response::new(Full::new(body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    for (name, value) in crate::console::SECURITY_HEADERS {
+        h.insert(*name, HeaderValue::from_static(value));
+    }
+    r
 }
 
 /// The metrics listener's one path.
@@ -204,6 +226,11 @@ fn json_response(status: StatusCode, body: Bytes) -> HttpResponse {
     r
 }
 
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
 /// What the HTTP layer adds to an answer besides its body.
 #[derive(Default)]
 struct Extras {
@@ -223,10 +250,10 @@ async fn api(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) ->
         Ok(bytes) => dispatch(state, client_ip, &parts.headers, &bytes, &mut extras).await,
         Err(e) => Err(e),
     };
-    if extras.rate.is_none() {
+    if extras.rate.is_none() && extras.action.is_none_or(|a| a != "ping") {
         // Refused before its caller was known: it counts against the client's address.
         if let Some((subject, limit)) = ratelimit::subject(state, &Caller::Anonymous, client_ip) {
-            extras.rate = Some(state.limiter.check(state, &subject, limit).await.0);
+            extras.rate = Some(state.limiter.check(state, subject, limit).await.0);
         }
     }
     let reason = outcome.as_ref().err().map(|e| e.reason());
@@ -244,12 +271,12 @@ async fn api(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) ->
         }
     }
     if let Some(rate) = extras.rate {
-        headers.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
-        headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
-        headers.insert("x-ratelimit-reset", HeaderValue::from(rate.reset));
+        headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(rate.limit));
+        headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(rate.remaining));
+        headers.insert(X_RATELIMIT_RESET, HeaderValue::from(rate.reset));
     }
     if extras.replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     response
 }
@@ -304,8 +331,12 @@ async fn dispatch(
     } else {
         resolve_caller(state, headers, envelope.cookie.as_deref(), client_ip).await?
     };
-    if let Some((subject, limit)) = ratelimit::subject(state, &caller, client_ip) {
-        let (info, allowed) = state.limiter.check(state, &subject, limit).await;
+    // `ping` (the one public action) is a liveness probe that touches nothing: not counted.
+    let counted = spec.access != Access::Public;
+    if let Some((subject, limit)) =
+        ratelimit::subject(state, &caller, client_ip).filter(|_| counted)
+    {
+        let (info, allowed) = state.limiter.check(state, subject, limit).await;
         extras.rate = Some(info);
         allowed?;
     }

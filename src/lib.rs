@@ -9,6 +9,7 @@ pub mod agent;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -109,6 +110,9 @@ impl Application {
         let caches: Vec<Arc<dyn events::Invalidated>> = vec![sessions.clone(), lists.clone()];
         let events = Arc::new(NodeEvents::new(channel, caches));
         let webhook_client = webhooks::client(&config)?;
+        let names: Vec<&'static str> = registry.specs().iter().map(|s| s.name).collect();
+        let metrics =
+            metrics::Metrics::new(&names).map_err(|e| format!("cannot set up metrics: {e}"))?;
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -131,7 +135,7 @@ impl Application {
             lists,
             key_usage: KeyUsage::default(),
             limiter: RateLimiter::default(),
-            metrics: metrics::Metrics::new().map_err(|e| format!("cannot set up metrics: {e}"))?,
+            metrics,
             webhook_client,
         });
         Ok(Application {

@@ -22,10 +22,14 @@ pub struct Metrics {
     cache_misses: IntCounterVec,
     bcrypt_queue: IntGauge,
     outbox: IntGaugeVec,
+    /// Each action's `ok` counter and latency histogram, looked up once: the common path of a
+    /// request touches no label map.
+    by_action:
+        std::collections::HashMap<&'static str, (prometheus::IntCounter, prometheus::Histogram)>,
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
+    pub fn new(actions: &[&'static str]) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("hostplane".into()), None)?;
         let requests = IntCounterVec::new(
             Opts::new(
@@ -80,7 +84,16 @@ impl Metrics {
         registry.register(Box::new(cache_misses.clone()))?;
         registry.register(Box::new(bcrypt_queue.clone()))?;
         registry.register(Box::new(outbox.clone()))?;
+        let by_action = actions
+            .iter()
+            .map(|a| {
+                let ok = requests.with_label_values(&[a, "ok"]);
+                let took = latency.with_label_values(&[a]);
+                (*a, (ok, took))
+            })
+            .collect();
         Ok(Metrics {
+            by_action,
             registry,
             requests,
             latency,
@@ -100,10 +113,22 @@ impl Metrics {
             Some(Some(reason)) => reason.as_str(),
             Some(None) => "system_error",
         };
-        self.requests.with_label_values(&[action, outcome]).inc();
-        self.latency
-            .with_label_values(&[action])
-            .observe(took.as_secs_f64());
+        match (self.by_action.get(action), error) {
+            (Some((ok, latency)), None) => {
+                ok.inc();
+                latency.observe(took.as_secs_f64());
+            }
+            (Some((_, latency)), Some(_)) => {
+                self.requests.with_label_values(&[action, outcome]).inc();
+                latency.observe(took.as_secs_f64());
+            }
+            (None, _) => {
+                self.requests.with_label_values(&[action, outcome]).inc();
+                self.latency
+                    .with_label_values(&[action])
+                    .observe(took.as_secs_f64());
+            }
+        }
     }
 
     /// Reads the gauges and encodes everything in the text format.

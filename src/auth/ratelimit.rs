@@ -6,11 +6,10 @@
 //! `request_counts`, learning the sum of all instances in return. Two instances can thus let
 //! through at most about 2 × limit/50 more than the limit before each learns of the other.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use moka::sync::Cache;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Reason};
@@ -19,9 +18,9 @@ use crate::AppState;
 /// The window of every request limit.
 pub const WINDOW_SECS: i64 = 3600;
 
-/// Callers counted at once; the least recently seen are forgotten first (losing at most one
-/// flush share of their count).
-const MAX_SUBJECTS: u64 = 100_000;
+/// Callers counted at once. Past it, counters of past windows and then those with nothing
+/// unsent are forgotten (each loses at most what it had not sent: one flush share).
+const MAX_SUBJECTS: usize = 100_000;
 
 /// What the `X-RateLimit-*` headers of an answer say.
 #[derive(Debug, Clone, Copy)]
@@ -49,17 +48,34 @@ impl Entry {
     }
 }
 
-/// The per-instance side of the shared request counters.
-pub struct RateLimiter {
-    entries: Cache<String, Arc<Mutex<Entry>>>,
+/// Whose requests a counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Key(uuid::Uuid),
+    User(uuid::Uuid),
+    /// An IPv4 address, or an IPv6 /64 (its first 64 bits).
+    Addr(IpAddr),
 }
 
-impl Default for RateLimiter {
-    fn default() -> Self {
-        RateLimiter {
-            entries: Cache::builder().max_capacity(MAX_SUBJECTS).build(),
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Key(id) => write!(f, "k:{id}"),
+            Subject::User(id) => write!(f, "u:{id}"),
+            Subject::Addr(IpAddr::V4(a)) => write!(f, "a:{a}"),
+            Subject::Addr(IpAddr::V6(a)) => {
+                let s = a.segments();
+                write!(f, "a:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
         }
     }
+}
+
+/// The per-instance side of the shared request counters: one small map behind one lock, held
+/// only for a few arithmetic steps (never across a database call).
+#[derive(Default)]
+pub struct RateLimiter {
+    entries: Mutex<HashMap<Subject, Entry>>,
 }
 
 /// How many requests an instance counts before it adds them to the shared sum.
@@ -75,35 +91,35 @@ fn now_secs() -> i64 {
 }
 
 /// The counter and limit of a caller; `None` for node agents.
-pub fn subject(state: &AppState, caller: &Caller, client_ip: IpAddr) -> Option<(String, u64)> {
+pub fn subject(state: &AppState, caller: &Caller, client_ip: IpAddr) -> Option<(Subject, u64)> {
     let config = &state.config;
     match caller {
         Caller::Node(_) => None,
         Caller::User(u) => Some(match &u.key {
             Some(key) => (
-                format!("k:{}", key.key_id),
+                Subject::Key(key.key_id),
                 key.rate_limit
                     .map(|l| l.max(1) as u64)
                     .unwrap_or(config.rate_limit),
             ),
-            None => (format!("u:{}", u.user_id), config.rate_limit),
+            None => (Subject::User(u.user_id), config.rate_limit),
         }),
         Caller::Anonymous => Some((
-            format!("a:{}", address_key(client_ip)),
+            Subject::Addr(address_key(client_ip)),
             config.rate_limit_anon,
         )),
     }
 }
 
 /// An IPv4 address, or the /64 of an IPv6 one (one host easily holds a whole /64).
-fn address_key(ip: IpAddr) -> String {
+fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => IpAddr::V4(v4),
             None => {
                 let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
         },
     }
@@ -115,31 +131,27 @@ impl RateLimiter {
     pub async fn check(
         &self,
         state: &AppState,
-        subject: &str,
+        subject: Subject,
         limit: u64,
     ) -> (RateInfo, Result<(), ApiError>) {
         let now = now_secs();
         let window = now - now.rem_euclid(WINDOW_SECS);
         let reset = window + WINDOW_SECS;
-        let entry = self.entries.get_with_by_ref(subject, Arc::default);
-        let (used, flush) = {
-            let Ok(mut e) = entry.lock() else {
-                return (
-                    RateInfo {
-                        limit,
-                        remaining: limit,
-                        reset,
-                    },
-                    Ok(()),
-                );
-            };
-            if e.window != window {
-                *e = Entry {
-                    window,
-                    ..Entry::default()
-                };
-            }
+        let counted = self.with_entry(subject, window, |e| {
             if e.used() >= limit {
+                return Err(());
+            }
+            e.pending += 1;
+            let flush = (e.pending >= flush_share(limit)).then(|| {
+                let delta = std::mem::take(&mut e.pending);
+                e.in_flight += delta;
+                delta
+            });
+            Ok((e.used(), flush))
+        });
+        let (used, flush) = match counted {
+            Some(Ok(counted)) => counted,
+            Some(Err(())) => {
                 let info = RateInfo {
                     limit,
                     remaining: 0,
@@ -150,73 +162,95 @@ impl RateLimiter {
                     .retry_after((reset - now).max(1) as u64);
                 return (info, Err(err));
             }
-            e.pending += 1;
-            let flush = (e.pending >= flush_share(limit)).then(|| {
-                let delta = std::mem::take(&mut e.pending);
-                e.in_flight += delta;
-                delta
-            });
-            (e.used(), flush)
+            // A poisoned lock: count nothing rather than refuse everyone.
+            None => (0, None),
         };
-        if let Some(delta) = flush {
-            self.send(state, subject, &entry, window, delta).await;
-        }
-        let remaining = entry
-            .lock()
-            .map(|e| limit.saturating_sub(e.used()))
-            .unwrap_or_else(|_| limit.saturating_sub(used));
+        let used = match flush {
+            Some(delta) => self
+                .send(state, subject, window, delta)
+                .await
+                .unwrap_or(used),
+            None => used,
+        };
         (
             RateInfo {
                 limit,
-                remaining,
+                remaining: limit.saturating_sub(used),
                 reset,
             },
             Ok(()),
         )
     }
 
-    /// Adds `delta` to the shared count and learns the sum.
+    /// Runs `f` on the subject's counter of this window, under the lock.
+    fn with_entry<T>(
+        &self,
+        subject: Subject,
+        window: i64,
+        f: impl FnOnce(&mut Entry) -> T,
+    ) -> Option<T> {
+        let mut entries = self.entries.lock().ok()?;
+        if entries.len() >= MAX_SUBJECTS && !entries.contains_key(&subject) {
+            entries.retain(|_, e| e.window == window);
+            if entries.len() >= MAX_SUBJECTS {
+                entries.retain(|_, e| e.pending > 0 || e.in_flight > 0);
+            }
+        }
+        let e = entries.entry(subject).or_default();
+        if e.window != window {
+            *e = Entry {
+                window,
+                ..Entry::default()
+            };
+        }
+        Some(f(e))
+    }
+
+    /// Adds `delta` to the shared count and learns the sum; returns what is used now.
     async fn send(
         &self,
         state: &AppState,
-        subject: &str,
-        entry: &Mutex<Entry>,
+        subject: Subject,
         window: i64,
         delta: u64,
-    ) {
+    ) -> Option<u64> {
+        let key = subject.to_string();
         let total = match state.db().await {
-            Ok(client) => crate::db::throttle::add_requests(&client, subject, window, delta).await,
+            Ok(client) => crate::db::throttle::add_requests(&client, &key, window, delta).await,
             Err(e) => Err(e),
         };
-        let Ok(mut e) = entry.lock() else { return };
-        if e.window != window {
-            return;
-        }
-        e.in_flight = e.in_flight.saturating_sub(delta);
-        match total {
-            Ok(total) => e.synced = e.synced.max(total),
-            Err(err) => {
-                // Counted again at the next flush; the request itself is not refused for it.
-                tracing::warn!(error = %err, "adding to the shared request count failed");
-                e.pending += delta;
+        self.with_entry(subject, window, |e| {
+            e.in_flight = e.in_flight.saturating_sub(delta);
+            match total {
+                Ok(total) => e.synced = e.synced.max(total),
+                Err(err) => {
+                    // Counted again at the next flush; the request itself is not refused for it.
+                    tracing::warn!(error = %err, "adding to the shared request count failed");
+                    e.pending += delta;
+                }
             }
-        }
+            e.used()
+        })
     }
 
     /// Sends every count not yet sent (each second), so other instances learn of it.
     pub async fn flush_all(&self, state: &AppState) {
         let now = now_secs();
         let window = now - now.rem_euclid(WINDOW_SECS);
-        for (subject, entry) in self.entries.iter() {
-            let delta = match entry.lock() {
-                Ok(mut e) if e.window == window && e.pending > 0 => {
+        let due: Vec<(Subject, u64)> = match self.entries.lock() {
+            Ok(mut entries) => entries
+                .iter_mut()
+                .filter(|(_, e)| e.window == window && e.pending > 0)
+                .map(|(s, e)| {
                     let delta = std::mem::take(&mut e.pending);
                     e.in_flight += delta;
-                    delta
-                }
-                _ => continue,
-            };
-            self.send(state, &subject, &entry, window, delta).await;
+                    (*s, delta)
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        for (subject, delta) in due {
+            self.send(state, subject, window, delta).await;
         }
     }
 }

@@ -193,6 +193,18 @@ impl<'a> Filter<'a> {
     /// [`EXACT_TOTAL_MAX`], the planner's estimate above (computed once per statement).
     pub fn total_sql(&self, from: &str) -> String {
         let filter = self.sql();
+        if self.clauses.is_empty() {
+            // The whole table: its row count as of the last VACUUM or ANALYZE, no planning.
+            let table = from.split_whitespace().next().unwrap_or(from);
+            return format!(
+                "(SELECT CASE WHEN t.n <= {max} THEN t.n
+                              ELSE greatest((SELECT reltuples::bigint FROM pg_class
+                                              WHERE oid = '{table}'::regclass), t.n) END
+                    FROM (SELECT count(*) AS n FROM (SELECT 1 FROM {from} LIMIT {cap}) c) t)",
+                max = EXACT_TOTAL_MAX,
+                cap = EXACT_TOTAL_MAX + 1
+            );
+        }
         // The same filter with its parameters as literals, for EXPLAIN (format's %n$L quotes them).
         let mut literal = filter.replace('\'', "''");
         assert!(

@@ -51,16 +51,20 @@ async fn every_answer_carries_the_limit_and_going_over_answers_429() {
         .unwrap()
         .as_secs() as i64;
 
-    // Anonymous calls count per address.
-    let ping = from("198.51.100.7");
+    // Anonymous calls count per address (refused ones too).
+    let call = from("198.51.100.7");
     for left in [2, 1, 0] {
-        let a = ping(r#"{"action":"ping"}"#).await;
-        a.ok();
+        let a = call(r#"{"action":"get_node_list"}"#).await;
+        a.assert_error("auth_required", 401);
         let (limit, remaining, reset) = limit_headers(&a);
         assert_eq!((limit, remaining), (3, left));
         assert!(reset > now && reset <= now + 3600, "reset {reset}");
     }
-    let over = ping(r#"{"action":"ping"}"#).await;
+    // `ping`, the liveness probe, is not counted.
+    let ping = call(r#"{"action":"ping"}"#).await;
+    ping.ok();
+    assert!(ping.header("x-ratelimit-limit").is_none());
+    let over = call(r#"{"action":"get_node_list"}"#).await;
     over.assert_error("too_many_attempts", 429);
     assert_eq!(limit_headers(&over).1, 0);
     assert!(over.retry_after.unwrap() >= 1);
@@ -141,18 +145,20 @@ async fn counting_needs_no_database_write_per_request() {
     let state = idle.state();
     let limit = 1000;
     let share = hostplane::auth::ratelimit::flush_share(limit);
+    let who = hostplane::auth::ratelimit::Subject::User(uuid::Uuid::from_u128(7));
+    let key = who.to_string();
     let stored = || async {
         let db = app.db().await;
         db.query_opt(
-            "SELECT count FROM request_counts WHERE subject = 'u:test'",
-            &[],
+            "SELECT count FROM request_counts WHERE subject = $1",
+            &[&key],
         )
         .await
         .unwrap()
         .map(|r| r.get::<_, i64>(0))
     };
     for _ in 0..share - 1 {
-        let (_, allowed) = state.limiter.check(&state, "u:test", limit).await;
+        let (_, allowed) = state.limiter.check(&state, who, limit).await;
         allowed.unwrap();
     }
     assert_eq!(
@@ -160,7 +166,7 @@ async fn counting_needs_no_database_write_per_request() {
         None,
         "nothing written below the flush share"
     );
-    let (info, allowed) = state.limiter.check(&state, "u:test", limit).await;
+    let (info, allowed) = state.limiter.check(&state, who, limit).await;
     allowed.unwrap();
     assert_eq!(
         stored().await,
@@ -172,14 +178,14 @@ async fn counting_needs_no_database_write_per_request() {
     app.db()
         .await
         .execute(
-            "UPDATE request_counts SET count = count + 500 WHERE subject = 'u:test'",
-            &[],
+            "UPDATE request_counts SET count = count + 500 WHERE subject = $1",
+            &[&key],
         )
         .await
         .unwrap();
     let mut last = info;
     for _ in 0..share {
-        last = state.limiter.check(&state, "u:test", limit).await.0;
+        last = state.limiter.check(&state, who, limit).await.0;
     }
     assert_eq!(last.remaining, limit - 2 * share - 500);
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod agents;
 mod batch;
+mod console;
 mod envelope;
 mod faults;
 mod fuzz_regressions;

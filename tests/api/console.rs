@@ -1,0 +1,350 @@
+//! The web console in a real browser: headless Chromium (Debian's `chromium`) driven through
+//! WebDriver (`chromedriver`), both installed by scripts/test. Screenshots of the main pages go
+//! to target/screenshots/.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+use crate::helpers::World;
+
+/// A headless Chromium at a given window size, and the chromedriver driving it.
+struct Browser {
+    client: Client,
+    _driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start(width: u32, height: u32) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver (scripts/test installs Debian's chromium-driver)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        // As the machine's notes advise: no background networking (the network is closed) and
+        // no sandbox (tests may run as root).
+        let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }))
+        .unwrap();
+        // Plain HTTP to chromedriver on loopback: no TLS needed.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session in Chromium");
+        client.set_window_size(width, height).await.unwrap();
+        Browser {
+            client,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+    }
+
+    /// Waits until the first element matching `css` has text containing `text`.
+    async fn wait_for_text(&self, css: &str, text: &str) {
+        let started = Instant::now();
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if el.text().await.unwrap_or_default().contains(text) {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{css} never showed {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let el = self.wait_for(css).await;
+        el.clear().await.unwrap();
+        el.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.wait_for(css).await.click().await.unwrap();
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = screenshots();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// True when the page is no wider than the window (nothing to scroll sideways).
+    async fn fits_the_width(&self) -> bool {
+        let v = self
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        v == json!(true)
+    }
+}
+
+/// target/screenshots, beside the build's other output.
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots")
+}
+
+#[tokio::test]
+async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    let b = Browser::start(1280, 900).await;
+    let base = format!("http://{}", w.app.addr);
+
+    b.client.goto(&format!("{base}/#/signup")).await.unwrap();
+    b.fill("#signup-form input[name=login]", "carol").await;
+    b.fill("#signup-form input[name=email]", "carol@example.com")
+        .await;
+    b.fill("#signup-form input[name=password]", "password-carol")
+        .await;
+    b.click("#signup-form button[type=submit]").await;
+    b.wait_for("#create-site").await;
+    b.wait_for_text("#who", "carol").await;
+
+    // A site on node 2, whose agent we play below.
+    b.click("#site-node option[value='2']").await;
+    b.click("#create-site button[type=submit]").await;
+    b.wait_for_text("section.site .badge", "pending").await;
+
+    // A bad domain shows the API's reason beside the field, in words.
+    b.fill("form[data-add-domain] input[name=domain]", "not a domain!")
+        .await;
+    b.click("form[data-add-domain] button[type=submit]").await;
+    b.wait_for_text(
+        "form[data-add-domain] .field-error",
+        "not a valid domain name",
+    )
+    .await;
+    let invalid = b
+        .wait_for("form[data-add-domain] input[name=domain]")
+        .await
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    b.screenshot("desktop-domain-error").await;
+
+    b.fill(
+        "form[data-add-domain] input[name=domain]",
+        "shop.example.com",
+    )
+    .await;
+    b.click("form[data-add-domain] button[type=submit]").await;
+    b.wait_for_text("section.site ul.domains", "shop.example.com")
+        .await;
+
+    // The node's agent applies the revision; the open console shows the site go live.
+    let sync = w
+        .app
+        .call_node(&token, "node_sync", json!({"since": 0}))
+        .await;
+    let revision = sync.ok()["revision"].clone();
+    w.app
+        .call_node(
+            &token,
+            "node_report",
+            json!({"revision": revision, "status": "ok"}),
+        )
+        .await
+        .ok();
+    b.wait_for_text("section.site .badge", "active").await;
+    b.screenshot("desktop-sites").await;
+
+    // Signing out ends the session: the API no longer knows the cookie.
+    b.click("#signout").await;
+    b.wait_for("#signin-form").await;
+    let cookies = b.client.get_all_cookies().await.unwrap();
+    assert!(
+        cookies
+            .iter()
+            .all(|c| c.name() != "hostplane_session" || c.value().is_empty()),
+        "{cookies:?}"
+    );
+    b.client.goto(&format!("{base}/#/")).await.unwrap();
+    b.wait_for("#signin-form").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_disabled_user_is_signed_out_at_the_next_action_on_a_phone() {
+    let w = World::new().await;
+    let b = Browser::start(390, 844).await;
+    let base = format!("http://{}", w.app.addr);
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    b.fill("#signin-form input[name=login]", "alice").await;
+    b.fill("#signin-form input[name=password]", "password-alice")
+        .await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for("#create-site").await;
+    assert!(b.fits_the_width().await, "readable at 390 px");
+    b.screenshot("mobile-sites").await;
+
+    w.app
+        .call_as(
+            &w.admin,
+            "set_user",
+            json!({"userid": w.alice.0, "disabled": true}),
+        )
+        .await
+        .ok();
+    b.click("#create-site button[type=submit]").await;
+    b.wait_for("#signin-form").await;
+    b.wait_for_text("#status", "sign in again").await;
+    // And she cannot sign in again.
+    b.fill("#signin-form input[name=login]", "alice").await;
+    b.fill("#signin-form input[name=password]", "password-alice")
+        .await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for_text("#status", "disabled").await;
+    assert!(b.fits_the_width().await);
+    b.screenshot("mobile-signin").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_reviews_domains_and_reads_the_service() {
+    let w = World::with(|c| c.domain_review = hostplane::config::DomainReview::All).await;
+    let site = w.site(&w.alice.1, 1).await;
+    w.domain(&w.alice.1, 1, site, "wait.example.com").await;
+    let b = Browser::start(1280, 900).await;
+    let base = format!("http://{}", w.app.addr);
+    // The admin's password is known to the test harness's admin helper only; sign in with a
+    // fresh admin made through the API.
+    let made = w
+        .app
+        .call_as(
+            &w.admin,
+            "adduser",
+            json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"}),
+        )
+        .await;
+    made.ok();
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    b.fill("#signin-form input[name=login]", "boss").await;
+    b.fill("#signin-form input[name=password]", "password-boss")
+        .await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for_text("#nav", "Review").await;
+
+    b.client
+        .goto(&format!("{base}/#/admin/users"))
+        .await
+        .unwrap();
+    b.wait_for("tr[data-user=alice]").await;
+    b.screenshot("desktop-admin-users").await;
+    b.fill("#user-search input[name=q]", "bob").await;
+    b.click("#user-search button[type=submit]").await;
+    b.wait_for("tr[data-user=bob]").await;
+    assert!(b
+        .client
+        .find(Locator::Css("tr[data-user=alice]"))
+        .await
+        .is_err());
+
+    b.client
+        .goto(&format!("{base}/#/admin/review"))
+        .await
+        .unwrap();
+    b.wait_for_text("main table", "wait.example.com").await;
+    b.click("main table button").await; // Pass
+    b.wait_for_text("main", "Nothing waits").await;
+    let listed = w
+        .app
+        .call_as(&w.alice.1, "get_list_domain", json!({"nodeid": 1}))
+        .await;
+    assert!(listed.ok().get("review").is_none(), "{}", listed.body);
+
+    b.client
+        .goto(&format!("{base}/#/admin/stats"))
+        .await
+        .unwrap();
+    b.wait_for_text("main .grid", "Sites").await;
+    b.client
+        .goto(&format!("{base}/#/admin/audit"))
+        .await
+        .unwrap();
+    b.wait_for_text("main table", "review_domain").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn console_answers_carry_strict_security_headers() {
+    let w = World::new().await;
+    for path in ["/", "/reset", "/assets/app.js", "/assets/app.css"] {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let r = client
+            .get(format!("http://{}{path}", w.app.addr).parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+    }
+    // No inline script or style in the page itself.
+    let page = include_str!("../../web/index.html");
+    assert!(!page.contains("<script>") && !page.contains("style="));
+    assert!(!include_str!("../../web/app.js").contains("localStorage"));
+}
