@@ -264,7 +264,7 @@ async fn main() {
         let r = hp.rps / base.rps;
         ratio_row(
             &mut rows,
-            "1. ping / bare hyper (req/s)",
+            "1. / 11.5 ping / bare hyper (req/s)",
             r,
             ">= 0.85",
             r >= 0.85,
@@ -545,6 +545,28 @@ async fn main() {
             pass: Some(peak < 64.0),
         });
         drop(idle_conns);
+    }
+
+    // 6. Sync latency (issue 4), kept below 100 ms at p99: bench/sync_latency.rs in its own
+    // process, on its own schema.
+    if want('6') {
+        let out = Command::new("target/release/examples/sync_latency")
+            .arg("300")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run sync_latency (bench/run builds it)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| change -> agent, p99 |"))
+            .unwrap_or_else(|| panic!("sync_latency said:\n{text}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        rows.push(Row {
+            figure: "11.5 change -> waiting agent, p99 (300 changes)".into(),
+            measured: cells[2].to_string(),
+            target: cells[3].to_string(),
+            pass: Some(cells[4] == "pass"),
+        });
     }
 
     println!("\n| figure | measured | target | |\n|---|---|---|---|");

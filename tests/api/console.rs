@@ -222,7 +222,7 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
 #[tokio::test]
 async fn a_disabled_user_is_signed_out_at_the_next_action_on_a_phone() {
     let w = World::new().await;
-    let b = Browser::start(390, 844).await;
+    let b = Browser::start(360, 740).await;
     let base = format!("http://{}", w.app.addr);
     b.client.goto(&format!("{base}/")).await.unwrap();
     b.fill("#signin-form input[name=login]", "alice").await;
@@ -230,7 +230,7 @@ async fn a_disabled_user_is_signed_out_at_the_next_action_on_a_phone() {
         .await;
     b.click("#signin-form button[type=submit]").await;
     b.wait_for("#create-site").await;
-    assert!(b.fits_the_width().await, "readable at 390 px");
+    assert!(b.fits_the_width().await, "readable at 360 px");
     b.screenshot("mobile-sites").await;
 
     w.app
