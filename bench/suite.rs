@@ -90,6 +90,21 @@ fn wrk_script(url: &str, script: &str, env: &[(&str, &str)], connections: u32, s
     }
 }
 
+/// The transactions per second pgbench reports; its output when it reports none.
+fn tps(out: &std::process::Output) -> f64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench said:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
 /// pgbench's select-only transactions per second at `clients` on the same database.
 fn pgbench(database_url: &str, clients: u32, secs: u64) -> f64 {
     let base = database_url.split('?').next().unwrap();
@@ -115,17 +130,7 @@ fn pgbench(database_url: &str, clients: u32, secs: u64) -> f64 {
         ])
         .output()
         .expect("run pgbench");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "pgbench said:\n{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+    tps(&out)
 }
 
 /// pgbench running `sql` (the very statement a request runs, `$n` its parameters given as
@@ -166,17 +171,7 @@ fn pgbench_statement(
         cmd.args(["-D", &format!("p{}={v}", i + 1)]);
     }
     let out = cmd.arg(base).output().expect("run pgbench");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "pgbench said:\n{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+    tps(&out)
 }
 
 fn ratio_row(rows: &mut Vec<Row>, figure: &str, value: f64, target: &str, pass: bool) {

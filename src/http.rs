@@ -239,6 +239,8 @@ struct Extras {
     rate: Option<RateInfo>,
     /// The answer is the stored one of an earlier request with the same `request_id`.
     replayed: bool,
+    /// The action is public (`ping`, a liveness probe that touches nothing): not counted.
+    uncounted: bool,
 }
 
 async fn api(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> HttpResponse {
@@ -250,7 +252,7 @@ async fn api(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) ->
         Ok(bytes) => dispatch(state, client_ip, &parts.headers, &bytes, &mut extras).await,
         Err(e) => Err(e),
     };
-    if extras.rate.is_none() && extras.action.is_none_or(|a| a != "ping") {
+    if extras.rate.is_none() && !extras.uncounted {
         // Refused before its caller was known: it counts against the client's address.
         if let Some((subject, limit)) = ratelimit::subject(state, &Caller::Anonymous, client_ip) {
             extras.rate = Some(state.limiter.check(state, subject, limit).await.0);
@@ -331,10 +333,9 @@ async fn dispatch(
     } else {
         resolve_caller(state, headers, envelope.cookie.as_deref(), client_ip).await?
     };
-    // `ping` (the one public action) is a liveness probe that touches nothing: not counted.
-    let counted = spec.access != Access::Public;
+    extras.uncounted = spec.access == Access::Public;
     if let Some((subject, limit)) =
-        ratelimit::subject(state, &caller, client_ip).filter(|_| counted)
+        ratelimit::subject(state, &caller, client_ip).filter(|_| !extras.uncounted)
     {
         let (info, allowed) = state.limiter.check(state, subject, limit).await;
         extras.rate = Some(info);

@@ -151,7 +151,11 @@ impl Metrics {
             catch_up(&self.cache_hits.with_label_values(&[name]), hits);
             catch_up(&self.cache_misses.with_label_values(&[name]), misses);
         }
-        match crate::db::webhooks::outbox_depth(state).await {
+        let depth = match state.db().await {
+            Ok(client) => crate::db::webhooks::outbox_counts(&client).await,
+            Err(e) => Err(e),
+        };
+        match depth {
             Ok((pending, failed)) => {
                 self.outbox.with_label_values(&["pending"]).set(pending);
                 self.outbox.with_label_values(&["failed"]).set(failed);

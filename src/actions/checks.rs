@@ -33,6 +33,33 @@ pub fn page(limit: OptNum, offset: OptNum) -> Result<Page, ApiError> {
     Ok(Page { limit, offset })
 }
 
+/// The end of a large list's answer: `total` (exact up to [`db::EXACT_TOTAL_MAX`], else the
+/// planner's estimate, said by `total_exact: false`) and the keyset cursor of the next page.
+#[derive(serde::Serialize)]
+pub struct Paging<C> {
+    pub total: i64,
+    #[serde(skip_serializing_if = "is_exact")]
+    pub total_exact: bool,
+    /// Pass it back (as `after` or `before`) for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<C>,
+}
+
+fn is_exact(exact: &bool) -> bool {
+    *exact
+}
+
+impl<C> Paging<C> {
+    /// `next` is given only when there is more to read.
+    pub fn new(total: i64, next: Option<C>) -> Self {
+        Paging {
+            total,
+            total_exact: total <= db::EXACT_TOTAL_MAX,
+            next,
+        }
+    }
+}
+
 /// A positive 32-bit id (node ids and site numbers).
 pub fn id(name: &str, n: Num) -> Result<i32, ApiError> {
     i32::try_from(n.0).ok().filter(|v| *v > 0).ok_or_else(|| {

@@ -36,21 +36,12 @@ pub struct ListDomainParams {
 #[derive(Serialize)]
 pub struct DomainList {
     domainlist: Vec<String>,
-    total: i64,
-    /// Present (false) when `total` is the planner's estimate (above 1,000).
-    #[serde(skip_serializing_if = "is_true")]
-    total_exact: bool,
-    /// Pass as `after` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
+    #[serde(flatten)]
+    paging: checks::Paging<String>,
     /// The domains of this page that are not active: waiting for review, or rejected (with the
     /// reason). Absent when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     review: Vec<Listed>,
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
 }
 
 impl DomainList {
@@ -58,9 +49,10 @@ impl DomainList {
         let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= limit;
         DomainList {
             domainlist: page.iter().map(|d| d.domain.clone()).collect(),
-            total,
-            total_exact: total <= db::EXACT_TOTAL_MAX,
-            next: page.last().filter(|_| full).map(|d| d.domain.clone()),
+            paging: checks::Paging::new(
+                total,
+                page.last().filter(|_| full).map(|d| d.domain.clone()),
+            ),
             review: page
                 .iter()
                 .filter(|d| d.status != "active")

@@ -52,12 +52,7 @@ pub async fn create_key_for(
     let (key, info) = keys::store_key(&tx, user.user_id, request)
         .await
         .map_err(|e| e.to_cli_text())?;
-    let actor = Actor {
-        user_id: None,
-        login: Some("api-key create"),
-        api_key: None,
-        unit: None,
-    };
+    let actor = Actor::command("api-key create");
     let params = serde_json::json!({"login": login, "name": info.name});
     audit::record(
         &tx,
@@ -227,12 +222,7 @@ pub async fn create_admin(
         crate::db::users::upsert_admin(&tx, &login, &hash, &crate::auth::hash_secret(&uniqcode))
             .await
             .map_err(|e| e.to_string())?;
-    let actor = Actor {
-        user_id: None,
-        login: Some("create-admin"),
-        api_key: None,
-        unit: None,
-    };
+    let actor = Actor::command("create-admin");
     audit::record(
         &tx,
         &actor,

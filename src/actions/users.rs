@@ -26,17 +26,8 @@ pub struct ListUserParams {
 #[derive(Serialize)]
 pub struct UserList {
     users: Vec<UserView>,
-    total: i64,
-    /// Present (false) when `total` is the planner's estimate (above 1,000).
-    #[serde(skip_serializing_if = "is_true")]
-    total_exact: bool,
-    /// Pass as `after` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
+    #[serde(flatten)]
+    paging: checks::Paging<String>,
 }
 
 /// `get_list_user`: accounts, optionally those whose login or address contains `q`.
@@ -54,10 +45,11 @@ pub async fn get_list_user(ctx: Ctx, p: ListUserParams) -> Result<UserList, ApiE
     let (users, total) = db::users::list(&*client, q, after, page.limit, page.offset).await?;
     let full = users.len() as i64 >= page.limit;
     Ok(UserList {
-        next: users.last().filter(|_| full).map(|u| u.login.clone()),
-        total_exact: total <= db::EXACT_TOTAL_MAX,
+        paging: checks::Paging::new(
+            total,
+            users.last().filter(|_| full).map(|u| u.login.clone()),
+        ),
         users,
-        total,
     })
 }
 
@@ -194,16 +186,12 @@ pub const AUDIT_PAGE_MAX_BYTES: usize = 1024 * 1024;
 #[derive(Serialize)]
 pub struct AuditLog {
     entries: Vec<Entry>,
-    total: i64,
     /// Where the next page starts, when there is one (a page may end before `limit` entries
     /// to stay under 1 MiB).
     next_offset: Option<i64>,
-    /// Present (false) when `total` is the planner's estimate (above 1,000).
-    #[serde(skip_serializing_if = "is_true")]
-    total_exact: bool,
-    /// Pass as `before` for the next page (keyset paging); absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<i64>,
+    /// `next`: pass it as `before` for the next page (keyset paging).
+    #[serde(flatten)]
+    paging: checks::Paging<i64>,
 }
 
 /// `get_audit_log`: the log of changes, newest first.
@@ -236,10 +224,8 @@ pub async fn get_audit_log(ctx: Ctx, p: AuditLogParams) -> Result<AuditLog, ApiE
     entries.truncate(fits.max(1));
     let end = page.offset + entries.len() as i64;
     Ok(AuditLog {
-        next: entries.last().filter(|_| full || cut).map(|e| e.id),
+        paging: checks::Paging::new(total, entries.last().filter(|_| full || cut).map(|e| e.id)),
         next_offset: (end < total).then_some(end),
-        total_exact: total <= db::EXACT_TOTAL_MAX,
         entries,
-        total,
     })
 }

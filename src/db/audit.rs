@@ -17,6 +17,18 @@ pub struct Actor<'a> {
     pub unit: Option<Uuid>,
 }
 
+impl<'a> Actor<'a> {
+    /// A command-line tool of the binary (`create-admin`, `api-key create`).
+    pub fn command(name: &'a str) -> Self {
+        Actor {
+            user_id: None,
+            login: Some(name),
+            api_key: None,
+            unit: None,
+        }
+    }
+}
+
 /// Writes one audit row; call it inside the transaction of the change.
 pub async fn record(
     c: &impl GenericClient,

@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::{execute, query, query_one, query_opt};
 use crate::error::ApiError;
-use crate::AppState;
 
 /// Webhooks one user may hold.
 pub const MAX_PER_USER: i64 = 20;
@@ -274,12 +273,6 @@ pub async fn finish(
         }
     }
     Ok(())
-}
-
-/// Deliveries pending and failed, for `/metrics` and `get_stats`.
-pub async fn outbox_depth(state: &AppState) -> Result<(i64, i64), ApiError> {
-    let client = state.db().await?;
-    outbox_counts(&client).await
 }
 
 /// Deliveries pending and failed.

@@ -270,22 +270,10 @@ async fn a_delivery_to_a_name_that_resolves_inside_is_refused_at_connect_time() 
         )
         .await
         .ok();
-    let started = std::time::Instant::now();
-    loop {
-        let d = strict
-            .call_as(
-                &w.alice.1,
-                "get_webhook_deliveries",
-                json!({"webhookid": hook}),
-            )
-            .await;
-        let first = d.ok()["deliveries"][0].clone();
-        if first["attempts"].as_i64().unwrap_or(0) >= 1 && first["last_error"].is_string() {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{first}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    newest_delivery_until(&strict, &w.alice.1, &hook, |d| {
+        d["attempts"].as_i64().unwrap_or(0) >= 1 && d["last_error"].is_string()
+    })
+    .await;
     assert!(receiver.got.lock().unwrap().is_empty());
 }
 
@@ -422,16 +410,8 @@ async fn a_delivery_failing_for_a_day_is_marked_failed_and_the_next_goes_out() {
             .await;
         d.ok()["deliveries"].clone()
     };
-    let started = std::time::Instant::now();
-    loop {
-        let d = deliveries().await;
-        if d[0]["state"] == "failed" {
-            assert_eq!(d[0]["last_status"], 500);
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{d}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let failed = newest_delivery_until(&w.app, &w.alice.1, &hook, |d| d["state"] == "failed").await;
+    assert_eq!(failed["last_status"], 500);
     receiver.answer(200);
     let new = w.site(&w.alice.1, 1).await;
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;
@@ -462,23 +442,29 @@ async fn a_receiver_that_never_answers_times_out() {
     )
     .await;
     w.site(&w.alice.1, 1).await;
+    let first =
+        newest_delivery_until(&w.app, &w.alice.1, &hook, |d| d["last_error"].is_string()).await;
+    assert_eq!(first["state"], "pending", "retried later");
+    assert!(first["last_status"].is_null());
+}
+
+/// Waits until the webhook's newest delivery satisfies `done`, and returns it.
+async fn newest_delivery_until(
+    app: &TestApp,
+    cookie: &str,
+    hook: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let started = std::time::Instant::now();
     loop {
-        let d = w
-            .app
-            .call_as(
-                &w.alice.1,
-                "get_webhook_deliveries",
-                json!({"webhookid": hook}),
-            )
+        let d = app
+            .call_as(cookie, "get_webhook_deliveries", json!({"webhookid": hook}))
             .await;
-        let first = d.ok()["deliveries"][0].clone();
-        if first["last_error"].is_string() {
-            assert_eq!(first["state"], "pending", "retried later");
-            assert!(first["last_status"].is_null());
-            break;
+        let newest = d.ok()["deliveries"][0].clone();
+        if done(&newest) {
+            return newest;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "{first}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{newest}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
