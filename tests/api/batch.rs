@@ -117,7 +117,9 @@ async fn a_batch_refuses_what_it_cannot_hold() {
     let nested = json!({"actions": [{"action": "batch", "params": {"actions": []}}]});
     let a = w.app.call_as(&w.alice.1, "batch", nested).await;
     assert_eq!(a.ok()[0]["reason"], "bad_params");
-    let login = json!({"actions": [{"action": "authorization", "params": {}}]});
+    // Refused as an entry even with params that would sign in.
+    let login = json!({"actions": [{"action": "authorization",
+                                    "params": {"login": "alice", "password": "password-alice"}}]});
     let a = w.app.call_as(&w.alice.1, "batch", login).await;
     assert_eq!(a.ok()[0]["reason"], "bad_params");
     let many: Vec<Value> = (0..101)

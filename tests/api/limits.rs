@@ -145,6 +145,10 @@ async fn counting_needs_no_database_write_per_request() {
     let state = idle.state();
     let limit = 1000;
     let share = hostplane::auth::ratelimit::flush_share(limit);
+    assert_eq!(
+        share, 20,
+        "one write per 20 requests at a limit of 1,000 (1/50)"
+    );
     let who = hostplane::auth::ratelimit::Subject::User(uuid::Uuid::from_u128(7));
     let key = who.to_string();
     let stored = || async {
