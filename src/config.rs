@@ -75,7 +75,10 @@ fn millis(v: &str) -> Result<Duration, String> {
 }
 
 fn ip(v: &str) -> Result<IpAddr, String> {
-    v.trim().parse().map_err(|e| format!("{e}"))
+    v.trim()
+        .parse()
+        .map(crate::validate::canonical_ip)
+        .map_err(|e| format!("{e}"))
 }
 
 fn origin(v: &str) -> Result<String, String> {

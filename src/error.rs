@@ -48,6 +48,11 @@ reasons! {
     /// A webhook URL that is not http(s), or that points at a loopback, private, link-local
     /// or metadata address.
     bad_url = 400;
+    /// A batch's answers, or the answer of a request sent with a `request_id`, would pass their
+    /// bound; nothing was changed.
+    answer_too_large = 400;
+    /// This action, or this caller, cannot send a `request_id`.
+    request_id_not_allowed = 400;
     auth_required = 401;
     forbidden = 403;
     /// The account is disabled by an admin.

@@ -12,10 +12,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 
 use crate::auth::ratelimit::{self, RateInfo};
-use crate::auth::{self, Caller, CookieChange, SessionUser};
-use crate::error::{error_chain, ApiError, Reason};
-use crate::protocol::{self, Envelope};
-use crate::registry::{Access, ActionSpec, Ctx, Idempotency};
+use crate::auth::{self, Caller, CookieChange};
+use crate::error::{ApiError, Reason};
+use crate::protocol::{self, Envelope, ErrorAnswer};
+use crate::registry::{Access, Ctx};
 use crate::AppState;
 
 type HttpResponse = Response<Full<Bytes>>;
@@ -133,74 +133,6 @@ fn method_not_allowed(allow: &'static str) -> HttpResponse {
     r
 }
 
-/// An answer that is not ok, ready to encode.
-struct ErrorAnswer {
-    status: StatusCode,
-    body: Bytes,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    /// Encodes the error as an envelope; internal errors are logged here, once, with an id.
-    /// Every 429 and 503 says when to come back (`Retry-After`, 1 s unless the error knows better).
-    fn into_answer(self) -> ErrorAnswer {
-        match self {
-            ApiError::Client {
-                reason,
-                message,
-                retry_after,
-            } => {
-                let status = reason.status();
-                let must_say_when = status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::SERVICE_UNAVAILABLE;
-                ErrorAnswer {
-                    status,
-                    body: protocol::error_body(reason, message.as_deref()),
-                    retry_after: retry_after.or(must_say_when.then_some(1)),
-                }
-            }
-            ApiError::Conflict(e) => {
-                tracing::warn!(error = %e, "a transaction kept conflicting; answering busy");
-                ApiError::busy("the database is busy; try again").into_answer()
-            }
-            ApiError::Batch { index, error } => match *error {
-                ApiError::Client {
-                    reason,
-                    message,
-                    retry_after,
-                } => {
-                    let mut answer = ApiError::Client {
-                        reason,
-                        message: None,
-                        retry_after,
-                    }
-                    .into_answer();
-                    answer.body =
-                        protocol::batch_error_body(reason, message.as_deref(), Some(index));
-                    answer
-                }
-                other => other.into_answer(),
-            },
-            ApiError::Internal(source) => {
-                let request_id = uuid::Uuid::new_v4().simple().to_string();
-                tracing::error!(%request_id, error = %error_chain(source.as_ref()), "system error");
-                ErrorAnswer {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    body: protocol::system_error_body(&request_id),
-                    retry_after: None,
-                }
-            }
-        }
-    }
-}
-
-/// An error as the envelope a single call would have answered (for the entries of a batch).
-pub fn error_envelope(e: ApiError) -> serde_json::Value {
-    let answer = e.into_answer();
-    serde_json::from_slice(&answer.body)
-        .unwrap_or_else(|_| serde_json::json!({"response": "system error"}))
-}
-
 fn error_response(answer: &ErrorAnswer) -> HttpResponse {
     let mut r = json_response(answer.status, answer.body.clone());
     if let Some(secs) = answer.retry_after {
@@ -255,7 +187,7 @@ async fn api(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) ->
     if extras.rate.is_none() && !extras.uncounted {
         // Refused before its caller was known: it counts against the client's address.
         if let Some((subject, limit)) = ratelimit::subject(state, &Caller::Anonymous, client_ip) {
-            extras.rate = Some(state.limiter.check(state, subject, limit).await.0);
+            extras.rate = Some(state.limiter.check(state, subject, limit, 1).await.0);
         }
     }
     let reason = outcome.as_ref().err().map(|e| e.reason());
@@ -315,8 +247,8 @@ async fn read_body(
     }
 }
 
-/// Envelope -> action -> caller -> request limit -> access -> handler (alone, or in a unit of
-/// work for `batch` and for changes sent with a `request_id`).
+/// Envelope -> action -> caller -> request limit -> access -> the registry runs it (alone, or
+/// as a unit of work for `batch` and for changes sent with a `request_id`).
 async fn dispatch(
     state: &Arc<AppState>,
     client_ip: IpAddr,
@@ -333,15 +265,17 @@ async fn dispatch(
     } else {
         resolve_caller(state, headers, envelope.cookie.as_deref(), client_ip).await?
     };
-    extras.uncounted = spec.access == Access::Public;
+    let cost = spec.cost(&envelope.params);
+    // Node agents are never counted, not even as their address.
+    extras.uncounted = cost == 0 || matches!(caller, Caller::Node(_));
     if let Some((subject, limit)) =
         ratelimit::subject(state, &caller, client_ip).filter(|_| !extras.uncounted)
     {
-        let (info, allowed) = state.limiter.check(state, subject, limit).await;
+        let (info, allowed) = state.limiter.check(state, subject, limit, cost).await;
         extras.rate = Some(info);
         allowed?;
     }
-    if let Err(e) = authorize(spec, &caller) {
+    if let Err(e) = spec.authorize(&caller) {
         let sent_cookie = envelope.cookie.is_some()
             || http_cookie(headers).is_some()
             || bearer_token(headers).is_some();
@@ -355,14 +289,6 @@ async fn dispatch(
     if spec.limit_anonymous && matches!(caller, Caller::Anonymous) {
         auth::throttle::count_anonymous(state, spec.name, client_ip).await?;
     }
-    let idempotency = match &envelope.request_id {
-        Some(id) if !spec.reads => Some(Idempotency {
-            caller: idempotency_caller(&caller, client_ip),
-            request_id: id.clone(),
-            params_hash: params_hash(spec.name, &envelope.params),
-        }),
-        _ => None,
-    };
     // One copy of the params serves the handler and the audit log.
     let params = Arc::new(envelope.params);
     let ctx = Ctx::new(
@@ -372,47 +298,16 @@ async fn dispatch(
         Arc::clone(&params),
         client_ip,
     );
-    let result = if spec.name == "batch" || idempotency.is_some() {
-        spec.call_in_unit(ctx.clone(), &params, idempotency.as_ref())
-            .await
-            .map(|(body, replayed)| {
-                extras.replayed = replayed;
-                body
-            })
-    } else {
-        spec.call(ctx.clone(), &params).await
-    };
+    let result = state
+        .registry
+        .run(spec, ctx.clone(), params, envelope.request_id)
+        .await
+        .map(|answer| {
+            extras.replayed = answer.replayed;
+            answer.body
+        });
     extras.cookie_change = ctx.take_cookie_change();
     result
-}
-
-/// The action's access rule, then the API key's scope.
-pub fn authorize(spec: &ActionSpec, caller: &Caller) -> Result<(), ApiError> {
-    spec.authorize(caller)?;
-    if let Caller::User(SessionUser { key: Some(key), .. }) = caller {
-        key.allows(spec)?;
-    }
-    Ok(())
-}
-
-/// Whose `request_id`s a request's is among: a user's (whether by session or key), a node's, or
-/// an anonymous address's.
-fn idempotency_caller(caller: &Caller, client_ip: IpAddr) -> String {
-    match caller {
-        Caller::User(u) => format!("u:{}", u.user_id),
-        Caller::Node(n) => format!("n:{}", n.node_id),
-        Caller::Anonymous => format!("a:{client_ip}"),
-    }
-}
-
-/// SHA-256 of the action and its params (serde_json writes object keys sorted).
-fn params_hash(action: &str, params: &serde_json::Value) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(action.as_bytes());
-    h.update(b"\n");
-    h.update(params.to_string().as_bytes());
-    h.finalize().into()
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -493,8 +388,9 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The client's address: the peer, or the last hop of X-Forwarded-For when the peer is a trusted proxy.
+/// Every address is canonical (see [`crate::validate::canonical_ip`]).
 fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    let peer_ip = peer.ip();
+    let peer_ip = crate::validate::canonical_ip(peer.ip());
     if !state.config.trusted_proxies.contains(&peer_ip) {
         return peer_ip;
     }
@@ -503,6 +399,7 @@ fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|v| v.trim().parse().ok())
+        .map(crate::validate::canonical_ip)
         .unwrap_or(peer_ip)
 }
 

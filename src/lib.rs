@@ -43,6 +43,9 @@ use crate::events::NodeEvents;
 use crate::mail::Mailer;
 use crate::registry::Registry;
 
+/// Key generations that may wait for the key thread; more answer `busy`.
+const KEYGEN_QUEUE: usize = 16;
+
 /// The version reported by `ping`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -52,6 +55,8 @@ pub struct AppState {
     pub pool: Pool,
     pub registry: Registry,
     pub hasher: PasswordHasher,
+    /// Key generation (DKIM) on threads of its own behind a bounded queue.
+    pub keygen: auth::hasher::Workers,
     pub mailer: Mailer,
     pub events: Arc<NodeEvents>,
     pub sessions: Arc<SessionCache>,
@@ -129,6 +134,7 @@ impl Application {
             pool,
             registry,
             hasher,
+            keygen: auth::hasher::Workers::new("key generations", 1, KEYGEN_QUEUE),
             mailer,
             events,
             sessions,

@@ -187,13 +187,17 @@ async fn run(command: Command) -> Result<(), String> {
         Command::ApiKey {
             command: ApiKeyCommand::Create(a),
         } => {
+            let ask = hostplane::actions::KeyAsk {
+                name: Some(a.name),
+                actions: (!a.actions.is_empty()).then_some(a.actions),
+                read_only: a.read_only,
+                expires: a.expires.as_deref(),
+                cidrs: (!a.cidr.is_empty()).then_some(a.cidr),
+                rate_limit: a.limit,
+            };
             let request = hostplane::actions::KeyRequest::check(
-                Some(a.name),
-                (!a.actions.is_empty()).then_some(a.actions),
-                a.read_only,
-                a.expires.as_deref(),
-                (!a.cidr.is_empty()).then_some(a.cidr),
-                a.limit,
+                ask,
+                a.config.rate_limit,
                 hostplane::actions::is_action,
             )
             .map_err(|e| e.to_cli_text())?;

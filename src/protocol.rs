@@ -4,7 +4,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, Reason};
+use http::StatusCode;
+
+use crate::error::{error_chain, ApiError, Reason};
 
 /// A request envelope after the first decoding step: the action name and its still-untyped params.
 #[derive(Debug)]
@@ -123,6 +125,71 @@ pub fn system_error_body(request_id: &str) -> Bytes {
         request_id: Some(request_id),
         index: None,
     })
+}
+
+/// An answer that is not ok, ready to encode.
+pub struct ErrorAnswer {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// Encodes the error as an envelope; internal errors are logged here, once, with an id.
+    /// Every 429 and 503 says when to come back (`Retry-After`, 1 s unless the error knows better).
+    pub fn into_answer(self) -> ErrorAnswer {
+        match self {
+            ApiError::Client {
+                reason,
+                message,
+                retry_after,
+            } => {
+                let status = reason.status();
+                let must_say_when = status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE;
+                ErrorAnswer {
+                    status,
+                    body: error_body(reason, message.as_deref()),
+                    retry_after: retry_after.or(must_say_when.then_some(1)),
+                }
+            }
+            ApiError::Conflict(e) => {
+                tracing::warn!(error = %e, "a transaction kept conflicting; answering busy");
+                ApiError::busy("the database is busy; try again").into_answer()
+            }
+            ApiError::Batch { index, error } => match *error {
+                ApiError::Client {
+                    reason,
+                    message,
+                    retry_after,
+                } => {
+                    let mut answer = ApiError::Client {
+                        reason,
+                        message: None,
+                        retry_after,
+                    }
+                    .into_answer();
+                    answer.body = batch_error_body(reason, message.as_deref(), Some(index));
+                    answer
+                }
+                other => other.into_answer(),
+            },
+            ApiError::Internal(source) => {
+                let request_id = uuid::Uuid::new_v4().simple().to_string();
+                tracing::error!(%request_id, error = %error_chain(source.as_ref()), "system error");
+                ErrorAnswer {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    body: system_error_body(&request_id),
+                    retry_after: None,
+                }
+            }
+        }
+    }
+}
+
+/// An error as the envelope a single call would have answered (for the entries of a batch).
+pub fn error_envelope(e: ApiError) -> Bytes {
+    e.into_answer().body
 }
 
 #[cfg(test)]

@@ -3,6 +3,15 @@
 
 /// A login: 3-32 chars of `[a-z0-9_-]`, starting with a letter or digit; case-insensitive, so it
 /// is returned lowercased.
+/// An address in one form: an IPv4 client reaching a dual-stack (`[::]`) listener arrives as
+/// `::ffff:a.b.c.d`, which is that IPv4 address.
+pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 pub fn login(raw: &str) -> Result<String, &'static str> {
     let login = raw.to_ascii_lowercase();
     if !(3..=32).contains(&login.len()) {

@@ -33,8 +33,18 @@ pub struct AddUserResult {
     cookie: Option<String>,
 }
 
-/// `adduser`: registers an account (admins: any account, with a role).
-pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiError> {
+/// A new account, checked and with its password hashed before any transaction opens.
+pub struct NewAccount {
+    login: String,
+    role: Role,
+    emails: Vec<String>,
+    password_hash: String,
+    invite: Option<String>,
+}
+
+/// `adduser`'s slow part: every check (registration policy, role, login, password, addresses,
+/// the login free and the invite live), then the password's hash.
+pub async fn prepare_adduser(ctx: Ctx, p: AddUserParams) -> Result<NewAccount, ApiError> {
     let admin = ctx.is_admin();
     let invite = if admin {
         None
@@ -77,8 +87,7 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
         .collect::<Result<Vec<_>, _>>()?;
 
     // Spare the bcrypt work when the login is plainly taken or the invite is not live; the
-    // transaction below still decides races.
-    let dead_invite = || Reason::bad_invite.msg("the invite code is unknown, used or expired");
+    // transaction of the handler still decides races.
     {
         let client = ctx.db().await?;
         if db::users::credentials_by_login(&*client, &login)
@@ -94,19 +103,43 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
         }
     }
     let password_hash = ctx.state.hasher.hash(password).await?;
+    Ok(NewAccount {
+        login,
+        role,
+        emails,
+        password_hash,
+        invite,
+    })
+}
+
+fn dead_invite() -> ApiError {
+    Reason::bad_invite.msg("the invite code is unknown, used or expired")
+}
+
+/// `adduser`: registers an account (admins: any account, with a role).
+pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiError> {
+    let admin = ctx.is_admin();
+    let NewAccount {
+        login,
+        role,
+        emails,
+        password_hash,
+        invite,
+    } = ctx.prepared::<NewAccount>()?;
+    let role = *role;
     let uniqcode = auth::random_secret(16)?;
 
     let tx = ctx.begin().await?;
     let new_user = db::users::NewUser {
-        login: &login,
-        password_hash: &password_hash,
+        login,
+        password_hash,
         uniqcode_hash: &auth::hash_secret(&uniqcode),
         role,
-        emails: &emails,
+        emails,
     };
     let userid = db::users::insert(&*tx, &new_user).await?;
     if let Some(code) = invite {
-        if !db::tokens::consume_invite(&*tx, &auth::hash_secret(&code), userid).await? {
+        if !db::tokens::consume_invite(&*tx, &auth::hash_secret(code), userid).await? {
             return Err(dead_invite());
         }
     }
@@ -125,7 +158,7 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
     }
     Ok(AddUserResult {
         userid,
-        login,
+        login: login.clone(),
         uniqcode,
         cookie,
     })

@@ -86,19 +86,26 @@ pub struct SetDkimParams {
     private_key: Option<String>,
 }
 
-/// `set_dkim`: the domain's signing key, made here (RSA-2048) unless one is given; replaces an
-/// earlier key.
-pub async fn set_dkim(ctx: Ctx, p: SetDkimParams) -> Result<DkimRecord, ApiError> {
+/// A key pair ready to store, base64 DER: made before any transaction opens.
+pub struct DkimKeys {
+    private_key: String,
+    public_key: String,
+}
+
+/// `set_dkim`'s slow part: checks the params and that the domain is the caller's, then makes the
+/// key (RSA-2048, on the key-generation workers behind their bounded queue) unless one is given.
+pub async fn prepare_key(ctx: Ctx, p: SetDkimParams) -> Result<DkimKeys, ApiError> {
     let domain = domain_param(&p.domain)?;
-    let selector = selector(&p.selector)?;
+    selector(&p.selector)?;
     let given = p.private_key.as_deref().map(given_key).transpose()?;
     own_mail_domain(&*ctx.db().await?, &ctx, &domain, false).await?;
-    // Making a key takes a while: off the reactor.
     let key = match given {
         Some(k) => k,
-        None => tokio::task::spawn_blocking(|| RsaPrivateKey::new(&mut rand_core::OsRng, KEY_BITS))
-            .await
-            .map_err(ApiError::internal)?
+        None => ctx
+            .state
+            .keygen
+            .run(|| RsaPrivateKey::new(&mut rand_core::OsRng, KEY_BITS))
+            .await?
             .map_err(ApiError::internal)?,
     };
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -107,11 +114,28 @@ pub async fn set_dkim(ctx: Ctx, p: SetDkimParams) -> Result<DkimRecord, ApiError
         .to_public_key()
         .to_public_key_der()
         .map_err(ApiError::internal)?;
-    let private_key = b64.encode(private_der.as_bytes());
-    let public_key = b64.encode(public_der.as_bytes());
+    Ok(DkimKeys {
+        private_key: b64.encode(private_der.as_bytes()),
+        public_key: b64.encode(public_der.as_bytes()),
+    })
+}
+
+/// `set_dkim`: the domain's signing key, made here (RSA-2048) unless one is given; replaces an
+/// earlier key.
+pub async fn set_dkim(ctx: Ctx, p: SetDkimParams) -> Result<DkimRecord, ApiError> {
+    let domain = domain_param(&p.domain)?;
+    let selector = selector(&p.selector)?;
+    let keys: &DkimKeys = ctx.prepared()?;
     let tx = ctx.begin().await?;
     own_mail_domain(&*tx, &ctx, &domain, true).await?;
-    db::mail::set_dkim(&*tx, &domain, &selector, &private_key, &public_key).await?;
+    db::mail::set_dkim(
+        &*tx,
+        &domain,
+        &selector,
+        &keys.private_key,
+        &keys.public_key,
+    )
+    .await?;
     audit(&*tx, &ctx, &format!("dkim:{domain}")).await?;
     let view = db::mail::dkim(&*tx, &domain)
         .await?

@@ -66,6 +66,41 @@ pub fn parse_expiry(text: &str) -> Result<i64, String> {
     Ok(secs)
 }
 
+/// A network as PostgreSQL's `cidr` reads it: `ADDRESS/BITS` (or a lone address) with no bits
+/// set past the prefix, in canonical text. Checked here, so the database never sees bad text.
+pub fn network(text: &str) -> Result<String, &'static str> {
+    use std::net::IpAddr;
+    let text = text.trim();
+    let (addr, bits) = match text.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| "a network such as 10.0.0.0/8 or 2001:db8::/32")?;
+    let width = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        None => width,
+        Some(b) if !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) && b.len() <= 3 => {
+            b.parse::<u32>().map_err(|_| "a prefix length")?
+        }
+        Some(_) => return Err("a prefix length of digits after the '/'"),
+    };
+    if bits > width {
+        return Err("a prefix length of at most 32 (IPv4) or 128 (IPv6)");
+    }
+    let host_bits_clear = match addr {
+        IpAddr::V4(a) => u32::from(a).checked_shl(bits).unwrap_or(0) == 0,
+        IpAddr::V6(a) => u128::from(a).checked_shl(bits).unwrap_or(0) == 0,
+    };
+    if !host_bits_clear {
+        return Err(
+            "the address has bits set to the right of the prefix (e.g. 10.0.0.0/8, not 10.0.0.1/8)",
+        );
+    }
+    Ok(format!("{addr}/{bits}"))
+}
+
 /// Everything a new key may do, checked: names, actions, networks, limits.
 pub struct KeyRequest {
     pub name: String,
@@ -76,17 +111,32 @@ pub struct KeyRequest {
     pub rate_limit: Option<i32>,
 }
 
+/// A key as asked for, before its checks.
+pub struct KeyAsk<'a> {
+    pub name: Option<String>,
+    pub actions: Option<Vec<String>>,
+    pub read_only: bool,
+    pub expires: Option<&'a str>,
+    pub cidrs: Option<Vec<String>>,
+    pub rate_limit: Option<i64>,
+}
+
 impl KeyRequest {
-    /// Checks the parts that need no database; `known` tells an action name from a typo.
+    /// Checks the parts that need no database: `owner_limit` is the owner's hourly request
+    /// limit, `known` tells an action name from a typo.
     pub fn check(
-        name: Option<String>,
-        actions: Option<Vec<String>>,
-        read_only: bool,
-        expires: Option<&str>,
-        cidrs: Option<Vec<String>>,
-        rate_limit: Option<i64>,
+        ask: KeyAsk<'_>,
+        owner_limit: u64,
         known: impl Fn(&str) -> bool,
     ) -> Result<KeyRequest, ApiError> {
+        let KeyAsk {
+            name,
+            actions,
+            read_only,
+            expires,
+            cidrs,
+            rate_limit,
+        } = ask;
         let bad = |m: String| Reason::bad_params.msg(m);
         let name = name.unwrap_or_default().trim().to_string();
         let allowed = |c: char| c.is_alphanumeric() || " ._-".contains(c);
@@ -107,16 +157,28 @@ impl KeyRequest {
             .map(parse_expiry)
             .transpose()
             .map_err(|m| bad(format!("param `expires`: {m}")))?;
-        if let Some(list) = &cidrs {
-            if list.is_empty() || list.len() > CIDRS_MAX {
+        let cidrs = match cidrs {
+            Some(list) if list.is_empty() || list.len() > CIDRS_MAX => {
                 return Err(bad(format!("param `cidr`: 1 to {CIDRS_MAX} networks")));
             }
-        }
+            Some(list) => Some(
+                list.iter()
+                    .map(|n| network(n).map_err(|m| bad(format!("param `cidr`: {n:?}: {m}"))))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
         let rate_limit = rate_limit
             .map(|n| {
-                i32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
-                    bad("param `rate_limit`: a positive number of requests per hour".into())
-                })
+                i32::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0 && i64::from(*n) as u64 <= owner_limit)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "param `rate_limit`: 1 to {owner_limit} requests per hour \
+                             (a key's limit never exceeds its owner's)"
+                        ))
+                    })
             })
             .transpose()?;
         Ok(KeyRequest {
@@ -198,14 +260,7 @@ pub async fn store_key(
             expires_in_secs: k.expires_in,
         },
     )
-    .await
-    .map_err(|e| match e.reason() {
-        // 22P02: cidr text PostgreSQL cannot read.
-        None => {
-            Reason::bad_params.msg("param `cidr`: networks such as 10.0.0.0/8 or 2001:db8::/32")
-        }
-        _ => e,
-    })?
+    .await?
     .ok_or_else(|| {
         Reason::quota_exceeded.msg(format!(
             "a user may hold at most {} API keys",
@@ -219,15 +274,17 @@ pub async fn store_key(
 pub async fn create_api_key(ctx: Ctx, p: CreateKeyParams) -> Result<CreatedKey, ApiError> {
     let owner = target_user(&ctx, p.userid.0)?;
     let registry = &ctx.state.registry;
-    let request = KeyRequest::check(
-        p.name,
-        p.actions,
-        p.read_only,
-        p.expires.as_deref(),
-        p.cidr,
-        p.rate_limit.0,
-        |a| registry.lookup(a).is_ok(),
-    )?;
+    let ask = KeyAsk {
+        name: p.name,
+        actions: p.actions,
+        read_only: p.read_only,
+        expires: p.expires.as_deref(),
+        cidrs: p.cidr,
+        rate_limit: p.rate_limit.0,
+    };
+    let request = KeyRequest::check(ask, ctx.state.config.rate_limit, |a| {
+        registry.lookup(a).is_ok()
+    })?;
     let tx = ctx.begin().await?;
     let caller = me(&ctx)?;
     let request = match &caller.key {

@@ -74,17 +74,38 @@ pub struct MailboxRef {
     address: String,
 }
 
+/// A mailbox password's hash, made before any transaction opens (`None`: no password sent).
+pub struct PreparedPassword(Option<String>);
+
+/// The address an `add_mailbox` names: `address`, or `domain` and `local`.
+fn new_address(p: &AddMailboxParams) -> Result<(String, String), ApiError> {
+    match (&p.address, &p.domain, &p.local) {
+        (Some(a), None, None) => address(a),
+        (None, Some(d), Some(l)) => Ok((local_part(l)?, domain_param(d)?)),
+        _ => Err(Reason::bad_params.msg("send `address`, or `domain` and `local`")),
+    }
+}
+
+/// `add_mailbox`'s slow part: the cheap checks (is the domain the caller's at all?), then the
+/// password's hash.
+pub async fn prepare_add(ctx: Ctx, p: AddMailboxParams) -> Result<PreparedPassword, ApiError> {
+    let (_, domain) = new_address(&p)?;
+    quota(p.quota_bytes)?;
+    own_mail_domain(&*ctx.db().await?, &ctx, &domain, false).await?;
+    Ok(PreparedPassword(Some(
+        mailbox_password(&ctx, p.password).await?,
+    )))
+}
+
 /// `add_mailbox`: a mailbox in one of the caller's mail domains.
 pub async fn add_mailbox(ctx: Ctx, p: AddMailboxParams) -> Result<MailboxRef, ApiError> {
-    let (local, domain) = match (&p.address, &p.domain, &p.local) {
-        (Some(a), None, None) => address(a)?,
-        (None, Some(d), Some(l)) => (local_part(l)?, domain_param(d)?),
-        _ => return Err(Reason::bad_params.msg("send `address`, or `domain` and `local`")),
-    };
+    let (local, domain) = new_address(&p)?;
     let quota_bytes = quota(p.quota_bytes)?.unwrap_or(0);
-    // The cheap check before the hashing: is the domain the caller's at all?
-    own_mail_domain(&*ctx.db().await?, &ctx, &domain, false).await?;
-    let password_hash = mailbox_password(&ctx, p.password).await?;
+    let PreparedPassword(Some(password_hash)) = ctx.prepared::<PreparedPassword>()? else {
+        return Err(ApiError::internal(
+            "add_mailbox was prepared without a password",
+        ));
+    };
     let state = &ctx.state;
     let tx = ctx.begin().await?;
     let owner = own_mail_domain(&*tx, &ctx, &domain, false).await?;
@@ -100,7 +121,7 @@ pub async fn add_mailbox(ctx: Ctx, p: AddMailboxParams) -> Result<MailboxRef, Ap
     let mailbox = db::mail::NewMailbox {
         local_part: &local,
         domain: &domain,
-        password_hash: &password_hash,
+        password_hash,
         quota_bytes,
         can_login: p.can_login.unwrap_or(true),
     };
@@ -183,6 +204,16 @@ async fn own_mailbox(
     }
 }
 
+/// `set_mailbox`'s slow part: is the mailbox the caller's, then the new password's hash.
+pub async fn prepare_set(ctx: Ctx, p: SetMailboxParams) -> Result<PreparedPassword, ApiError> {
+    let (local, domain) = address(&p.address)?;
+    own_mailbox(&*ctx.db().await?, &ctx, &format!("{local}@{domain}")).await?;
+    Ok(PreparedPassword(match p.password {
+        Some(pw) => Some(mailbox_password(&ctx, pw).await?),
+        None => None,
+    }))
+}
+
 /// `set_mailbox`: changes the password, quota, login permission, forwarding or disabled flag.
 pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, ApiError> {
     let (local, domain) = address(&p.address)?;
@@ -201,11 +232,8 @@ pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, A
         ),
     };
     let quota_bytes = quota(p.quota_bytes)?;
-    own_mailbox(&*ctx.db().await?, &ctx, &address).await?;
-    let password_hash = match p.password {
-        Some(pw) => Some(mailbox_password(&ctx, pw).await?),
-        None => None,
-    };
+    let PreparedPassword(password_hash) = ctx.prepared::<PreparedPassword>()?;
+    let password_hash = password_hash.clone();
     let changes = MailboxChanges {
         password_hash,
         quota_bytes,

@@ -4,7 +4,6 @@
 
 mod accounts;
 mod agents;
-mod batch;
 mod changes;
 mod checks;
 mod dkim;
@@ -26,9 +25,9 @@ use deadpool_postgres::GenericClient;
 use crate::auth::Caller;
 use crate::db::audit::{self, Actor};
 use crate::error::ApiError;
-use crate::registry::{action, read, Access::*, ActionSpec, Ctx};
+use crate::registry::{action, batch, read, Access::*, ActionSpec, Ctx};
 
-pub use keys::KeyRequest;
+pub use keys::{KeyAsk, KeyRequest};
 
 /// True when an action of that name exists.
 pub fn is_action(name: &str) -> bool {
@@ -77,27 +76,30 @@ pub fn all() -> Vec<ActionSpec> {
             .not_in_batch(),
         action("logout", User, session::logout)
             .for_mailboxes()
-            .sessions_only()
-            .not_in_batch(),
+            .sessions_only(),
         read("whoami", User, session::whoami).for_mailboxes(),
         action("adduser", Anyone, accounts::adduser)
             .secret(&["password", "invite"])
             .limit_anonymous()
-            .not_in_batch(),
-        action("add_invite", Admin, accounts::add_invite),
+            .not_in_batch()
+            .returns_secret(&["uniqcode", "cookie"])
+            .prepare(accounts::prepare_adduser),
+        action("add_invite", Admin, accounts::add_invite).returns_secret(&["invite"]),
         action("change_password", User, passwords::change_password)
             .secret(&["oldpassword", "newpassword"])
             .for_mailboxes()
             .sessions_only(),
         action("restore_password", Anyone, passwords::restore_password)
             .limit_anonymous()
-            .not_in_batch(),
+            .not_in_batch()
+            .no_request_id(),
         action("reset_password", Anyone, passwords::reset_password)
             .secret(&["token", "newpassword"])
             .limit_anonymous()
-            .not_in_batch(),
+            .not_in_batch()
+            .no_request_id(),
         read("get_node_list", User, nodes::get_node_list),
-        action("add_node", Admin, nodes::add_node),
+        action("add_node", Admin, nodes::add_node).returns_secret(&["token"]),
         action("delete_node", Admin, nodes::delete_node),
         action("grant_node", Admin, nodes::grant_node),
         action("revoke_node", Admin, nodes::revoke_node),
@@ -111,10 +113,10 @@ pub fn all() -> Vec<ActionSpec> {
         action("set_user", Admin, users::set_user),
         action("delete_user", Admin, users::delete_user),
         read("get_audit_log", Admin, users::get_audit_log),
-        action("node_sync", Node, agents::node_sync),
+        action("node_sync", Node, agents::node_sync).long_poll(),
         action("node_report", Node, agents::node_report),
         read("get_node_status", UserOrNode, agents::get_node_status),
-        action("rotate_node_token", Admin, agents::rotate_node_token),
+        action("rotate_node_token", Admin, agents::rotate_node_token).returns_secret(&["token"]),
         action("add_mail_domain", User, mail_domains::add_mail_domain),
         read(
             "get_list_mail_domain",
@@ -123,9 +125,13 @@ pub fn all() -> Vec<ActionSpec> {
         ),
         action("set_mail_domain", User, mail_domains::set_mail_domain),
         action("delete_mail_domain", User, mail_domains::delete_mail_domain),
-        action("add_mailbox", User, mailboxes::add_mailbox).secret(&["password"]),
+        action("add_mailbox", User, mailboxes::add_mailbox)
+            .secret(&["password"])
+            .prepare(mailboxes::prepare_add),
         read("get_list_mailbox", User, mailboxes::get_list_mailbox).for_mailboxes(),
-        action("set_mailbox", User, mailboxes::set_mailbox).secret(&["password"]),
+        action("set_mailbox", User, mailboxes::set_mailbox)
+            .secret(&["password"])
+            .prepare(mailboxes::prepare_set),
         action("delete_mailbox", User, mailboxes::delete_mailbox),
         action("add_alias", User, mail_routing::add_alias),
         read("get_list_alias", User, mail_routing::get_list_alias),
@@ -137,13 +143,18 @@ pub fn all() -> Vec<ActionSpec> {
         read("get_list_transport", User, mail_routing::get_list_transport),
         action("delete_transport", User, mail_routing::delete_transport),
         action("reset_transports", User, mail_routing::reset_transports),
-        action("set_dkim", User, dkim::set_dkim).secret(&["private_key"]),
+        action("set_dkim", User, dkim::set_dkim)
+            .secret(&["private_key"])
+            .prepare(dkim::prepare_key),
         read("get_dkim", User, dkim::get_dkim),
-        action("create_api_key", User, keys::create_api_key),
+        action("create_api_key", User, keys::create_api_key).returns_secret(&["key"]),
         read("get_list_api_key", User, keys::get_list_api_key),
         action("revoke_api_key", User, keys::revoke_api_key),
-        action("batch", User, batch::batch),
-        action("add_webhook", User, webhooks::add_webhook).secret(&["secret"]),
+        batch("batch", User),
+        action("add_webhook", User, webhooks::add_webhook)
+            .secret(&["secret"])
+            .returns_secret(&["secret"])
+            .prepare(webhooks::prepare_url),
         read("get_list_webhook", User, webhooks::get_list_webhook),
         action("delete_webhook", User, webhooks::delete_webhook),
         read(

@@ -29,6 +29,17 @@ pub struct AddedWebhook {
     secret: Option<String>,
 }
 
+/// A webhook URL whose host was looked up (a network call) before any transaction opened.
+pub struct CheckedUrl(String);
+
+/// `add_webhook`'s slow part: the URL's checks, its host's name lookup included.
+pub async fn prepare_url(ctx: Ctx, p: AddWebhookParams) -> Result<CheckedUrl, ApiError> {
+    let url = crate::webhooks::check_url(p.url.trim(), ctx.state.config.webhook_allow_private)
+        .await?
+        .to_string();
+    Ok(CheckedUrl(url))
+}
+
 /// `add_webhook` {url, events, secret?}.
 pub async fn add_webhook(ctx: Ctx, p: AddWebhookParams) -> Result<AddedWebhook, ApiError> {
     let caller = me(&ctx)?.user_id;
@@ -59,9 +70,7 @@ pub async fn add_webhook(ctx: Ctx, p: AddWebhookParams) -> Result<AddedWebhook, 
         }
         None => (format!("whsec_{}", random_secret(32)?), true),
     };
-    let url = crate::webhooks::check_url(p.url.trim(), ctx.state.config.webhook_allow_private)
-        .await?
-        .to_string();
+    let url = ctx.prepared::<CheckedUrl>()?.0.clone();
     // An admin's webhook is global; a user's hears of their own objects.
     let owner = (!ctx.is_admin()).then_some(caller);
     let tx = ctx.begin().await?;

@@ -30,29 +30,30 @@ fn lower_priority() {
     let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
 }
 
-/// bcrypt hashing and verification on a few dedicated threads (`bcrypt_threads`) that run at
-/// the lowest CPU priority: a wave of logins queues here and gets whatever CPU the rest of the
-/// service leaves, instead of taking cores from the reactor and the database. The queue holds
-/// at most `queue` jobs; past that a request answers `busy` at once instead of waiting behind
-/// work nobody can bound.
-pub struct PasswordHasher {
-    cost: u32,
+/// Slow, CPU-bound work (bcrypt, RSA key generation) on a few dedicated threads that run at the
+/// lowest CPU priority: a wave of such requests queues here and gets whatever CPU the rest of the
+/// service leaves, instead of taking cores from the reactor and the database. The queue holds at
+/// most `queue` jobs; past that a request answers `busy` at once instead of waiting behind work
+/// nobody can bound. Callers never hold a transaction while they wait here.
+pub struct Workers {
+    /// Names the threads and the `busy` message ("password checks", "key generations").
+    what: &'static str,
     jobs: std::sync::mpsc::SyncSender<Job>,
-    dummy: OnceCell<String>,
     /// Jobs handed over and not yet started.
     queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
-impl PasswordHasher {
-    pub fn new(cost: u32, threads: usize, queue: usize) -> Self {
+impl Workers {
+    pub fn new(what: &'static str, threads: usize, queue: usize) -> Self {
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(queue.max(1));
         let queue = Arc::new(std::sync::Mutex::new(queue));
+        let short: String = what.chars().take(8).collect();
         for i in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
             let spawned = std::thread::Builder::new()
-                .name(format!("bcrypt-{i}"))
+                .name(format!("{short}-{i}"))
                 .spawn(move || {
                     // Lowering one's own priority needs no privilege; if it fails we merely run at normal priority.
                     lower_priority();
@@ -63,24 +64,24 @@ impl PasswordHasher {
                         };
                         match job {
                             Ok(job) => job(),
-                            // The hasher is gone: so are we.
+                            // The pool is gone: so are we.
                             Err(_) => return,
                         }
                     }
                 });
             if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a bcrypt thread");
+                tracing::error!(error = %e, "cannot start a {what} thread");
             }
         }
-        PasswordHasher {
-            cost,
+        Workers {
+            what,
             jobs,
-            dummy: OnceCell::new(),
             queued: Arc::default(),
         }
     }
 
-    async fn blocking<T: Send + 'static>(
+    /// Runs `f` on a worker thread; `busy` at once when the queue is full.
+    pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -95,25 +96,55 @@ impl PasswordHasher {
                 let _ = tx.send(f());
             }
         });
+        let what = self.what;
         self.jobs.try_send(job).map_err(|e| {
             // Never queued: not waiting either.
             self.queued.fetch_sub(1, Relaxed);
             match e {
                 std::sync::mpsc::TrySendError::Full(_) => {
-                    ApiError::busy("too many password checks are waiting; try again")
+                    ApiError::busy(&format!("too many {what} are waiting; try again"))
                 }
                 std::sync::mpsc::TrySendError::Disconnected(_) => {
-                    ApiError::internal("the bcrypt threads are gone")
+                    ApiError::internal(format!("the {what} threads are gone"))
                 }
             }
         })?;
         rx.await
-            .map_err(|_| ApiError::internal("a bcrypt job was dropped"))
+            .map_err(|_| ApiError::internal(format!("a job of the {what} threads was dropped")))
+    }
+
+    /// Jobs waiting for a thread now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// bcrypt hashing and verification on [`Workers`] of their own (`bcrypt_threads`, `bcrypt_queue`).
+pub struct PasswordHasher {
+    cost: u32,
+    workers: Workers,
+    dummy: OnceCell<String>,
+}
+
+impl PasswordHasher {
+    pub fn new(cost: u32, threads: usize, queue: usize) -> Self {
+        PasswordHasher {
+            cost,
+            workers: Workers::new("password checks", threads, queue),
+            dummy: OnceCell::new(),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.workers.run(f).await
     }
 
     /// Jobs waiting for a bcrypt thread now.
     pub fn queued(&self) -> usize {
-        self.queued.load(std::sync::atomic::Ordering::Relaxed)
+        self.workers.queued()
     }
 
     /// Hashes a password at the configured cost.

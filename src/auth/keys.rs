@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::{hash_secret, random_secret, SessionUser};
 use crate::db;
 use crate::error::{ApiError, Reason};
-use crate::registry::ActionSpec;
 use crate::AppState;
 
 /// Every API key starts with this.
@@ -30,36 +29,6 @@ pub struct KeyScope {
     pub rate_limit: Option<i32>,
     /// Seconds it had left when this request came in; `None`: it never expires.
     pub expires_in: Option<f64>,
-}
-
-impl KeyScope {
-    /// Refuses an action outside the key's scope. `batch` is a way of sending actions, not one:
-    /// each of its entries is checked instead.
-    pub fn allows(&self, spec: &ActionSpec) -> Result<(), ApiError> {
-        if spec.name == "batch" {
-            return Ok(());
-        }
-        if spec.sessions_only {
-            return Err(Reason::forbidden.msg(format!(
-                "an API key may not call {}; sign in instead",
-                spec.name
-            )));
-        }
-        if self.read_only && !spec.reads {
-            return Err(Reason::forbidden.msg(format!(
-                "this API key is read-only and {} changes things",
-                spec.name
-            )));
-        }
-        if let Some(actions) = &self.actions {
-            if !actions.iter().any(|a| a == spec.name) {
-                return Err(
-                    Reason::forbidden.msg(format!("this API key may not call {}", spec.name))
-                );
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A new key: the text shown once, and its hash and prefix as stored.

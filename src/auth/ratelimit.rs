@@ -1,5 +1,6 @@
-//! Requests per hour per caller: each API key, each signed-in user, each anonymous client
-//! address (IPv6 by its /64). Node agents are not limited.
+//! Requests per hour per caller: each API key, each signed-in user, each mailbox's session, each
+//! anonymous client address (IPv6 by its /64). Node agents are not limited. A key's limit never
+//! exceeds its owner's.
 //!
 //! Instances share the count without a database write per request: each counts in memory and,
 //! every [`flush_share`] of the limit (and every second), adds what it counted to
@@ -8,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::Caller;
@@ -53,6 +54,9 @@ impl Entry {
 pub enum Subject {
     Key(uuid::Uuid),
     User(uuid::Uuid),
+    /// A mailbox's session, by the first 128 bits of its address's SHA-256: counted on its own,
+    /// so that mailboxes never spend their domain owner's budget.
+    Mailbox(u128),
     /// An IPv4 address, or an IPv6 /64 (its first 64 bits).
     Addr(IpAddr),
 }
@@ -62,6 +66,7 @@ impl std::fmt::Display for Subject {
         match self {
             Subject::Key(id) => write!(f, "k:{id}"),
             Subject::User(id) => write!(f, "u:{id}"),
+            Subject::Mailbox(h) => write!(f, "m:{h:032x}"),
             Subject::Addr(IpAddr::V4(a)) => write!(f, "a:{a}"),
             Subject::Addr(IpAddr::V6(a)) => {
                 let s = a.segments();
@@ -96,12 +101,22 @@ pub fn subject(state: &AppState, caller: &Caller, client_ip: IpAddr) -> Option<(
     match caller {
         Caller::Node(_) => None,
         Caller::User(u) => Some(match &u.key {
+            // A key's own limit may only be lower than its owner's.
             Some(key) => (
                 Subject::Key(key.key_id),
-                key.rate_limit
-                    .map(|l| l.max(1) as u64)
-                    .unwrap_or(config.rate_limit),
+                key.rate_limit.map_or(config.rate_limit, |l| {
+                    (l.max(1) as u64).min(config.rate_limit)
+                }),
             ),
+            None if u.role == crate::auth::Role::Mailbox => {
+                let hash = super::hash_secret(&u.login);
+                let mut first = [0u8; 16];
+                first.copy_from_slice(&hash[..16]);
+                (
+                    Subject::Mailbox(u128::from_be_bytes(first)),
+                    config.rate_limit,
+                )
+            }
             None => (Subject::User(u.user_id), config.rate_limit),
         }),
         Caller::Anonymous => Some((
@@ -126,22 +141,25 @@ fn address_key(ip: IpAddr) -> IpAddr {
 }
 
 impl RateLimiter {
-    /// Counts one request of `subject`; `too_many_attempts` (with `Retry-After` until the window
-    /// ends) when its window is used up. Either way, what the headers should say.
+    /// Counts `cost` requests of `subject` (a batch costs one per entry); `too_many_attempts`
+    /// (with `Retry-After` until the window ends) when they do not fit in its window. Either way,
+    /// what the headers should say. Cancellation-safe: a request dropped while its count is being
+    /// sent leaves the sending to a task of its own, which settles the count either way.
     pub async fn check(
         &self,
-        state: &AppState,
+        state: &Arc<AppState>,
         subject: Subject,
         limit: u64,
+        cost: u64,
     ) -> (RateInfo, Result<(), ApiError>) {
         let now = now_secs();
         let window = now - now.rem_euclid(WINDOW_SECS);
         let reset = window + WINDOW_SECS;
         let counted = self.with_entry(subject, window, |e| {
-            if e.used() >= limit {
+            if e.used() + cost > limit {
                 return Err(());
             }
-            e.pending += 1;
+            e.pending += cost;
             let flush = (e.pending >= flush_share(limit)).then(|| {
                 let delta = std::mem::take(&mut e.pending);
                 e.in_flight += delta;
@@ -158,7 +176,9 @@ impl RateLimiter {
                     reset,
                 };
                 let err = Reason::too_many_attempts
-                    .msg(format!("over the limit of {limit} requests per hour"))
+                    .msg(format!(
+                        "over the limit of {limit} requests per hour (this one counts {cost})"
+                    ))
                     .retry_after((reset - now).max(1) as u64);
                 return (info, Err(err));
             }
@@ -166,10 +186,13 @@ impl RateLimiter {
             None => (0, None),
         };
         let used = match flush {
-            Some(delta) => self
-                .send(state, subject, window, delta)
-                .await
-                .unwrap_or(used),
+            Some(delta) => {
+                let state = Arc::clone(state);
+                let sent = tokio::spawn(async move {
+                    state.limiter.send(&state, subject, window, delta).await
+                });
+                sent.await.ok().flatten().unwrap_or(used)
+            }
             None => used,
         };
         (

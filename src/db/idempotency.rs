@@ -4,10 +4,12 @@
 use deadpool_postgres::GenericClient;
 
 use super::{execute, query_one, query_opt};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 
 /// How long a request id is remembered, in hours.
 pub const KEEP_HOURS: i32 = 24;
+/// The most request ids one caller may have remembered at once.
+pub const MAX_PER_CALLER: i64 = 1000;
 
 /// What claiming a request id found.
 pub enum Claimed {
@@ -19,6 +21,31 @@ pub enum Claimed {
     Mismatch,
 }
 
+/// The committed answer of `(caller, request_id)`, read without waiting or locking: `None` when
+/// there is none (or it is being made right now, or is over 24 hours old).
+pub async fn peek(
+    c: &impl GenericClient,
+    caller: &str,
+    request_id: &str,
+    params_hash: &[u8; 32],
+) -> Result<Option<Claimed>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT params_hash = $3, answer FROM idempotent_requests
+          WHERE caller = $1 AND request_id = $2
+            AND created_at >= now() - make_interval(hours => $4)",
+        &[&caller, &request_id, &params_hash.as_slice(), &KEEP_HOURS],
+    )
+    .await?;
+    Ok(row.map(|row| {
+        if row.get(0) {
+            Claimed::Replay(row.get(1))
+        } else {
+            Claimed::Mismatch
+        }
+    }))
+}
+
 /// Claims `(caller, request_id)` inside the request's transaction. A concurrent request with the
 /// same id waits here until the first one commits (then replays it) or rolls back (then runs).
 pub async fn claim(
@@ -27,6 +54,31 @@ pub async fn claim(
     request_id: &str,
     params_hash: &[u8; 32],
 ) -> Result<Claimed, ApiError> {
+    // At most MAX_PER_CALLER ids per caller: the count stops there (and ids older than a day are
+    // purged), so it costs the same for every caller.
+    let held: i64 = query_one(
+        c,
+        "SELECT count(*) FROM (SELECT 1 FROM idempotent_requests WHERE caller = $1 LIMIT $2) s",
+        &[&caller, &MAX_PER_CALLER],
+    )
+    .await?
+    .get(0);
+    if held >= MAX_PER_CALLER {
+        let known = query_opt(
+            c,
+            "SELECT 1 FROM idempotent_requests WHERE caller = $1 AND request_id = $2",
+            &[&caller, &request_id],
+        )
+        .await?;
+        if known.is_none() {
+            return Err(Reason::too_many_attempts
+                .msg(format!(
+                    "at most {MAX_PER_CALLER} request_ids are remembered per caller for 24 hours; \
+                     send further requests without one, or later"
+                ))
+                .retry_after(3600));
+        }
+    }
     let fresh = query_opt(
         c,
         "INSERT INTO idempotent_requests AS r (caller, request_id, params_hash)

@@ -66,9 +66,13 @@ pub struct NewKey<'a> {
     pub expires_in_secs: Option<i64>,
 }
 
-/// Stores a key; `None` when the user already holds [`MAX_KEYS_PER_USER`]. Bad CIDR text is a
-/// database error the caller maps (22P02).
+/// Stores a key; `None` when the user already holds [`MAX_KEYS_PER_USER`]. The quota is decided
+/// under the owner's row lock (users come first in the lock order), so parallel calls cannot
+/// pass it together. `None` too when the user is gone.
 pub async fn insert(c: &impl GenericClient, k: &NewKey<'_>) -> Result<Option<KeyInfo>, ApiError> {
+    if super::users::lock_limits(c, k.user_id).await?.is_none() {
+        return Ok(None);
+    }
     let held: i64 = query_one(
         c,
         "SELECT count(*) FROM api_keys WHERE user_id = $1",

@@ -8,6 +8,10 @@ use super::{execute, query_opt};
 use crate::config::Config;
 use crate::error::ApiError;
 
+/// The most sessions one user (or one mailbox) holds at once: a new sign-in past it ends the
+/// oldest.
+pub const MAX_PER_HOLDER: i64 = 50;
+
 /// A live session and its user.
 pub struct FoundSession {
     pub user_id: Uuid,
@@ -84,6 +88,15 @@ pub async fn insert(
         &[&hash.as_slice(), &user_id],
     )
     .await?;
+    // The oldest past the bound end (their caches hear of it through the delete trigger).
+    execute(
+        c,
+        "DELETE FROM sessions WHERE token_hash IN (
+            SELECT token_hash FROM sessions WHERE user_id = $1
+             ORDER BY created_at DESC, token_hash OFFSET $2)",
+        &[&user_id, &MAX_PER_HOLDER],
+    )
+    .await?;
     Ok(())
 }
 
@@ -97,6 +110,14 @@ pub async fn insert_for_mailbox(
         c,
         "INSERT INTO sessions (token_hash, mailbox) VALUES ($1, $2)",
         &[&hash.as_slice(), &address],
+    )
+    .await?;
+    execute(
+        c,
+        "DELETE FROM sessions WHERE token_hash IN (
+            SELECT token_hash FROM sessions WHERE mailbox = $1
+             ORDER BY created_at DESC, token_hash OFFSET $2)",
+        &[&address, &MAX_PER_HOLDER],
     )
     .await?;
     Ok(())

@@ -150,6 +150,11 @@ impl TestApp {
         }
     }
 
+    /// Sends later requests to `host` at the app's port (an IPv4 client of a `[::]` listener).
+    pub fn reach_at(&mut self, host: &str) {
+        self.base_url = format!("http://{host}:{}", self.addr.port());
+    }
+
     pub fn schema(&self) -> &str {
         &self.schema
     }

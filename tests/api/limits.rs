@@ -162,7 +162,7 @@ async fn counting_needs_no_database_write_per_request() {
         .map(|r| r.get::<_, i64>(0))
     };
     for _ in 0..share - 1 {
-        let (_, allowed) = state.limiter.check(&state, who, limit).await;
+        let (_, allowed) = state.limiter.check(&state, who, limit, 1).await;
         allowed.unwrap();
     }
     assert_eq!(
@@ -170,7 +170,7 @@ async fn counting_needs_no_database_write_per_request() {
         None,
         "nothing written below the flush share"
     );
-    let (info, allowed) = state.limiter.check(&state, who, limit).await;
+    let (info, allowed) = state.limiter.check(&state, who, limit, 1).await;
     allowed.unwrap();
     assert_eq!(
         stored().await,
@@ -189,7 +189,7 @@ async fn counting_needs_no_database_write_per_request() {
         .unwrap();
     let mut last = info;
     for _ in 0..share {
-        last = state.limiter.check(&state, who, limit).await.0;
+        last = state.limiter.check(&state, who, limit, 1).await.0;
     }
     assert_eq!(last.remaining, limit - 2 * share - 500);
 }

@@ -28,4 +28,5 @@ mod receiver;
 mod review;
 mod security;
 mod sessions;
+mod trust;
 mod webhooks;

@@ -86,3 +86,65 @@ fn a_bad_setting_in_the_environment_is_named() {
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
 }
+
+/// The row of the declarations table that protocol.md must hold for an action.
+fn declared_row(spec: &hostplane::registry::ActionSpec) -> String {
+    use hostplane::registry::{Access, Replay};
+    let mut access = match spec.access {
+        Access::Public => "anyone",
+        Access::Anyone => "anyone",
+        Access::User => "user",
+        Access::Admin => "admin",
+        Access::Node => "node",
+        Access::UserOrNode => "user, node",
+    }
+    .to_string();
+    if spec.for_mailboxes {
+        access.push_str(", mailbox");
+    }
+    if spec.sessions_only {
+        access.push_str(" (no key)");
+    }
+    let batch = if spec.in_batch { "yes" } else { "no" };
+    let request_id = match spec.replay {
+        Replay::Refused => "refused".to_string(),
+        _ if spec.reads => "ignored".to_string(),
+        Replay::Stored => "replayed".to_string(),
+        Replay::WithoutSecrets(fields) => format!(
+            "replayed without {}",
+            fields
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let cost = match spec.cost(&serde_json::json!({})) {
+        0 => "0",
+        _ if spec.runs_entries => "1 per entry",
+        _ => "1",
+    };
+    format!(
+        "| `{}` | {access} | {batch} | {request_id} | {cost} |",
+        spec.name
+    )
+}
+
+/// What each action declares to the registry (who, batch, request_id, cost) is the table in
+/// protocol.md, row for row.
+#[test]
+fn protocol_md_states_what_each_action_declares() {
+    let doc = protocol_md();
+    let registry = hostplane::registry::Registry::new(hostplane::actions::all()).unwrap();
+    let missing: Vec<String> = registry
+        .specs()
+        .into_iter()
+        .map(declared_row)
+        .filter(|row| !doc.contains(row.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "protocol.md lacks these rows:\n{}",
+        missing.join("\n")
+    );
+}
