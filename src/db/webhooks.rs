@@ -287,13 +287,19 @@ pub async fn outbox_counts(c: &impl GenericClient) -> Result<(i64, i64), ApiErro
     Ok((row.get(0), row.get(1)))
 }
 
-/// Drops finished deliveries older than the retention.
-pub async fn purge_finished(c: &impl GenericClient, days: u32) -> Result<u64, ApiError> {
+/// Drops at most `limit` finished deliveries older than the retention.
+pub async fn purge_finished(
+    c: &impl GenericClient,
+    days: u32,
+    limit: i64,
+) -> Result<u64, ApiError> {
     execute(
         c,
-        "DELETE FROM webhook_deliveries
-          WHERE state <> 'pending' AND created_at < now() - make_interval(days => $1)",
-        &[&(days as i32)],
+        "DELETE FROM webhook_deliveries WHERE id = ANY (ARRAY (
+             SELECT id FROM webhook_deliveries
+              WHERE state <> 'pending' AND created_at < now() - make_interval(days => $1)
+              LIMIT $2))",
+        &[&i32::try_from(days).unwrap_or(i32::MAX), &limit],
     )
     .await
 }

@@ -6,6 +6,7 @@ mod admin;
 mod agents;
 mod batch;
 mod console;
+mod departures;
 mod envelope;
 mod faults;
 mod fuzz_regressions;
