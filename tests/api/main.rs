@@ -29,4 +29,5 @@ mod receiver;
 mod review;
 mod security;
 mod sessions;
+mod webhook_delivery;
 mod webhooks;
