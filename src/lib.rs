@@ -19,6 +19,7 @@ pub mod mailserver;
 pub mod metrics;
 pub mod params;
 pub mod protocol;
+pub mod purge;
 pub mod registry;
 pub mod server;
 pub mod validate;
@@ -42,6 +43,8 @@ use crate::error::ApiError;
 use crate::events::NodeEvents;
 use crate::mail::Mailer;
 use crate::registry::Registry;
+
+pub use purge::{purge_once, Purged};
 
 /// Key generations that may wait for the key thread; more answer `busy`.
 const KEYGEN_QUEUE: usize = 16;
@@ -205,9 +208,8 @@ async fn purge_expired_rows(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        if let Err(e) = purge_once(&state).await {
-            tracing::warn!(error = %e, "purging expired rows failed");
-        }
+        // Each purge logs its own failure.
+        purge_once(&state).await;
     }
 }
 
@@ -232,40 +234,4 @@ async fn write_counters_once(state: &AppState) {
     if let Err(e) = state.key_usage.flush(state).await {
         tracing::warn!(error = %e, "writing API keys' last use failed");
     }
-}
-
-/// Rows deleted by one [`purge_once`].
-#[derive(Debug, Default)]
-pub struct Purged {
-    pub sessions: u64,
-    pub counters: u64,
-    pub tokens: u64,
-    pub audit: u64,
-    pub request_counts: u64,
-    pub request_ids: u64,
-    pub changes: u64,
-    pub deliveries: u64,
-}
-
-/// Deletes what only grows: expired sessions, rate-limit and request counters whose window is
-/// long over, expired or used reset tokens and invites, audit rows past their retention, request
-/// ids older than a day, and changes and finished webhook deliveries past theirs. Each delete
-/// goes by an index (see sql/0007_bounded_storage.sql and sql/0015_integration.sql).
-pub async fn purge_once(state: &AppState) -> Result<Purged, ApiError> {
-    let client = state.db().await?;
-    let config = &state.config;
-    Ok(Purged {
-        sessions: db::sessions::purge_expired(&client, config).await?,
-        counters: db::throttle::purge_expired(&client, config.limit_window.max(config.anon_window))
-            .await?,
-        tokens: db::tokens::purge_expired(&client).await?,
-        audit: match config.audit_retention_days {
-            0 => 0,
-            days => db::audit::purge_older_than(&client, days).await?,
-        },
-        request_counts: db::throttle::purge_request_counts(&client).await?,
-        request_ids: db::idempotency::purge_expired(&client).await?,
-        changes: db::changes::purge_older_than(&client, config.changes_retention_days).await?,
-        deliveries: db::webhooks::purge_finished(&client, config.changes_retention_days).await?,
-    })
 }

@@ -167,6 +167,7 @@ pub async fn delete_mail_domain(
             "{name} has {mailboxes} mailbox(es); send \"force\": true to delete them too"
         )));
     }
+    db::changes::record_mail_domain_mailboxes_gone(&*tx, &name).await?;
     db::mail::delete_domain(&*tx, &name).await?;
     audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
     let data = serde_json::json!({"domain": name, "userid": owner, "mailboxes": mailboxes});

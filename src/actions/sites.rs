@@ -185,6 +185,8 @@ pub async fn delete_site(ctx: Ctx, p: SiteParams) -> Result<DeletedSite, ApiErro
     // Check before taking locks, so a stranger cannot hold another's node row.
     own_site(&*tx, &ctx, node_id, site_num, false).await?;
     let (site, revision) = checks::lock_site_for_change(&*tx, &ctx, node_id, site_num).await?;
+    // Its domains go with it; each is told as if deleted on its own.
+    db::changes::record_site_domains_gone(&*tx, node_id, site_num).await?;
     db::sites::delete(&*tx, node_id, site_num).await?;
     audit(&*tx, &ctx, &format!("site:{node_id}/{site_num}")).await?;
     let data = serde_json::json!({"nodeid": node_id, "siteid": site_num, "userid": site.user_id});

@@ -118,24 +118,20 @@ pub async fn list(
     Ok((entries, total))
 }
 
-/// Deletes audit rows older than `days` days, in batches by the `at` index so no transaction
-/// grows large; returns how many went.
-pub async fn purge_older_than(c: &impl GenericClient, days: u32) -> Result<u64, ApiError> {
-    const BATCH: i64 = 10_000;
+/// Deletes at most `limit` audit rows older than `days` days, oldest first by the `at` index;
+/// returns how many went (the janitor calls it again while batches come back full).
+pub async fn purge_older_than(
+    c: &impl GenericClient,
+    days: u32,
+    limit: i64,
+) -> Result<u64, ApiError> {
     let days = i32::try_from(days).unwrap_or(i32::MAX);
-    let mut total = 0;
-    loop {
-        let n = execute(
-            c,
-            "DELETE FROM audit_log WHERE id IN (
-                SELECT id FROM audit_log WHERE at < now() - make_interval(days => $1)
-                 ORDER BY at LIMIT $2)",
-            &[&days, &BATCH],
-        )
-        .await?;
-        total += n;
-        if n < BATCH as u64 {
-            return Ok(total);
-        }
-    }
+    execute(
+        c,
+        "DELETE FROM audit_log WHERE id IN (
+            SELECT id FROM audit_log WHERE at < now() - make_interval(days => $1)
+             ORDER BY at LIMIT $2)",
+        &[&days, &limit],
+    )
+    .await
 }

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 /// Every event there is.
 pub const EVENTS: &[&str] = &[
     "user.created",
+    "user.deleted",
     "site.created",
     "site.deleted",
     "domain.added",
@@ -95,12 +96,18 @@ pub async fn after(
     ))
 }
 
-/// Drops changes older than the retention (by the `at` index); their deliveries go with them.
-pub async fn purge_older_than(c: &impl GenericClient, days: u32) -> Result<u64, ApiError> {
+/// Drops at most `limit` changes older than the retention (by the `at` index); their
+/// deliveries go with them.
+pub async fn purge_older_than(
+    c: &impl GenericClient,
+    days: u32,
+    limit: i64,
+) -> Result<u64, ApiError> {
     execute(
         c,
-        "DELETE FROM changes WHERE at < now() - make_interval(days => $1)",
-        &[&(days as i32)],
+        "DELETE FROM changes WHERE id = ANY (ARRAY (
+             SELECT id FROM changes WHERE at < now() - make_interval(days => $1) LIMIT $2))",
+        &[&i32::try_from(days).unwrap_or(i32::MAX), &limit],
     )
     .await
 }
@@ -114,4 +121,82 @@ pub async fn count_today(c: &impl GenericClient) -> Result<i64, ApiError> {
     )
     .await?
     .get(0))
+}
+
+/// Records `domain.deleted` for each domain of a site about to be deleted with it; call in the
+/// deleting transaction, before the delete.
+pub async fn record_site_domains_gone(
+    c: &impl GenericClient,
+    node: i32,
+    site: i32,
+) -> Result<u64, ApiError> {
+    execute(
+        c,
+        "INSERT INTO changes (event, user_id, node_id, data)
+         SELECT 'domain.deleted', d.user_id, d.node_id,
+                jsonb_build_object('domain', d.name, 'nodeid', d.node_id,
+                                   'siteid', d.site_num, 'userid', d.user_id)
+           FROM domains d WHERE d.node_id = $1 AND d.site_num = $2
+          ORDER BY d.name",
+        &[&node, &site],
+    )
+    .await
+}
+
+/// Records `mailbox.deleted` for each mailbox of a mail domain about to be deleted with it.
+pub async fn record_mail_domain_mailboxes_gone(
+    c: &impl GenericClient,
+    domain: &str,
+) -> Result<u64, ApiError> {
+    execute(
+        c,
+        "INSERT INTO changes (event, user_id, data)
+         SELECT 'mailbox.deleted', d.user_id,
+                jsonb_build_object('address', m.address, 'domain', m.domain, 'userid', d.user_id)
+           FROM mailboxes m JOIN mail_domains d ON d.name = m.domain
+          WHERE m.domain = $1
+          ORDER BY m.address",
+        &[&domain],
+    )
+    .await
+}
+
+/// Records what goes with an account about to be deleted, each object as its own delete tells
+/// it: every mailbox, mail domain, domain and site, then `user.deleted`. Call in the deleting
+/// transaction with the user's row locked, before the delete.
+pub async fn record_user_gone(c: &impl GenericClient, user: Uuid) -> Result<(), ApiError> {
+    for sql in [
+        "INSERT INTO changes (event, user_id, data)
+         SELECT 'mailbox.deleted', d.user_id,
+                jsonb_build_object('address', m.address, 'domain', m.domain, 'userid', d.user_id)
+           FROM mailboxes m JOIN mail_domains d ON d.name = m.domain
+          WHERE d.user_id = $1
+          ORDER BY m.address",
+        "INSERT INTO changes (event, user_id, data)
+         SELECT 'mail_domain.deleted', d.user_id,
+                jsonb_build_object('domain', d.name, 'userid', d.user_id, 'mailboxes',
+                                   (SELECT count(*) FROM mailboxes m WHERE m.domain = d.name))
+           FROM mail_domains d WHERE d.user_id = $1
+          ORDER BY d.name",
+        "INSERT INTO changes (event, user_id, node_id, data)
+         SELECT 'domain.deleted', d.user_id, d.node_id,
+                jsonb_build_object('domain', d.name, 'nodeid', d.node_id,
+                                   'siteid', d.site_num, 'userid', d.user_id)
+           FROM domains d
+          WHERE d.user_id = $1
+             OR (d.node_id, d.site_num) IN (SELECT node_id, site_num FROM sites
+                                             WHERE user_id = $1)
+          ORDER BY d.name",
+        "INSERT INTO changes (event, user_id, node_id, data)
+         SELECT 'site.deleted', s.user_id, s.node_id,
+                jsonb_build_object('nodeid', s.node_id, 'siteid', s.site_num, 'userid', s.user_id)
+           FROM sites s WHERE s.user_id = $1
+          ORDER BY s.node_id, s.site_num",
+        "INSERT INTO changes (event, user_id, data)
+         SELECT 'user.deleted', u.id, jsonb_build_object('userid', u.id, 'login', u.login)
+           FROM users u WHERE u.id = $1",
+    ] {
+        execute(c, sql, &[&user]).await?;
+    }
+    Ok(())
 }

@@ -122,12 +122,14 @@ pub async fn store(
     Ok(())
 }
 
-/// Forgets request ids older than 24 hours (by the created_at index).
-pub async fn purge_expired(c: &impl GenericClient) -> Result<u64, ApiError> {
+/// Forgets at most `limit` request ids older than 24 hours (by the created_at index).
+pub async fn purge_expired(c: &impl GenericClient, limit: i64) -> Result<u64, ApiError> {
     execute(
         c,
-        "DELETE FROM idempotent_requests WHERE created_at < now() - make_interval(hours => $1)",
-        &[&KEEP_HOURS],
+        "DELETE FROM idempotent_requests WHERE ctid = ANY (ARRAY (
+             SELECT ctid FROM idempotent_requests
+              WHERE created_at < now() - make_interval(hours => $1) LIMIT $2))",
+        &[&KEEP_HOURS, &limit],
     )
     .await
 }

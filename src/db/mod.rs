@@ -36,6 +36,7 @@ pub mod stats;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod webhook_queue;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -164,16 +164,23 @@ pub async fn delete_all_of_user(
     .await
 }
 
-/// Removes sessions past either expiry; run periodically by any instance.
-pub async fn purge_expired(c: &impl GenericClient, config: &Config) -> Result<u64, ApiError> {
+/// Removes at most `limit` sessions past either expiry; run periodically by any instance.
+pub async fn purge_expired(
+    c: &impl GenericClient,
+    config: &Config,
+    limit: i64,
+) -> Result<u64, ApiError> {
     execute(
         c,
-        "DELETE FROM sessions
-          WHERE last_seen < now() - make_interval(secs => $1)
-             OR created_at < now() - make_interval(secs => $2)",
+        "DELETE FROM sessions WHERE ctid = ANY (ARRAY (
+             SELECT ctid FROM sessions
+              WHERE last_seen < now() - make_interval(secs => $1)
+                 OR created_at < now() - make_interval(secs => $2)
+              LIMIT $3))",
         &[
             &config.session_idle.as_secs_f64(),
             &config.session_max.as_secs_f64(),
+            &limit,
         ],
     )
     .await

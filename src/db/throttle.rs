@@ -76,16 +76,19 @@ pub async fn forgive_attempts(
     Ok(())
 }
 
-/// Drops counters whose window ended long ago (by the `window_start` index). Counters of every
-/// window length are kept for `longest_window` at least.
+/// Drops at most `limit` counters whose window ended long ago (by the `window_start` index).
+/// Counters of every window length are kept for `longest_window` at least.
 pub async fn purge_expired(
     c: &impl GenericClient,
     longest_window: Duration,
+    limit: i64,
 ) -> Result<u64, ApiError> {
     execute(
         c,
-        "DELETE FROM auth_throttle WHERE window_start < now() - make_interval(secs => $1)",
-        &[&(longest_window.as_secs_f64() * 2.0)],
+        "DELETE FROM auth_throttle WHERE ctid = ANY (ARRAY (
+             SELECT ctid FROM auth_throttle
+              WHERE window_start < now() - make_interval(secs => $1) LIMIT $2))",
+        &[&(longest_window.as_secs_f64() * 2.0), &limit],
     )
     .await
 }
@@ -110,12 +113,15 @@ pub async fn add_requests(
     Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
-/// Drops request counts of windows that ended over an hour ago (by their window index).
-pub async fn purge_request_counts(c: &impl GenericClient) -> Result<u64, ApiError> {
+/// Drops at most `limit` request counts of windows that ended over an hour ago (by their
+/// window index).
+pub async fn purge_request_counts(c: &impl GenericClient, limit: i64) -> Result<u64, ApiError> {
     execute(
         c,
-        "DELETE FROM request_counts WHERE window_start < now() - interval '2 hours'",
-        &[],
+        "DELETE FROM request_counts WHERE ctid = ANY (ARRAY (
+             SELECT ctid FROM request_counts
+              WHERE window_start < now() - interval '2 hours' LIMIT $1))",
+        &[&limit],
     )
     .await
 }

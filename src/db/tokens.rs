@@ -167,20 +167,26 @@ pub async fn invite_is_live(c: &impl GenericClient, hash: &[u8; 32]) -> Result<b
     .is_some())
 }
 
-/// Deletes reset tokens and invites that expired (used ones expire when used), by the
-/// `expires_at` indexes; returns how many rows went.
-pub async fn purge_expired(c: &impl GenericClient) -> Result<u64, ApiError> {
-    let resets = execute(
+/// Deletes at most `limit` reset tokens that expired (used ones expire when used), by the
+/// `expires_at` index; returns how many rows went.
+pub async fn purge_expired_resets(c: &impl GenericClient, limit: i64) -> Result<u64, ApiError> {
+    execute(
         c,
-        "DELETE FROM password_resets WHERE expires_at < now() - interval '1 hour'",
-        &[],
+        "DELETE FROM password_resets WHERE ctid = ANY (ARRAY (
+             SELECT ctid FROM password_resets
+              WHERE expires_at < now() - interval '1 hour' LIMIT $1))",
+        &[&limit],
     )
-    .await?;
-    let invites = execute(
+    .await
+}
+
+/// Drops invites an hour past their expiry; at most `limit`.
+pub async fn purge_expired_invites(c: &impl GenericClient, limit: i64) -> Result<u64, ApiError> {
+    execute(
         c,
-        "DELETE FROM invites WHERE expires_at < now() - interval '1 hour'",
-        &[],
+        "DELETE FROM invites WHERE ctid = ANY (ARRAY (
+             SELECT ctid FROM invites WHERE expires_at < now() - interval '1 hour' LIMIT $1))",
+        &[&limit],
     )
-    .await?;
-    Ok(resets + invites)
+    .await
 }

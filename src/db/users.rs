@@ -357,7 +357,8 @@ pub async fn update(
 
 /// Deletes an account with its sites and domains; returns the nodes whose revision moved, or
 /// None when the user does not exist. Locks the user, then its nodes, then (by cascade) its
-/// sites and domains: the service's lock order.
+/// sites and domains: the service's lock order. Records the deletion of the account and of
+/// every object that goes with it in the change log.
 pub async fn delete(
     c: &impl GenericClient,
     user_id: Uuid,
@@ -381,6 +382,7 @@ pub async fn delete(
         &[&nodes],
     )
     .await?;
+    super::changes::record_user_gone(c, user_id).await?;
     execute(c, "DELETE FROM users WHERE id = $1", &[&user_id]).await?;
     Ok(Some(bumped.iter().map(|r| (r.get(0), r.get(1))).collect()))
 }

@@ -1,13 +1,8 @@
-//! Webhooks and their outbox (`webhook_deliveries`, filled by a trigger on `changes`).
-//!
-//! A deliverer leases due deliveries with `FOR UPDATE SKIP LOCKED`, so instances share the
-//! outbox and each delivery goes out once in the normal case; a lease that runs out (its
-//! instance died) makes the delivery due again: at least once. Only the oldest pending delivery
-//! of each webhook is ever leased, so a webhook hears of changes in order.
+//! Webhooks and their outbox (`webhook_deliveries`, filled by a trigger on `changes`) as their
+//! owners see them. How deliverers take the work: [`super::webhook_queue`].
 
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{execute, query, query_one, query_opt};
@@ -39,7 +34,9 @@ fn webhook(r: &tokio_postgres::Row) -> Webhook {
     }
 }
 
-/// Stores a webhook; `None` when its creator already holds [`MAX_PER_USER`].
+/// Stores a webhook; `None` when its creator already holds [`MAX_PER_USER`] (or is gone). The
+/// count is taken under the creator's row lock (the first in the lock order, see [`super`]), so
+/// parallel requests are decided one after the other.
 pub async fn insert(
     c: &impl GenericClient,
     owner: Option<Uuid>,
@@ -48,6 +45,9 @@ pub async fn insert(
     events: &[String],
     secret: &str,
 ) -> Result<Option<Webhook>, ApiError> {
+    if super::users::lock_limits(c, created_by).await?.is_none() {
+        return Ok(None);
+    }
     let held: i64 = query_one(
         c,
         "SELECT count(*) FROM webhooks WHERE created_by = $1",
@@ -164,117 +164,6 @@ pub async fn deliveries(
     ))
 }
 
-/// A leased delivery, with what it takes to send it.
-pub struct Leased {
-    pub id: i64,
-    pub webhook: Uuid,
-    pub url: String,
-    pub secret: String,
-    pub attempts: i32,
-    /// Seconds since the change, to know when to give up.
-    pub age_secs: f64,
-    pub change_id: i64,
-    pub event: String,
-    pub timestamp: String,
-    pub data: Value,
-}
-
-/// Leases up to `limit` due deliveries, at most one per webhook (its oldest pending one).
-pub async fn lease(
-    c: &impl GenericClient,
-    limit: i64,
-    lease_secs: f64,
-) -> Result<Vec<Leased>, ApiError> {
-    let rows = query(
-        c,
-        "WITH due AS (
-             SELECT d.id FROM webhook_deliveries d
-              WHERE d.state = 'pending' AND d.next_at <= now()
-                AND (d.leased_until IS NULL OR d.leased_until < now())
-                AND d.txid < pg_snapshot_xmin(pg_current_snapshot())
-                AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
-                                 WHERE e.webhook_id = d.webhook_id AND e.state = 'pending'
-                                   AND (e.txid, e.id) < (d.txid, d.id))
-              ORDER BY d.next_at, d.id
-              LIMIT $1
-              FOR UPDATE SKIP LOCKED)
-         UPDATE webhook_deliveries d
-            SET leased_until = now() + make_interval(secs => $2), attempts = d.attempts + 1
-           FROM due, webhooks w, changes c
-          WHERE d.id = due.id AND w.id = d.webhook_id AND c.id = d.change_id
-      RETURNING d.id, d.webhook_id, w.url, w.secret, d.attempts,
-                extract(epoch FROM now() - c.at)::float8, c.id, c.event, hp_iso(c.at), c.data",
-        &[&limit, &lease_secs],
-    )
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Leased {
-            id: r.get(0),
-            webhook: r.get(1),
-            url: r.get(2),
-            secret: r.get(3),
-            attempts: r.get(4),
-            age_secs: r.get(5),
-            change_id: r.get(6),
-            event: r.get(7),
-            timestamp: r.get(8),
-            data: r.get(9),
-        })
-        .collect())
-}
-
-/// How a delivery attempt ended.
-pub enum Outcome<'a> {
-    Delivered(u16),
-    /// Try again after `retry_secs`, or give up (`failed`).
-    Failed {
-        status: Option<u16>,
-        error: &'a str,
-        retry_secs: f64,
-        give_up: bool,
-    },
-}
-
-/// Records an attempt and ends the lease.
-pub async fn finish(
-    c: &impl GenericClient,
-    id: i64,
-    outcome: &Outcome<'_>,
-) -> Result<(), ApiError> {
-    match outcome {
-        Outcome::Delivered(status) => {
-            execute(
-                c,
-                "UPDATE webhook_deliveries SET state = 'delivered', leased_until = NULL,
-                        last_status = $2, last_error = NULL, done_at = now()
-                  WHERE id = $1",
-                &[&id, &i32::from(*status)],
-            )
-            .await?;
-        }
-        Outcome::Failed {
-            status,
-            error,
-            retry_secs,
-            give_up,
-        } => {
-            execute(
-                c,
-                "UPDATE webhook_deliveries
-                    SET state = CASE WHEN $5 THEN 'failed' ELSE 'pending' END,
-                        leased_until = NULL, last_status = $2, last_error = left($3, 500),
-                        next_at = now() + make_interval(secs => $4),
-                        done_at = CASE WHEN $5 THEN now() END
-                  WHERE id = $1",
-                &[&id, &status.map(i32::from), error, retry_secs, give_up],
-            )
-            .await?;
-        }
-    }
-    Ok(())
-}
-
 /// Deliveries pending and failed.
 pub async fn outbox_counts(c: &impl GenericClient) -> Result<(i64, i64), ApiError> {
     let row = query_one(
@@ -287,13 +176,19 @@ pub async fn outbox_counts(c: &impl GenericClient) -> Result<(i64, i64), ApiErro
     Ok((row.get(0), row.get(1)))
 }
 
-/// Drops finished deliveries older than the retention.
-pub async fn purge_finished(c: &impl GenericClient, days: u32) -> Result<u64, ApiError> {
+/// Drops at most `limit` finished deliveries older than the retention.
+pub async fn purge_finished(
+    c: &impl GenericClient,
+    days: u32,
+    limit: i64,
+) -> Result<u64, ApiError> {
     execute(
         c,
-        "DELETE FROM webhook_deliveries
-          WHERE state <> 'pending' AND created_at < now() - make_interval(days => $1)",
-        &[&(days as i32)],
+        "DELETE FROM webhook_deliveries WHERE id = ANY (ARRAY (
+             SELECT id FROM webhook_deliveries
+              WHERE state <> 'pending' AND created_at < now() - make_interval(days => $1)
+              LIMIT $2))",
+        &[&i32::try_from(days).unwrap_or(i32::MAX), &limit],
     )
     .await
 }

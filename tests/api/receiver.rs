@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     pub got: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    /// Milliseconds to wait before answering.
+    delay_ms: Arc<AtomicU64>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -42,6 +44,7 @@ impl Receiver {
             addr,
             got: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
+            delay_ms: Arc::default(),
             task: None,
         };
         r.serve(listener);
@@ -51,6 +54,7 @@ impl Receiver {
     fn serve(&mut self, listener: TcpListener) {
         let got = Arc::clone(&self.got);
         let status = Arc::clone(&self.status);
+        let delay_ms = Arc::clone(&self.delay_ms);
         self.task = Some(tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -58,10 +62,13 @@ impl Receiver {
                 };
                 let got = Arc::clone(&got);
                 let status = Arc::clone(&status);
+                let delay_ms = Arc::clone(&delay_ms);
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let got = Arc::clone(&got);
                     let status = Arc::clone(&status);
+                    let delay = Duration::from_millis(delay_ms.load(Ordering::SeqCst));
                     async move {
+                        tokio::time::sleep(delay).await;
                         let header = |n: &str| {
                             req.headers()
                                 .get(n)
@@ -102,6 +109,12 @@ impl Receiver {
     /// Answers every request with this status from now on.
     pub fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Waits this long before answering each request from now on.
+    pub fn slow(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Stops listening (connections are refused) until [`up`](Self::up).
