@@ -117,8 +117,12 @@ pub struct Config {
     /// A session ends this many seconds after login.
     #[arg(long = "session-max-secs", env = "HOSTPLANE_SESSION_MAX_SECS", default_value = "2592000", value_parser = secs)]
     pub session_max: Duration,
-    /// Mark the session cookie `Secure` (serve over HTTPS).
-    #[arg(long, env = "HOSTPLANE_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
+    /// Mark the session cookie `Secure` (default: when the public URL is https).
+    #[arg(long = "cookie-secure", env = "HOSTPLANE_COOKIE_SECURE", action = clap::ArgAction::Set)]
+    pub cookie_secure_setting: Option<bool>,
+    /// Whether the session cookie is `Secure`: the setting, or else whether `public_url` is
+    /// https (filled in by [`Config::settled`]).
+    #[arg(skip)]
     pub cookie_secure: bool,
     /// Origins allowed to send requests that authenticate with the HTTP cookie (comma-separated).
     #[arg(long, env = "HOSTPLANE_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
@@ -309,7 +313,19 @@ impl Config {
         let matches = Self::command(false)
             .try_get_matches_from(flags)
             .map_err(|e| e.to_string())?;
-        Config::from_arg_matches(&matches).map_err(|e| e.to_string())
+        Config::from_arg_matches(&matches)
+            .map(Config::settled)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Fills in the settings whose defaults follow from others; call once after parsing.
+    pub fn settled(mut self) -> Self {
+        self.cookie_secure = self.cookie_secure_setting.unwrap_or_else(|| {
+            self.public_url
+                .get(..8)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        });
+        self
     }
 
     /// Every default, with this database; the environment is not read.
@@ -336,7 +352,9 @@ impl Config {
         let matches = Self::command(true)
             .try_get_matches_from(std::iter::empty::<String>())
             .map_err(|e| e.to_string())?;
-        Config::from_arg_matches(&matches).map_err(|e| e.to_string())
+        Config::from_arg_matches(&matches)
+            .map(Config::settled)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -395,6 +413,26 @@ mod tests {
             Config::from_flags(["--listen=127.0.0.1:1"]).is_err(),
             "the URL is required"
         );
+    }
+
+    #[test]
+    fn the_cookie_is_secure_by_default_behind_an_https_public_url() {
+        let parse = |flags: &[&str]| {
+            Config::from_flags(["--database-url=x"].iter().chain(flags))
+                .unwrap()
+                .cookie_secure
+        };
+        assert!(!parse(&[]), "the default public URL is http");
+        assert!(parse(&["--public-url=https://panel.example"]));
+        assert!(parse(&["--public-url=HTTPS://panel.example"]));
+        assert!(!parse(&[
+            "--public-url=https://panel.example",
+            "--cookie-secure=false"
+        ]));
+        assert!(parse(&[
+            "--public-url=http://panel.example",
+            "--cookie-secure=true"
+        ]));
     }
 
     #[test]

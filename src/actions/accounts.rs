@@ -55,8 +55,9 @@ pub async fn adduser(ctx: Ctx, p: AddUserParams) -> Result<AddUserResult, ApiErr
         Some(r) => {
             let role = Role::parse(r)
                 .ok_or_else(|| Reason::bad_params.msg("param `role`: admin or user"))?;
+            // Naming the default role is harmless; only an admin may make another admin.
             if role != Role::User && !admin {
-                return Err(Reason::forbidden.msg("only an admin may set a role"));
+                return Err(Reason::forbidden.msg("only an admin may give the role admin"));
             }
             role
         }
