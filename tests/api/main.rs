@@ -18,6 +18,7 @@ mod list_cache;
 mod lists;
 mod login_rules;
 mod mail;
+mod mail_rules;
 mod mail_servers;
 mod nginx_e2e;
 mod ownership;
