@@ -201,6 +201,10 @@ pub struct Config {
     /// Serve `GET /metrics` on this address instead of the API's (unset: on the API's).
     #[arg(long, env = "HOSTPLANE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// `GET /metrics` requires `Authorization: Bearer` this token (unset: open to anyone who can
+    /// reach it).
+    #[arg(long, env = "HOSTPLANE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
     /// Days the change feed (`get_changes`) and finished webhook deliveries are kept.
     #[arg(long, env = "HOSTPLANE_CHANGES_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=3650))]
@@ -439,7 +443,9 @@ mod tests {
     fn secrets_stay_out_of_debug_output() {
         let mut c = Config::defaults("postgres://hostplane:db-secret-pw@localhost/hp");
         c.smtp_url = Some(Secret::from("smtp://u:smtp-secret-pw@mail".to_string()));
+        c.metrics_token = Some(Secret::from("metrics-secret-token".to_string()));
         let shown = format!("{c:?}");
+        assert!(!shown.contains("metrics-secret-token"), "{shown}");
         assert!(!shown.contains("db-secret-pw"), "{shown}");
         assert!(!shown.contains("smtp-secret-pw"), "{shown}");
         assert!(shown.contains("bcrypt_cost"));

@@ -208,7 +208,9 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::MailConfig(args) => mail_config(args).await,
         Command::Serve { config } => {
-            let app = hostplane::Application::build(config.settled()).await?;
+            let config = config.settled();
+            hostplane::metrics::warn_if_public(&config);
+            let app = hostplane::Application::build(config).await?;
             tracing::info!(listen = %app.local_addr(), "hostplane is serving POST /api");
             app.run_until(shutdown_signal()).await;
             Ok(())

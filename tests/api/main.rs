@@ -20,6 +20,7 @@ mod login_rules;
 mod mail;
 mod mail_rules;
 mod mail_servers;
+mod metrics_access;
 mod nginx_e2e;
 mod ownership;
 mod passwords;
