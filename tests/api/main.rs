@@ -3,6 +3,7 @@
 mod abuse;
 mod accounts;
 mod admin;
+mod agent_tls;
 mod agents;
 mod batch;
 mod console;
