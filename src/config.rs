@@ -120,8 +120,12 @@ pub struct Config {
     /// A session ends this many seconds after login.
     #[arg(long = "session-max-secs", env = "HOSTPLANE_SESSION_MAX_SECS", default_value = "2592000", value_parser = secs)]
     pub session_max: Duration,
-    /// Mark the session cookie `Secure` (serve over HTTPS).
-    #[arg(long, env = "HOSTPLANE_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
+    /// Mark the session cookie `Secure` (default: when the public URL is https).
+    #[arg(long = "cookie-secure", env = "HOSTPLANE_COOKIE_SECURE", action = clap::ArgAction::Set)]
+    pub cookie_secure_setting: Option<bool>,
+    /// Whether the session cookie is `Secure`: the setting, or else whether `public_url` is
+    /// https (filled in by [`Config::settled`]).
+    #[arg(skip)]
     pub cookie_secure: bool,
     /// Origins allowed to send requests that authenticate with the HTTP cookie (comma-separated).
     #[arg(long, env = "HOSTPLANE_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
@@ -200,6 +204,10 @@ pub struct Config {
     /// Serve `GET /metrics` on this address instead of the API's (unset: on the API's).
     #[arg(long, env = "HOSTPLANE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// `GET /metrics` requires `Authorization: Bearer` this token (unset: open to anyone who can
+    /// reach it).
+    #[arg(long, env = "HOSTPLANE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
     /// Days the change feed (`get_changes`) and finished webhook deliveries are kept.
     #[arg(long, env = "HOSTPLANE_CHANGES_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=3650))]
@@ -312,7 +320,19 @@ impl Config {
         let matches = Self::command(false)
             .try_get_matches_from(flags)
             .map_err(|e| e.to_string())?;
-        Config::from_arg_matches(&matches).map_err(|e| e.to_string())
+        Config::from_arg_matches(&matches)
+            .map(Config::settled)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Fills in the settings whose defaults follow from others; call once after parsing.
+    pub fn settled(mut self) -> Self {
+        self.cookie_secure = self.cookie_secure_setting.unwrap_or_else(|| {
+            self.public_url
+                .get(..8)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        });
+        self
     }
 
     /// Every default, with this database; the environment is not read.
@@ -339,7 +359,9 @@ impl Config {
         let matches = Self::command(true)
             .try_get_matches_from(std::iter::empty::<String>())
             .map_err(|e| e.to_string())?;
-        Config::from_arg_matches(&matches).map_err(|e| e.to_string())
+        Config::from_arg_matches(&matches)
+            .map(Config::settled)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -401,10 +423,32 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_is_secure_by_default_behind_an_https_public_url() {
+        let parse = |flags: &[&str]| {
+            Config::from_flags(["--database-url=x"].iter().chain(flags))
+                .unwrap()
+                .cookie_secure
+        };
+        assert!(!parse(&[]), "the default public URL is http");
+        assert!(parse(&["--public-url=https://panel.example"]));
+        assert!(parse(&["--public-url=HTTPS://panel.example"]));
+        assert!(!parse(&[
+            "--public-url=https://panel.example",
+            "--cookie-secure=false"
+        ]));
+        assert!(parse(&[
+            "--public-url=http://panel.example",
+            "--cookie-secure=true"
+        ]));
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug_output() {
         let mut c = Config::defaults("postgres://hostplane:db-secret-pw@localhost/hp");
         c.smtp_url = Some(Secret::from("smtp://u:smtp-secret-pw@mail".to_string()));
+        c.metrics_token = Some(Secret::from("metrics-secret-token".to_string()));
         let shown = format!("{c:?}");
+        assert!(!shown.contains("metrics-secret-token"), "{shown}");
         assert!(!shown.contains("db-secret-pw"), "{shown}");
         assert!(!shown.contains("smtp-secret-pw"), "{shown}");
         assert!(shown.contains("bcrypt_cost"));

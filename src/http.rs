@@ -44,7 +44,7 @@ pub async fn handle(
         }
         (&Method::GET, "/healthz") => healthz(&state).await,
         (&Method::GET, "/metrics") if state.config.metrics_listen.is_none() => {
-            metrics(&state).await
+            metrics(&state, req.headers())
         }
         (&Method::GET | &Method::HEAD, p) if crate::console::asset(p).is_some() => {
             console(p, req.method() == Method::HEAD)
@@ -85,7 +85,7 @@ pub async fn handle_metrics(
     req: Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => metrics(&state).await,
+        (&Method::GET, "/metrics") => metrics(&state, req.headers()),
         _ => error_response(
             &Reason::not_found
                 .msg("only GET /metrics here")
@@ -94,8 +94,20 @@ pub async fn handle_metrics(
     })
 }
 
-async fn metrics(state: &AppState) -> HttpResponse {
-    let body = state.metrics.render(state).await;
+fn metrics(state: &AppState, headers: &http::HeaderMap) -> HttpResponse {
+    if !crate::metrics::authorized(&state.config, headers) {
+        let mut r = error_response(
+            &Reason::auth_required
+                .msg("GET /metrics wants Authorization: Bearer HOSTPLANE_METRICS_TOKEN")
+                .into_answer(),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"metrics\""),
+        );
+        return r;
+    }
+    let body = state.metrics.render(state);
     let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -122,9 +122,12 @@ struct MailConfigArgs {
 
 #[derive(clap::Args)]
 struct AgentArgs {
-    /// Base URL of the hostplane API, e.g. http://10.0.0.1:8080.
+    /// Base URL of the hostplane API, e.g. https://panel.internal:8443 (or http://).
     #[arg(long)]
     api: String,
+    /// PEM file of the CA that signs the API's certificate (default: the public web roots).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// File holding the node token that add_node or rotate_node_token returned.
     #[arg(long)]
     token_file: std::path::PathBuf,
@@ -212,7 +215,9 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::MailConfig(args) => mail_config(args).await,
         Command::Serve { config } => {
-            let app = hostplane::Application::build(*config).await?;
+            let config = config.settled();
+            hostplane::metrics::warn_if_public(&config);
+            let app = hostplane::Application::build(config).await?;
             tracing::info!(listen = %app.local_addr(), "hostplane is serving POST /api");
             app.run_until(shutdown_signal()).await;
             Ok(())
@@ -302,6 +307,7 @@ async fn run_agent(a: AgentArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot read the token file {}: {e}", a.token_file.display()))?;
     let opts = hostplane::agent::AgentOptions {
         api: a.api,
+        ca_file: a.ca_file,
         token: token.trim().to_string(),
         state_file: a
             .state_file

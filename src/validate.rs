@@ -29,12 +29,15 @@ pub fn login(raw: &str) -> Result<String, &'static str> {
     Ok(login)
 }
 
-/// A password: 8 to 72 bytes (bcrypt reads no further), no NUL.
+/// The longest password in bytes: bcrypt reads no further.
+pub const PASSWORD_MAX: usize = 72;
+
+/// A password: 8 to [`PASSWORD_MAX`] bytes, no NUL.
 pub fn password(pw: &str) -> Result<(), &'static str> {
     if pw.len() < 8 {
         return Err("a password has at least 8 bytes");
     }
-    if pw.len() > 72 {
+    if pw.len() > PASSWORD_MAX {
         return Err("a password has at most 72 bytes");
     }
     if pw.contains('\0') {

@@ -65,8 +65,9 @@ pub async fn prepare_adduser(ctx: Ctx, p: AddUserParams) -> Result<NewAccount, A
         Some(r) => {
             let role = Role::parse(r)
                 .ok_or_else(|| Reason::bad_params.msg("param `role`: admin or user"))?;
+            // Naming the default role is harmless; only an admin may make another admin.
             if role != Role::User && !admin {
-                return Err(Reason::forbidden.msg("only an admin may set a role"));
+                return Err(Reason::forbidden.msg("only an admin may give the role admin"));
             }
             role
         }

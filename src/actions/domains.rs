@@ -95,7 +95,10 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
         Some(checks::target_user(&ctx, p.userid.0)?)
     };
     if matches!(ctx.caller, crate::auth::Caller::Node(_)) {
-        // A node serves only approved domains.
+        // A node serves only approved domains, and is told so rather than answered another list.
+        if status.is_some_and(|s| s != "active") {
+            return Err(Reason::forbidden.msg("a node sees only active domains"));
+        }
         status = Some("active");
     }
     // The key holds the filter the caller is entitled to, so a cached page is theirs to see.

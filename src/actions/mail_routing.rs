@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::audit;
 use super::checks::{self, page};
 use super::mail_domains::{address_param, domain_param, opt_domain_param, own_mail_domain};
+use super::mail_targets::transport_destination;
 use super::mailboxes::local_part;
-use crate::db::{self, mail::AliasView, mail::Route, mail::RouteView};
+use crate::db::{self, alias_graph::Walk, mail::AliasView, mail::Route, mail::RouteView};
 use crate::error::{ApiError, Reason};
 use crate::params::{EmailsParam, OptNum, OptUuid};
 use crate::registry::Ctx;
@@ -21,16 +22,16 @@ pub const MAX_ALIASES_PER_DOMAIN: i64 = 1000;
 const MAX_DESTINATIONS: usize = 50;
 
 /// An alias source: `local@domain`, or `@domain` for a catch-all; returns (source, domain).
+/// Nothing is trimmed: a source with spaces or line breaks is refused, not repaired.
 fn source(raw: &str) -> Result<(String, String), ApiError> {
     let (local, domain) = raw
-        .trim()
         .rsplit_once('@')
         .ok_or_else(|| Reason::bad_params.msg("param `source`: local@domain or @domain"))?;
     let domain = domain_param(domain)?;
     if local.is_empty() {
         return Ok((format!("@{domain}"), domain));
     }
-    Ok((format!("{}@{domain}", local_part(local)?), domain))
+    Ok((format!("{}@{domain}", local_part("source", local)?), domain))
 }
 
 #[derive(Deserialize)]
@@ -58,6 +59,16 @@ pub async fn add_alias(ctx: Ctx, p: AddAliasParams) -> Result<AliasRef, ApiError
         .iter()
         .map(|a| address_param("destination", a))
         .collect::<Result<Vec<_>, _>>()?;
+    for (i, d) in destinations.iter().enumerate() {
+        if destinations[..i].contains(d) {
+            return Err(Reason::bad_params.msg(format!("param `destination`: {d} is named twice")));
+        }
+        if *d == source {
+            return Err(Reason::bad_params.msg(format!(
+                "param `destination`: mail for {source} would loop back to itself"
+            )));
+        }
+    }
     let tx = ctx.begin().await?;
     // The domain's row stays locked: the count below decides races for the last slot.
     own_mail_domain(&*tx, &ctx, &domain, true).await?;
@@ -67,6 +78,28 @@ pub async fn add_alias(ctx: Ctx, p: AddAliasParams) -> Result<AliasRef, ApiError
         )));
     }
     db::mail::insert_alias(&*tx, &source, &domain, &destinations).await?;
+    // Walked with the new alias in place, so a catch-all it would fall into counts too; a loop
+    // rolls the insert back.
+    match db::alias_graph::walk(&*tx, &source, &destinations).await? {
+        Walk::Ends => {}
+        Walk::Loops(mut path) => {
+            // The last address is the source itself, or one its catch-all takes.
+            if path.last() != Some(&source) {
+                path.push(source.clone());
+            }
+            return Err(Reason::bad_params.msg(format!(
+                "param `destination`: mail for {source} would loop back to it: {source} -> {}",
+                path.join(" -> ")
+            )));
+        }
+        Walk::TooLarge => {
+            return Err(Reason::bad_params.msg(format!(
+                "param `destination`: the aliases it leads through go more than {} deep or reach more than {} addresses",
+                db::alias_graph::MAX_DEPTH,
+                db::alias_graph::MAX_ADDRESSES
+            )))
+        }
+    }
     audit(&*tx, &ctx, &format!("alias:{source}")).await?;
     tx.commit().await?;
     Ok(AliasRef {
@@ -139,49 +172,6 @@ fn transport_source(raw: &str) -> Result<(String, String), ApiError> {
     }
     let domain = domain_param(raw)?;
     Ok((domain.clone(), domain))
-}
-
-/// A Postfix transport: `smtp:`, `lmtp:` or `relay:` and a host (`[host]` skips MX lookups) with
-/// an optional port, or `lmtp:unix:PATH`.
-fn transport_destination(raw: &str) -> Result<String, ApiError> {
-    let bad = || {
-        Reason::bad_params.msg(
-            "param `destination`: smtp:, lmtp: or relay: with [host] or host and an optional :port, or lmtp:unix:path",
-        )
-    };
-    let raw = raw.trim();
-    let (kind, rest) = raw.split_once(':').ok_or_else(bad)?;
-    if !["smtp", "lmtp", "relay"].contains(&kind) {
-        return Err(bad());
-    }
-    if let Some(path) = rest.strip_prefix("unix:") {
-        let ok = kind == "lmtp"
-            && !path.is_empty()
-            && !path.contains("..")
-            && path
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
-        return if ok { Ok(raw.to_string()) } else { Err(bad()) };
-    }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, Some(p)),
-        _ => (rest, None),
-    };
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let host_ok = !bare.is_empty()
-        && bare.len() <= 253
-        && bare
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b));
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
-    if host_ok && port_ok {
-        Ok(raw.to_ascii_lowercase())
-    } else {
-        Err(bad())
-    }
 }
 
 #[derive(Serialize)]
@@ -322,7 +312,7 @@ pub struct AddTransportParams {
 
 /// `add_transport`: mail for `source` (address or domain) leaves through `destination`.
 pub async fn add_transport(ctx: Ctx, p: AddTransportParams) -> Result<RouteRef, ApiError> {
-    let destination = transport_destination(&p.destination)?;
+    let destination = transport_destination(&p.destination, ctx.is_admin())?;
     let source = transport_source(&p.source)?;
     add_route(&ctx, Route::Transport, source, p.region, destination).await
 }
@@ -380,33 +370,4 @@ pub async fn reset_transports(
         domain,
         removed,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::transport_destination;
-
-    #[test]
-    fn transports_are_postfix_syntax_and_nothing_else() {
-        for good in [
-            "smtp:[mx.example.net]:25",
-            "smtp:mx.example.net",
-            "lmtp:[10.0.3.1]:24",
-            "relay:[relay.example]",
-            "lmtp:unix:private/dovecot-lmtp",
-        ] {
-            assert!(transport_destination(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "pipe:flags=R user=x argv=/bin/sh",
-            "smtp:",
-            "smtp:[x]:99999",
-            "smtp:host name",
-            "lmtp:unix:../../etc",
-            "smtp:[a]\nquery = x",
-            "local:x",
-        ] {
-            assert!(transport_destination(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -17,29 +17,31 @@ use crate::validate;
 /// The most addresses a mailbox forwards to.
 const MAX_FORWARDS: usize = 10;
 
-/// A local part: `^[a-z0-9][a-z0-9_+.-]{0,63}$`, lowercased.
-pub fn local_part(raw: &str) -> Result<String, ApiError> {
-    let local = raw.trim().to_ascii_lowercase();
+/// A local part: `^[a-z0-9][a-z0-9_+.-]{0,63}$` with no dot at the end and no two dots in a
+/// row (RFC 5321's dot-atom), lowercased. Nothing is trimmed: spaces and line breaks are refused.
+pub fn local_part(param: &str, raw: &str) -> Result<String, ApiError> {
+    let local = raw.to_ascii_lowercase();
     let ok = (1..=64).contains(&local.len())
         && local.bytes().enumerate().all(|(i, b)| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && b"_+.-".contains(&b))
-        });
+        })
+        && !local.ends_with('.')
+        && !local.contains("..");
     if ok {
         Ok(local)
     } else {
-        Err(Reason::bad_params.msg(
-            "the local part: 1 to 64 of a-z, 0-9 and _ + . -, starting with a letter or digit",
-        ))
+        Err(Reason::bad_params.msg(format!(
+            "param `{param}`: the local part has 1 to 64 of a-z, 0-9 and _ + . -, starts with a letter or digit, and has no dot at the end or two in a row"
+        )))
     }
 }
 
 /// A mailbox address param: (local part, domain).
 pub fn address(raw: &str) -> Result<(String, String), ApiError> {
     let (local, domain) = raw
-        .trim()
         .rsplit_once('@')
         .ok_or_else(|| Reason::bad_params.msg("param `address`: local@domain"))?;
-    Ok((local_part(local)?, domain_param(domain)?))
+    Ok((local_part("address", local)?, domain_param(domain)?))
 }
 
 /// A new password as Dovecot reads it; `bad_password` when it is not 8-72 bytes.
@@ -81,7 +83,7 @@ pub struct PreparedPassword(Option<String>);
 fn new_address(p: &AddMailboxParams) -> Result<(String, String), ApiError> {
     match (&p.address, &p.domain, &p.local) {
         (Some(a), None, None) => address(a),
-        (None, Some(d), Some(l)) => Ok((local_part(l)?, domain_param(d)?)),
+        (None, Some(d), Some(l)) => Ok((local_part("local", l)?, domain_param(d)?)),
         _ => Err(Reason::bad_params.msg("send `address`, or `domain` and `local`")),
     }
 }

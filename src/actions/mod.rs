@@ -11,6 +11,7 @@ mod domains;
 mod keys;
 mod mail_domains;
 mod mail_routing;
+mod mail_targets;
 pub(crate) mod mailboxes;
 mod nodes;
 mod passwords;

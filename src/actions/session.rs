@@ -141,6 +141,10 @@ async fn mailbox_authorization(
     if !found.may_log_in {
         return Err(Reason::account_disabled.msg("this mailbox may not log in"));
     }
+    if !found.domain_active {
+        return Err(Reason::account_disabled
+            .msg("this mailbox's mail domain is not approved (under review or rejected)"));
+    }
     throttle.succeeded().await?;
     let cookie = if p.session.unwrap_or(YesNo(true)).0 {
         let cookie = Uuid::new_v4().to_string();

@@ -1,11 +1,8 @@
-//! The API as the agent uses it: one call at a time, answers read within a size limit.
+//! The API as the agent uses it: one call at a time, answers read within a size limit, over
+//! http or https (rustls; Mozilla's roots from webpki-roots, or only the CAs in `--ca-file`).
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use super::state::Report;
@@ -39,41 +36,73 @@ impl From<CallError> for String {
 
 /// The API as the agent uses it.
 pub struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
-    url: String,
+    client: reqwest::Client,
+    url: reqwest::Url,
     authorization: String,
     timeout: Duration,
 }
 
 impl Api {
-    pub fn new(opts: &AgentOptions) -> Self {
-        Api {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            url: format!("{}/api", opts.api.trim_end_matches('/')),
+    /// A client for `--api`, trusting only `--ca-file` when given; a message naming the flag
+    /// when either is unusable.
+    pub fn new(opts: &AgentOptions) -> Result<Self, String> {
+        let url = reqwest::Url::parse(&format!("{}/api", opts.api.trim_end_matches('/')))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| format!("--api {:?} is not an http:// or https:// URL", opts.api))?;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(path) = &opts.ca_file {
+            let shown = path.display();
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read --ca-file {shown}: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("--ca-file {shown} is not a PEM certificate file: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("--ca-file {shown} holds no PEM certificate"));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| match &opts.ca_file {
+            Some(path) => format!("--ca-file {} cannot be used: {e}", path.display()),
+            None => format!("cannot set up the HTTP client: {e}"),
+        })?;
+        Ok(Api {
+            client,
+            url,
             authorization: format!("Bearer {}", opts.token.trim()),
             timeout: Duration::from_secs(opts.wait + 15),
-        }
+        })
     }
 
     /// Calls an action; its result, or why not.
     pub async fn call(&self, action: &str, params: Value) -> Result<Value, CallError> {
         let body = json!({"action": action, "params": params}).to_string();
-        let request = hyper::Request::post(&self.url)
-            .header("content-type", "application/json")
-            .header("authorization", &self.authorization)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| CallError::Transport(e.to_string()))?;
         let exchange = async {
-            let response = self
+            let mut response = self
                 .client
-                .request(request)
+                .post(self.url.clone())
+                .header("content-type", "application/json")
+                .header("authorization", &self.authorization)
+                .body(body)
+                .send()
                 .await
-                .map_err(|e| format!("cannot reach the API: {e}"))?;
-            let bytes = Limited::new(response.into_body(), MAX_ANSWER)
-                .collect()
+                .map_err(|e| format!("cannot reach the API: {}", error_chain(&e)))?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
                 .await
-                .map_err(|e| format!("cannot read the API's answer: {e}"))?
-                .to_bytes();
+                .map_err(|e| format!("cannot read the API's answer: {}", error_chain(&e)))?
+            {
+                if bytes.len() + chunk.len() > MAX_ANSWER {
+                    return Err(format!("the API's answer is over {MAX_ANSWER} bytes"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
             serde_json::from_slice::<Value>(&bytes)
                 .map_err(|e| format!("the API answered no JSON: {e}"))
         };
@@ -103,4 +132,15 @@ impl Api {
             other => other.map(|_| ()).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// An error with its sources (reqwest's own text leaves out why a TLS handshake failed).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }

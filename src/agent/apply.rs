@@ -160,6 +160,7 @@ mod tests {
     fn options(dir: &Path, test_cmd: &str) -> AgentOptions {
         AgentOptions {
             api: "http://127.0.0.1:9".into(),
+            ca_file: None,
             token: "t".into(),
             nginx_dir: dir.join("sites"),
             listen: "8080".into(),

@@ -24,8 +24,10 @@ use state::{AgentState, Report};
 /// How the agent is set up (the `hostplane agent` flags).
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
-    /// Base URL of the API, e.g. `http://10.0.0.1:8080` (the agent posts to `/api` below it).
+    /// Base URL of the API, e.g. `https://panel.internal:8443` (the agent posts to `/api` below it).
     pub api: String,
+    /// PEM file of the CA(s) that sign the API's certificate; when given, the only ones trusted.
+    pub ca_file: Option<PathBuf>,
     pub token: String,
     /// The folder whose `hostplane-*.conf` files the agent owns; nginx must include `*.conf` there.
     pub nginx_dir: PathBuf,
@@ -56,7 +58,7 @@ pub async fn run(
     }
     std::fs::create_dir_all(&opts.nginx_dir)
         .map_err(|e| format!("cannot create {}: {e}", opts.nginx_dir.display()))?;
-    let api = Api::new(&opts);
+    let api = Api::new(&opts)?;
     let mut state = state::load(&opts.state_file);
     tracing::info!(revision = state.revision, api = %opts.api, "agent started");
     tokio::pin!(shutdown);

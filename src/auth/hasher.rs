@@ -155,12 +155,16 @@ impl PasswordHasher {
             .map_err(ApiError::internal)
     }
 
-    /// Checks a password against a stored hash.
+    /// Checks a password against a stored hash. A password longer than bcrypt reads (72 bytes)
+    /// never matches: setting one is refused, and bcrypt would compare only its first 72 bytes.
+    /// The hash is computed all the same, so such a password costs what a wrong one does.
     pub async fn verify(&self, password: String, hash: String) -> Result<bool, ApiError> {
-        Ok(self
+        let fits = password.len() <= crate::validate::PASSWORD_MAX;
+        let matches = self
             .blocking(move || bcrypt::verify(password, &hash))
             .await?
-            .unwrap_or(false))
+            .unwrap_or(false);
+        Ok(matches && fits)
     }
 
     /// Spends the same time as [`verify`](Self::verify) against a hash that matches nothing, so an

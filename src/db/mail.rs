@@ -604,6 +604,8 @@ pub struct MailboxLogin {
     pub password_hash: String,
     pub owner: Uuid,
     pub may_log_in: bool,
+    /// The mail domain is approved (not under review, not rejected).
+    pub domain_active: bool,
 }
 
 pub async fn mailbox_login(
@@ -613,7 +615,8 @@ pub async fn mailbox_login(
     let row = query_opt(
         c,
         "SELECT m.password_hash, d.user_id,
-                m.can_login AND NOT m.disabled AND NOT d.disabled AND NOT u.disabled
+                m.can_login AND NOT m.disabled AND NOT d.disabled AND NOT u.disabled,
+                d.status = 'active'
            FROM mailboxes m JOIN mail_domains d ON d.name = m.domain JOIN users u ON u.id = d.user_id
           WHERE m.address = $1",
         &[&address],
@@ -628,6 +631,7 @@ pub async fn mailbox_login(
                 .to_string(),
             owner: r.get(1),
             may_log_in: r.get(2),
+            domain_active: r.get(3),
         }
     }))
 }

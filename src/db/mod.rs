@@ -21,6 +21,7 @@
 //! first and checked again once locked. A transaction that still loses a race (deadlock,
 //! serialization failure) is retried by the registry, and answers `busy` when retries run out.
 
+pub mod alias_graph;
 pub mod audit;
 pub mod changes;
 pub mod conn;

@@ -33,7 +33,7 @@ pub async fn lookup(
     let idle = config.session_idle.as_secs_f64();
     let max = config.session_max.as_secs_f64();
     // A mailbox's session acts for its domain's owner, as role `mailbox`; it ends with the
-    // mailbox (disabled, no login) and with the owner (disabled).
+    // mailbox (disabled, no login, its domain not approved) and with the owner (disabled).
     let row = query_opt(
         c,
         "SELECT o.id, coalesce(m.address, o.login), CASE WHEN m.address IS NULL THEN o.role ELSE 'mailbox' END,
@@ -48,7 +48,8 @@ pub async fn lookup(
             AND s.last_seen > now() - make_interval(secs => $2)
             AND s.created_at > now() - make_interval(secs => $3)
             AND NOT o.disabled
-            AND (s.mailbox IS NULL OR (m.can_login AND NOT m.disabled AND NOT d.disabled))",
+            AND (s.mailbox IS NULL
+                 OR (m.can_login AND NOT m.disabled AND NOT d.disabled AND d.status = 'active'))",
         &[&hash.as_slice(), &idle, &max],
     )
     .await?;

@@ -115,7 +115,8 @@ pub async fn count_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, Ap
     )
 }
 
-/// A page of the sites on a node (of one user, or all) with their domains, and the total.
+/// A page of the sites on a node (of one user, or all) with the domains they are served under
+/// (approved ones: a domain under review or rejected is not served), and the total.
 pub async fn list(
     c: &impl GenericClient,
     node: i32,
@@ -130,7 +131,8 @@ pub async fn list(
         &format!(
             "SELECT s.site_num, s.docroot, s.user_id,
                     coalesce((SELECT array_agg(d.name ORDER BY d.name) FROM domains d
-                               WHERE d.node_id = s.node_id AND d.site_num = s.site_num), '{{}}'),
+                               WHERE d.node_id = s.node_id AND d.site_num = s.site_num
+                                 AND d.status = 'active'), '{{}}'),
                     n.applied_revision >= s.revision,
                     CASE WHEN n.error_revision >= s.revision THEN n.last_error END,
                     ({COUNT})

@@ -476,7 +476,7 @@ fn start_agent(api: std::net::SocketAddr, dir: &std::path::Path) -> tokio::proce
 }
 
 /// A world whose node 2 has its token in DIR/token and default docroots in DIR/www.
-async fn agent_world(dir: &std::path::Path) -> World {
+pub async fn agent_world(dir: &std::path::Path) -> World {
     let www = dir.join("www");
     let w = World::with(|c| c.docroot_pattern = format!("{}/{{sitenum}}", www.display())).await;
     let token = w.node_with_token(2).await;
@@ -485,7 +485,7 @@ async fn agent_world(dir: &std::path::Path) -> World {
 }
 
 /// Polls the node's status until `done` holds (20 s at most).
-async fn node_status_until(
+pub async fn node_status_until(
     w: &World,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {

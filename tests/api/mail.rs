@@ -370,13 +370,13 @@ async fn bcc_and_transports_are_one_per_source_and_region() {
     assert_eq!(t.ok()["source"], "alice.example");
     call(
         "add_transport",
-        json!({"source": "vip@alice.example", "destination": "lmtp:[10.0.3.9]:24"}),
+        json!({"source": "vip@alice.example", "destination": "lmtp:[93.184.215.14]:24"}),
     )
     .await
     .ok();
     for bad in ["pipe:argv=/bin/sh", "smtp:[x]:0", "@alice.example"] {
         let p = if bad.starts_with('@') {
-            json!({"source": bad, "destination": "smtp:x"})
+            json!({"source": bad, "destination": "smtp:mx.example.net"})
         } else {
             json!({"source": "alice.example", "destination": bad, "region": "eu"})
         };

@@ -204,7 +204,8 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
     w.app.call_as(&w.alice.1, "add_alias", alias).await.ok();
     let bcc = json!({"source": "@alice-mail.example", "destination": "archive@example.com"});
     w.app.call_as(&w.alice.1, "add_bcc", bcc).await.ok();
-    let transport = json!({"source": "alice-mail.example", "destination": "smtp:[relay.example]"});
+    let transport =
+        json!({"source": "alice-mail.example", "destination": "smtp:[relay.example.net]"});
     w.app
         .call_as(&w.alice.1, "add_transport", transport)
         .await
