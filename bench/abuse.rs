@@ -9,6 +9,10 @@
 //!    passwords mixed (bcrypt cost 4, so the rate-limit counters see the most contention).
 //!    Every answer must be `ok`, `bad_password` or `too_many_attempts`: system errors must be 0.
 //!    Run with the default limits and with them lifted (every attempt counted and forgiven).
+//! 3. **Key storm**: two ordinary accounts send 20 `batch` requests at once, each of 25
+//!    `set_dkim` (RSA-2048 keys made here) with a `request_id`, while a third user reads
+//!    `get_list_site` in a loop. The reader's p50 / p99 / worst and its `busy` answers; how the
+//!    batches ended. Target (issue 16): reader p99 under 100 ms, no `busy` for the reader.
 //!
 //! Run with `bench/run abuse [SECONDS]` (default 20 s of logins).
 
@@ -19,7 +23,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Api, Server};
+use support::{ms, percentile, Api, Server};
 
 const DOMAINS: i64 = 2000;
 
@@ -46,6 +50,7 @@ async fn main() {
         "| page walk: the same with no bound (baseline) | {:.1} / {:.1} / {:.1} MB | (for comparison) |",
         unbounded.0, unbounded.1, unbounded.2
     );
+    key_storm().await;
     let lifted = [
         ("HOSTPLANE_LOGIN_LIMIT", "1000000"),
         ("HOSTPLANE_LOGIN_GLOBAL_LIMIT", "1000000"),
@@ -171,4 +176,96 @@ async fn parallel_logins(secs: u64, env: &[(&str, &str)]) -> BTreeMap<String, u6
         }
     }
     all
+}
+
+/// The key storm (3): returns nothing, prints its rows.
+async fn key_storm() {
+    let server = Server::start("bench_key_storm", &[("HOSTPLANE_BCRYPT_COST", "4")]).await;
+    let api = Api::new(&server.url);
+    let admin = server.admin_cookie(&api).await;
+    api.call_as(
+        &admin,
+        "add_node",
+        json!({"nodeid": 1, "name": "web1", "address": "10.0.0.1", "public": true}),
+    )
+    .await;
+    api.call_as(
+        &admin,
+        "add_node",
+        json!({"nodeid": 2, "name": "mx1", "address": "10.0.0.2", "kinds": ["mail"]}),
+    )
+    .await;
+    let mut cookies = Vec::new();
+    for login in ["maker1", "maker2", "reader"] {
+        let pw = format!("password-{login}");
+        let p = json!({"login": login, "password": pw, "email": format!("{login}@example.com"), "session": "yes"});
+        cookies.push(api.call("adduser", p, None).await["cookie"].as_str().unwrap().to_string());
+    }
+    let reader = cookies[2].clone();
+    api.call_as(&reader, "create_site", json!({"nodeid": 1})).await;
+    let mut batches = Vec::new();
+    for b in 0..20usize {
+        let cookie = cookies[b % 2].clone();
+        let domain = format!("storm{b}.example");
+        api.call_as(&cookie, "add_mail_domain", json!({"domain": domain}))
+            .await;
+        let actions: Vec<serde_json::Value> = (0..25)
+            .map(|i| json!({"action": "set_dkim", "params": {"domain": domain, "selector": format!("s{i}")}}))
+            .collect();
+        batches.push(json!({"action": "batch", "cookie": cookie, "request_id": format!("storm-{b}"),
+                            "params": {"atomic": true, "actions": actions}}));
+    }
+    let started = Instant::now();
+    let makers: Vec<_> = batches
+        .into_iter()
+        .map(|envelope| {
+            let api = api.clone();
+            tokio::spawn(async move { api.post(&envelope).await })
+        })
+        .collect();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = {
+        let api = api.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut busy = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let envelope = json!({"action": "get_list_site", "params": {"nodeid": 1}, "cookie": reader});
+                let (status, _) = api.post(&envelope).await;
+                samples.push(t.elapsed());
+                if status != 200 {
+                    busy += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (samples, busy)
+        })
+    };
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    for m in makers {
+        let (status, answer) = m.await.unwrap();
+        let what = match answer["reason"].as_str() {
+            Some(reason) => format!("{status} {reason}"),
+            None => format!("{status}"),
+        };
+        *outcomes.entry(what).or_default() += 1;
+    }
+    let storm = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut samples, busy) = reading.await.unwrap();
+    samples.sort();
+    let p99 = percentile(&samples, 99.0);
+    let shown: Vec<String> = outcomes.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    println!(
+        "| key storm: 20 batches x 25 set_dkim ({:.1} s; batches {}), another user's get_list_site p50 / p99 / worst over {} reads | {:.1} / {:.1} / {:.1} ms, {busy} not ok | p99 < 100 ms, 0 busy: {} |",
+        storm.as_secs_f64(),
+        shown.join(", "),
+        samples.len(),
+        ms(percentile(&samples, 50.0)),
+        ms(p99),
+        ms(samples.last().copied().unwrap_or_default()),
+        if ms(p99) < 100.0 && busy == 0 { "met" } else { "NOT met" }
+    );
 }

@@ -193,3 +193,41 @@ async fn counting_needs_no_database_write_per_request() {
     }
     assert_eq!(last.remaining, limit - 2 * share - 500);
 }
+
+/// A request dropped while its count is on the way to PostgreSQL (a client that hung up) still
+/// settles that count exactly once: nothing is left "in flight" to be counted again.
+#[tokio::test]
+async fn a_dropped_request_never_counts_twice() {
+    use std::future::Future;
+    let app = TestApp::spawn().await;
+    let state = app.state.clone();
+    let limit = 50; // a flush share of 1: every request writes its count
+    let who = hostplane::auth::ratelimit::Subject::User(uuid::Uuid::from_u128(8));
+    for _ in 0..10 {
+        let mut check = Box::pin(state.limiter.check(&state, who, limit, 1));
+        // Poll once, so its count is on its way, then drop it.
+        std::future::poll_fn(|cx| {
+            let _ = check.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(check);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Every instance sees the ten (they reached PostgreSQL), and this one counts them once.
+    let key = who.to_string();
+    let stored: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count FROM request_counts WHERE subject = $1",
+            &[&key],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 10);
+    let (info, allowed) = state.limiter.check(&state, who, limit, 1).await;
+    allowed.unwrap();
+    assert_eq!(info.remaining, limit - 11);
+}
