@@ -199,10 +199,16 @@ async fn key_storm() {
     for login in ["maker1", "maker2", "reader"] {
         let pw = format!("password-{login}");
         let p = json!({"login": login, "password": pw, "email": format!("{login}@example.com"), "session": "yes"});
-        cookies.push(api.call("adduser", p, None).await["cookie"].as_str().unwrap().to_string());
+        cookies.push(
+            api.call("adduser", p, None).await["cookie"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let reader = cookies[2].clone();
-    api.call_as(&reader, "create_site", json!({"nodeid": 1})).await;
+    api.call_as(&reader, "create_site", json!({"nodeid": 1}))
+        .await;
     let mut batches = Vec::new();
     for b in 0..20usize {
         let cookie = cookies[b % 2].clone();
@@ -212,8 +218,10 @@ async fn key_storm() {
         let actions: Vec<serde_json::Value> = (0..25)
             .map(|i| json!({"action": "set_dkim", "params": {"domain": domain, "selector": format!("s{i}")}}))
             .collect();
-        batches.push(json!({"action": "batch", "cookie": cookie, "request_id": format!("storm-{b}"),
-                            "params": {"atomic": true, "actions": actions}}));
+        batches.push(
+            json!({"action": "batch", "cookie": cookie, "request_id": format!("storm-{b}"),
+                            "params": {"atomic": true, "actions": actions}}),
+        );
     }
     let started = Instant::now();
     let makers: Vec<_> = batches
@@ -232,7 +240,8 @@ async fn key_storm() {
             let mut busy = 0u64;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = Instant::now();
-                let envelope = json!({"action": "get_list_site", "params": {"nodeid": 1}, "cookie": reader});
+                let envelope =
+                    json!({"action": "get_list_site", "params": {"nodeid": 1}, "cookie": reader});
                 let (status, _) = api.post(&envelope).await;
                 samples.push(t.elapsed());
                 if status != 200 {

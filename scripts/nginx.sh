@@ -22,3 +22,11 @@ browser_ensure() {
     apt_ensure chromium chromium &&
         apt_ensure chromedriver chromium-driver
 }
+
+# PowerDNS with its generic PostgreSQL backend, and dig, for the DNS contract tests.
+dns_servers_ensure() {
+    apt_ensure pdns_server pdns-server &&
+        apt_ensure dig bind9-dnsutils &&
+        { compgen -G '/usr/lib/*/pdns/libgpgsqlbackend.so' >/dev/null ||
+            apt_ensure hostplane-needs-pdns-backend-pgsql pdns-backend-pgsql; }
+}

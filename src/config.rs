@@ -255,6 +255,9 @@ pub struct Config {
         default_value_t = 100
     )]
     pub default_max_mailboxes: i32,
+    /// DNS zones per user.
+    #[arg(long = "max-zones", env = "HOSTPLANE_MAX_ZONES", default_value_t = 20)]
+    pub default_max_zones: i32,
     /// The transport `reset_transports` gives a mail domain (Postfix's syntax).
     #[arg(
         long,

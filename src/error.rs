@@ -48,6 +48,12 @@ reasons! {
     /// A webhook URL that is not http(s), or that points at a loopback, private, link-local
     /// or metadata address.
     bad_url = 400;
+    /// A DNS record that is not valid for its type, or not inside its zone.
+    bad_record = 400;
+    /// The record would edit or shadow one that hostplane manages (SOA, NS, a site's addresses).
+    record_managed = 409;
+    /// A CNAME beside other data at one name.
+    record_conflict = 409;
     /// A batch's answers, or the answer of a request sent with a `request_id`, would pass their
     /// bound; nothing was changed.
     answer_too_large = 400;

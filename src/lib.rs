@@ -11,6 +11,7 @@ pub mod cache;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod dnsserver;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -51,6 +51,8 @@ enum Command {
     /// passdb/userdb, and reader-grants.sql (run once by a database superuser) for the role the
     /// mail servers read the views as.
     MailConfig(MailConfigArgs),
+    /// Write a DNS node's PowerDNS configuration and its reader's grants.
+    DnsConfig(DnsConfigArgs),
 }
 
 #[derive(Subcommand)]
@@ -115,6 +117,28 @@ struct MailConfigArgs {
     /// Where the Dovecot files will live on the mail node.
     #[arg(long, default_value = "/etc/dovecot/hostplane")]
     dovecot_dir: String,
+    /// PostgreSQL URL of hostplane's database (its schema is taken from it).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: hostplane::config::Secret,
+}
+
+#[derive(clap::Args)]
+struct DnsConfigArgs {
+    /// Folder to write the files into (created when missing).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// The database role PowerDNS logs in as.
+    #[arg(long, default_value = "hostplane_dns")]
+    reader: String,
+    /// File holding the reader's password (created with a random one when missing).
+    #[arg(long)]
+    reader_password_file: std::path::PathBuf,
+    /// Database host as the DNS node reaches it (default: DATABASE_URL's).
+    #[arg(long)]
+    db_host: Option<String>,
+    /// Database port as the DNS node reaches it (default: DATABASE_URL's).
+    #[arg(long)]
+    db_port: Option<u16>,
     /// PostgreSQL URL of hostplane's database (its schema is taken from it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: hostplane::config::Secret,
@@ -214,6 +238,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::MailConfig(args) => mail_config(args).await,
+        Command::DnsConfig(args) => dns_config(args).await,
         Command::Serve { config } => {
             let config = config.settled();
             hostplane::metrics::warn_if_public(&config);
@@ -251,8 +276,24 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-async fn mail_config(a: MailConfigArgs) -> Result<(), String> {
-    let url = a.database_url.expose();
+/// Where a node's reader finds hostplane's database: (schema, password, host, port, database).
+struct ReaderDb {
+    schema: String,
+    password: String,
+    host: String,
+    port: u16,
+    name: String,
+}
+
+/// Reads the schema from the database, and the reader's password from its file (made with a
+/// random one when missing).
+async fn reader_db(
+    database_url: &hostplane::config::Secret,
+    password_file: &std::path::Path,
+    db_host: Option<String>,
+    db_port: Option<u16>,
+) -> Result<ReaderDb, String> {
+    let url = database_url.expose();
     let pg: tokio_postgres::Config = url
         .parse()
         .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
@@ -265,33 +306,64 @@ async fn mail_config(a: MailConfigArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot read the schema: {e}"))?
         .get(0);
-    let password = match std::fs::read_to_string(&a.reader_password_file) {
+    let password = match std::fs::read_to_string(password_file) {
         Ok(p) => p.trim().to_string(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let p = uuid::Uuid::new_v4().simple().to_string();
-            hostplane::mailserver::write_secret(&a.reader_password_file, &p)?;
+            hostplane::mailserver::write_secret(password_file, &p)?;
             p
         }
-        Err(e) => {
-            return Err(format!(
-                "cannot read {}: {e}",
-                a.reader_password_file.display()
-            ))
-        }
+        Err(e) => return Err(format!("cannot read {}: {e}", password_file.display())),
     };
-    let host = a.db_host.unwrap_or_else(|| match pg.get_hosts().first() {
+    let host = db_host.unwrap_or_else(|| match pg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         _ => "127.0.0.1".into(),
     });
-    let config = hostplane::mailserver::MailConfig {
-        db_host: host,
-        db_port: a
-            .db_port
-            .unwrap_or_else(|| pg.get_ports().first().copied().unwrap_or(5432)),
-        db_name: pg.get_dbname().unwrap_or("postgres").to_string(),
+    Ok(ReaderDb {
         schema,
+        password,
+        host,
+        port: db_port.unwrap_or_else(|| pg.get_ports().first().copied().unwrap_or(5432)),
+        name: pg.get_dbname().unwrap_or("postgres").to_string(),
+    })
+}
+
+async fn dns_config(a: DnsConfigArgs) -> Result<(), String> {
+    let db = reader_db(
+        &a.database_url,
+        &a.reader_password_file,
+        a.db_host,
+        a.db_port,
+    )
+    .await?;
+    let config = hostplane::dnsserver::DnsConfig {
+        db_host: db.host,
+        db_port: db.port,
+        db_name: db.name,
+        schema: db.schema,
         reader: a.reader,
-        reader_password: password,
+        reader_password: db.password,
+    };
+    let written = hostplane::dnsserver::write(&config, &a.out)?;
+    println!("wrote {} into {}", written.join(", "), a.out.display());
+    Ok(())
+}
+
+async fn mail_config(a: MailConfigArgs) -> Result<(), String> {
+    let db = reader_db(
+        &a.database_url,
+        &a.reader_password_file,
+        a.db_host,
+        a.db_port,
+    )
+    .await?;
+    let config = hostplane::mailserver::MailConfig {
+        db_host: db.host,
+        db_port: db.port,
+        db_name: db.name,
+        schema: db.schema,
+        reader: a.reader,
+        reader_password: db.password,
         region: a.region,
         mail_root: a.mail_root,
         mail_uid: a.mail_uid,

@@ -194,6 +194,9 @@ pub async fn lock_site_for_change(
 pub enum Claim {
     Site,
     Mail,
+    /// A DNS zone: the name itself, like a mail-only domain, may also be one of the owner's
+    /// site or mail domains.
+    Zone,
 }
 
 /// Before `owner` claims a host name for a site or for mail: takes the registrable domain's
@@ -212,9 +215,10 @@ pub async fn claim_name(
     })?;
     db::domains::lock_family(c, registrable).await?;
     let (site, mail) = db::domains::holders(c, name).await?;
-    let (same, other) = match claim {
-        Claim::Site => (site, mail),
-        Claim::Mail => (mail, site),
+    let (same, others) = match claim {
+        Claim::Site => (site, [mail, None]),
+        Claim::Mail => (mail, [site, None]),
+        Claim::Zone => (None, [site, mail]),
     };
     if same.is_some() {
         let what = if claim == Claim::Site {
@@ -224,8 +228,21 @@ pub async fn claim_name(
         };
         return Err(Reason::domain_exists.msg(format!("{name} is {what} already")));
     }
-    if other.is_some_and(|holder| holder != owner) {
+    if others.iter().flatten().any(|holder| *holder != owner) {
         return Err(Reason::domain_exists.msg(format!("{name} belongs to another user")));
+    }
+    let parents: Vec<&str> = name
+        .match_indices('.')
+        .map(|(i, _)| &name[i + 1..])
+        .take_while(|parent| parent.len() >= registrable.len())
+        .collect();
+    if let Some(zone) = db::dns::zone_taken(c, name, &parents, owner).await? {
+        // Zones never nest across users, not even for an admin: one name, one zone's owner.
+        if zone == name || claim == Claim::Zone || !ctx.is_admin() {
+            return Err(Reason::domain_taken.msg(format!(
+                "the DNS zone {zone} belongs to another user; {name} would nest with it"
+            )));
+        }
     }
     if !ctx.is_admin() {
         if let Some(held) = db::domains::taken_in_family(c, name, registrable, owner).await? {

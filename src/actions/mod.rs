@@ -7,6 +7,7 @@ mod agents;
 mod changes;
 mod checks;
 mod dkim;
+mod dns_content;
 mod domains;
 mod keys;
 mod mail_domains;
@@ -15,11 +16,13 @@ mod mail_targets;
 pub(crate) mod mailboxes;
 mod nodes;
 mod passwords;
+mod records;
 mod session;
 mod sites;
 mod stats;
 mod users;
 mod webhooks;
+mod zones;
 
 use deadpool_postgres::GenericClient;
 
@@ -166,6 +169,14 @@ pub fn all() -> Vec<ActionSpec> {
         read("get_changes", User, changes::get_changes),
         action("review_domain", Admin, domains::review_domain),
         action("resubmit_domain", User, domains::resubmit_domain),
+        action("add_zone", User, zones::add_zone),
+        read("get_list_zone", User, zones::get_list_zone),
+        action("delete_zone", User, zones::delete_zone),
+        action("add_record", User, records::add_record),
+        read("get_list_record", User, records::get_list_record),
+        action("set_record", User, records::set_record),
+        action("delete_record", User, records::delete_record),
+        action("set_node", Admin, nodes::set_node),
         read("get_stats", Admin, stats::get_stats),
         read("get_user_stats", User, stats::get_user_stats),
     ]

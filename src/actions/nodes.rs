@@ -66,17 +66,40 @@ pub struct AddNodeParams {
     public: bool,
     kinds: Option<Vec<String>>,
     region: Option<String>,
+    ipv4: Option<String>,
+    ipv6: Option<String>,
 }
 
-/// What a node serves: some of `web` and `mail`, default `web`.
+/// What a node serves: some of `web`, `mail` and `dns`, default `web`.
 fn node_kinds(kinds: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     let mut kinds = kinds.unwrap_or_else(|| vec!["web".into()]);
     kinds.sort();
     kinds.dedup();
-    if kinds.is_empty() || kinds.iter().any(|k| k != "web" && k != "mail") {
-        return Err(Reason::bad_params.msg("param `kinds`: one or both of \"web\" and \"mail\""));
+    if kinds.is_empty()
+        || kinds
+            .iter()
+            .any(|k| !["web", "mail", "dns"].contains(&k.as_str()))
+    {
+        return Err(
+            Reason::bad_params.msg("param `kinds`: one or more of \"web\", \"mail\" and \"dns\"")
+        );
     }
     Ok(kinds)
+}
+
+/// A public address param of one family (`""` clears it where clearing is meant).
+fn public_address(param: &str, raw: &str, v4: bool) -> Result<Option<std::net::IpAddr>, ApiError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match raw.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_ipv4() == v4 => Ok(Some(ip)),
+        _ => Err(Reason::bad_params.msg(format!(
+            "param `{param}`: an {} address",
+            if v4 { "IPv4" } else { "IPv6" }
+        ))),
+    }
 }
 
 #[derive(Serialize)]
@@ -98,7 +121,14 @@ pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError>
     }
     let address = node_address(&p.address)?;
     let kinds = node_kinds(p.kinds)?;
+    if kinds.iter().any(|k| k == "dns") && validate::domain(name).is_err() {
+        return Err(Reason::bad_params.msg(
+            "param `name`: a DNS node's name is its host name (ns1.example.net): the zones' NS records name it",
+        ));
+    }
     let region = validate::region(p.region.as_deref())?;
+    let ipv4 = public_address("ipv4", p.ipv4.as_deref().unwrap_or(""), true)?;
+    let ipv6 = public_address("ipv6", p.ipv6.as_deref().unwrap_or(""), false)?;
     let tx = ctx.begin().await?;
     let token = auth::new_node_token()?;
     let token_hash = auth::hash_secret(&token);
@@ -110,6 +140,8 @@ pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError>
         kinds: &kinds,
         region: &region,
         token_hash: &token_hash,
+        ipv4,
+        ipv6,
     };
     let node = db::nodes::insert(&*tx, &new_node).await?;
     audit(&*tx, &ctx, &format!("node:{}", node.nodeid)).await?;
@@ -194,4 +226,34 @@ async fn change_grant(ctx: Ctx, p: GrantParams, grant: bool) -> Result<Grant, Ap
         userid: p.userid,
         nodeid: node_id,
     })
+}
+
+#[derive(Deserialize)]
+pub struct SetNodeParams {
+    nodeid: Num,
+    /// `""` clears it.
+    ipv4: Option<String>,
+    ipv6: Option<String>,
+}
+
+/// `set_node`: a node's public addresses (admins). The A and AAAA records of its sites' domains
+/// follow at once.
+pub async fn set_node(ctx: Ctx, p: SetNodeParams) -> Result<Node, ApiError> {
+    let node_id = id("nodeid", p.nodeid)?;
+    let ipv4 = p
+        .ipv4
+        .map(|a| public_address("ipv4", &a, true))
+        .transpose()?;
+    let ipv6 = p
+        .ipv6
+        .map(|a| public_address("ipv6", &a, false))
+        .transpose()?;
+    let tx = ctx.begin().await?;
+    let node = db::nodes::set_addresses(&*tx, node_id, ipv4, ipv6)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg(format!("no node {node_id}")))?;
+    audit(&*tx, &ctx, &format!("node:{node_id}")).await?;
+    tx.commit().await?;
+    ctx.after_commit(move |s| s.lists.evict_node_lists());
+    Ok(node)
 }

@@ -28,6 +28,11 @@ pub const EVENTS: &[&str] = &[
     "mailbox.deleted",
     "node.applied",
     "node.error",
+    "zone.added",
+    "zone.deleted",
+    "record.added",
+    "record.changed",
+    "record.deleted",
 ];
 
 /// One change to record.

@@ -61,6 +61,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0017_fair_webhooks",
         include_str!("../../sql/0017_fair_webhooks.sql"),
     ),
+    ("0025_dns", include_str!("../../sql/0025_dns.sql")),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -11,7 +11,9 @@
 //! 3. `sites` ([`sites::get`] with `for_update`, or their `DELETE`);
 //! 4. the registrable domain's advisory lock ([`domains::lock_family`]);
 //! 5. `domains`, then `mail_domains`, then `mailboxes`;
-//! 6. everything else (`sessions`, `node_grants`, `audit_log` ...), which nothing locks before
+//! 6. `zones`, then `zone_records` (a zone's SOA serial is bumped by triggers at the end of a
+//!    change to its records, its site domains or the nodes they point at);
+//! 7. everything else (`sessions`, `node_grants`, `audit_log` ...), which nothing locks before
 //!    a row above.
 //!
 //! The reset-mail limits take two advisory locks (recipient, then client) in a transaction that
@@ -25,6 +27,7 @@ pub mod alias_graph;
 pub mod audit;
 pub mod changes;
 pub mod conn;
+pub mod dns;
 pub mod domains;
 pub mod idempotency;
 pub mod keys;

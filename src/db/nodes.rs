@@ -18,6 +18,9 @@ pub struct Node {
     /// What the node serves: `web`, `mail`, or both.
     pub kinds: Vec<String>,
     pub region: String,
+    /// Its public addresses: what the A and AAAA records of its sites' domains say.
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
 }
 
 impl Node {
@@ -27,7 +30,8 @@ impl Node {
     }
 }
 
-const COLUMNS: &str = "n.id, n.name, n.address, n.public, n.kinds, n.region";
+const COLUMNS: &str =
+    "n.id, n.name, n.address, n.public, n.kinds, n.region, host(n.ipv4), host(n.ipv6)";
 
 fn node(r: &Row) -> Node {
     Node {
@@ -37,6 +41,8 @@ fn node(r: &Row) -> Node {
         public: r.get(3),
         kinds: r.get(4),
         region: r.get(5),
+        ipv4: r.get(6),
+        ipv6: r.get(7),
     }
 }
 
@@ -56,7 +62,7 @@ pub async fn get_for_user(
         &[&id, &user],
     )
     .await?;
-    Ok(row.map(|r| (node(&r), r.get(6))))
+    Ok(row.map(|r| (node(&r), r.get(8))))
 }
 
 /// Whether some mail node serves the region.
@@ -142,6 +148,8 @@ pub struct NewNode<'a> {
     pub kinds: &'a [String],
     pub region: &'a str,
     pub token_hash: &'a [u8; 32],
+    pub ipv4: Option<std::net::IpAddr>,
+    pub ipv6: Option<std::net::IpAddr>,
 }
 
 /// Adds a node; `already_exists` when the id is taken, `ids_exhausted` when no id is left above
@@ -169,8 +177,9 @@ pub async fn insert(c: &impl GenericClient, n: &NewNode<'_>) -> Result<Node, Api
     let row = query_opt(
         c,
         &format!(
-            "INSERT INTO nodes AS n (id, name, address, public, token_hash, kinds, region, next_site)
-             VALUES ($1, $2, $3, $4, $5, $6, $7,
+            "INSERT INTO nodes AS n (id, name, address, public, token_hash, kinds, region, ipv4, ipv6,
+                                     next_site)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
                      coalesce((SELECT next_site FROM retired_nodes WHERE id = $1), 1))
              ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
         ),
@@ -182,6 +191,8 @@ pub async fn insert(c: &impl GenericClient, n: &NewNode<'_>) -> Result<Node, Api
             &n.token_hash.as_slice(),
             &n.kinds,
             &n.region,
+            &n.ipv4,
+            &n.ipv6,
         ],
     )
     .await?;
@@ -419,4 +430,31 @@ pub async fn notify_channel(c: &impl GenericClient) -> Result<String, ApiError> 
     )
     .await?;
     Ok(row.get(0))
+}
+
+/// Sets a node's public addresses (`None`: leave as is; `Some(None)`: clear); `None` when there
+/// is no such node.
+pub async fn set_addresses(
+    c: &impl GenericClient,
+    id: i32,
+    ipv4: Option<Option<std::net::IpAddr>>,
+    ipv6: Option<Option<std::net::IpAddr>>,
+) -> Result<Option<Node>, ApiError> {
+    let row = query_opt(
+        c,
+        &format!(
+            "UPDATE nodes AS n SET ipv4 = CASE WHEN $2 THEN $3 ELSE n.ipv4 END,
+                                   ipv6 = CASE WHEN $4 THEN $5 ELSE n.ipv6 END
+              WHERE n.id = $1 RETURNING {COLUMNS}"
+        ),
+        &[
+            &id,
+            &ipv4.is_some(),
+            &ipv4.flatten(),
+            &ipv6.is_some(),
+            &ipv6.flatten(),
+        ],
+    )
+    .await?;
+    Ok(row.map(|r| node(&r)))
 }

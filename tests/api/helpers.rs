@@ -556,6 +556,9 @@ pub async fn snapshot(app: &TestApp) -> String {
         "SELECT string_agg(id::text || url || array_to_string(events, ' '), ',' ORDER BY id) FROM webhooks",
         "SELECT string_agg(name || status || coalesce(reject_reason, ''), ',' ORDER BY name) FROM domains",
         "SELECT string_agg(name || status, ',' ORDER BY name) FROM mail_domains",
+        "SELECT string_agg(name || user_id || serial, ',' ORDER BY name) FROM zones",
+        "SELECT string_agg(id || name || type || content || ttl, ',' ORDER BY id) FROM zone_records",
+        "SELECT string_agg(id || coalesce(host(ipv4), '-') || coalesce(host(ipv6), '-'), ',' ORDER BY id) FROM nodes",
         "SELECT count(*)::text FROM changes",
     ] {
         let v: Option<String> = db.query_one(sql, &[]).await.unwrap().get(0);

@@ -64,7 +64,7 @@ async fn node_list_shows_public_and_granted_nodes() {
     assert_eq!(
         a.ok()["nodes"][0],
         json!({"nodeid": 1, "name": "web1", "address": "10.0.0.1", "public": true,
-               "kinds": ["web"], "region": "default"})
+               "kinds": ["web"], "region": "default", "ipv4": null, "ipv6": null})
     );
     assert_eq!(a.ok()["total"], 1);
     w.grant(&w.alice.0, 5).await;

@@ -8,6 +8,8 @@ mod agents;
 mod batch;
 mod console;
 mod departures;
+mod dns;
+mod dns_server;
 mod envelope;
 mod faults;
 mod fuzz_regressions;

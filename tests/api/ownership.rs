@@ -172,6 +172,28 @@ fn attacks(alice: &Alice, site: i64) -> Vec<(&'static str, Option<Value>)> {
             "resubmit_domain",
             mine(json!({"domain": "alice-review.example.com"})),
         ),
+        (
+            "add_zone",
+            mine(json!({"zone": "new-zone.example", "userid": alice_id})),
+        ),
+        ("get_list_zone", mine(json!({"userid": alice_id}))),
+        ("delete_zone", mine(json!({"zone": "alice-zone.example"}))),
+        (
+            "add_record",
+            mine(
+                json!({"zone": "alice-zone.example", "name": "evil", "type": "A", "content": "192.0.2.66"}),
+            ),
+        ),
+        (
+            "get_list_record",
+            mine(json!({"zone": "alice-zone.example"})),
+        ),
+        (
+            "set_record",
+            mine(json!({"recordid": alice.record_id, "content": "192.0.2.66"})),
+        ),
+        ("delete_record", mine(json!({"recordid": alice.record_id}))),
+        ("set_node", mine(json!({"nodeid": 1, "ipv4": "192.0.2.66"}))),
         ("get_stats", mine(json!({}))),
         ("get_user_stats", mine(json!({"userid": alice_id}))),
     ]
@@ -182,6 +204,7 @@ struct Alice {
     id: String,
     key_id: String,
     webhook_id: String,
+    record_id: i64,
 }
 
 #[tokio::test]
@@ -228,10 +251,18 @@ async fn a_user_cannot_reach_another_users_objects_through_any_action() {
         .as_str()
         .unwrap()
         .to_string();
+    let zone = json!({"zone": "alice-zone.example"});
+    w.app.call_as(&w.alice.1, "add_zone", zone).await.ok();
+    let record =
+        json!({"zone": "alice-zone.example", "name": "www", "type": "A", "content": "192.0.2.10"});
+    let record_id = w.app.call_as(&w.alice.1, "add_record", record).await.ok()["recordid"]
+        .as_i64()
+        .unwrap();
     let alice = Alice {
         id: w.alice.0.clone(),
         key_id,
         webhook_id,
+        record_id,
     };
     let (bob_key, _) = w.app.api_key(&w.bob.1, json!({"name": "everything"})).await;
     let table = attacks(&alice, site);

@@ -1,0 +1,304 @@
+//! DNS zones and their records (`zones`, `zone_records`), and what PowerDNS serves of them (the
+//! `dns_records` view, managed records included). Zones and records come last in the lock order.
+
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{execute, query, query_one, query_opt};
+use crate::error::ApiError;
+
+/// A zone as its lists show it.
+#[derive(Debug, Serialize)]
+pub struct ZoneView {
+    pub zone: String,
+    pub zoneid: i32,
+    pub userid: Uuid,
+    pub serial: i64,
+    pub created_at: String,
+}
+
+fn zone_view(r: &tokio_postgres::Row) -> ZoneView {
+    ZoneView {
+        zoneid: r.get(0),
+        zone: r.get(1),
+        userid: r.get(2),
+        serial: r.get(3),
+        created_at: r.get(4),
+    }
+}
+
+const ZONE_COLUMNS: &str = "z.id, z.name, z.user_id, z.serial, hp_iso(z.created_at)";
+
+/// Adds a zone; the name is free (the caller checked its claim under the family lock).
+pub async fn insert_zone(
+    c: &impl GenericClient,
+    name: &str,
+    owner: Uuid,
+) -> Result<ZoneView, ApiError> {
+    let row = query_one(
+        c,
+        &format!("INSERT INTO zones AS z (name, user_id) VALUES ($1, $2) RETURNING {ZONE_COLUMNS}"),
+        &[&name, &owner],
+    )
+    .await?;
+    Ok(zone_view(&row))
+}
+
+/// The zone of that name, its row locked when `lock`.
+pub async fn zone(
+    c: &impl GenericClient,
+    name: &str,
+    lock: bool,
+) -> Result<Option<ZoneView>, ApiError> {
+    let sql = if lock {
+        format!("SELECT {ZONE_COLUMNS} FROM zones z WHERE z.name = $1 FOR UPDATE")
+    } else {
+        format!("SELECT {ZONE_COLUMNS} FROM zones z WHERE z.name = $1")
+    };
+    Ok(query_opt(c, &sql, &[&name]).await?.map(|r| zone_view(&r)))
+}
+
+/// One page of zones by name, after `after`; one user's, or everyone's.
+pub async fn list_zones(
+    c: &impl GenericClient,
+    user: Option<Uuid>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<ZoneView>, ApiError> {
+    let rows = match user {
+        Some(u) => {
+            query(
+                c,
+                &format!(
+                    "SELECT {ZONE_COLUMNS} FROM zones z WHERE z.user_id = $1 AND z.name > $2
+                      ORDER BY z.name LIMIT $3"
+                ),
+                &[&u, &after, &limit],
+            )
+            .await?
+        }
+        None => {
+            query(
+                c,
+                &format!(
+                    "SELECT {ZONE_COLUMNS} FROM zones z WHERE z.name > $1 ORDER BY z.name LIMIT $2"
+                ),
+                &[&after, &limit],
+            )
+            .await?
+        }
+    };
+    Ok(rows.iter().map(zone_view).collect())
+}
+
+/// Deletes a zone and its records.
+pub async fn delete_zone(c: &impl GenericClient, id: i32) -> Result<(), ApiError> {
+    execute(c, "DELETE FROM zones WHERE id = $1", &[&id]).await?;
+    Ok(())
+}
+
+/// How many zones the user holds, counting no further than `cap`.
+pub async fn zones_of_user(c: &impl GenericClient, user: Uuid, cap: i64) -> Result<i64, ApiError> {
+    Ok(query_one(
+        c,
+        "SELECT count(*) FROM (SELECT 1 FROM zones WHERE user_id = $1 LIMIT $2) s",
+        &[&user, &cap],
+    )
+    .await?
+    .get(0))
+}
+
+/// How many records the zone holds, counting no further than `cap`.
+pub async fn records_of_zone(c: &impl GenericClient, zone: i32, cap: i64) -> Result<i64, ApiError> {
+    Ok(query_one(
+        c,
+        "SELECT count(*) FROM (SELECT 1 FROM zone_records WHERE zone_id = $1 LIMIT $2) s",
+        &[&zone, &cap],
+    )
+    .await?
+    .get(0))
+}
+
+/// Another user's zone that `name` is, or nests with: the name itself, one of its `parents`, or
+/// a zone below it (reversed names from `from` to `to`, as in [`super::domains::taken_in_family`]).
+pub async fn zone_taken(
+    c: &impl GenericClient,
+    name: &str,
+    parents: &[&str],
+    owner: Uuid,
+) -> Result<Option<String>, ApiError> {
+    let from: String = format!(".{name}").chars().rev().collect();
+    let to = format!("{}/", &from[..from.len() - 1]);
+    let row = query_opt(
+        c,
+        "SELECT name FROM zones
+          WHERE (name = $1 OR name = ANY($2)
+                 OR (reverse(name) COLLATE \"C\" >= $3 AND reverse(name) COLLATE \"C\" < $4))
+            AND user_id <> $5
+          LIMIT 1",
+        &[&name, &parents, &from, &to, &owner],
+    )
+    .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The id of the most specific zone `name` lies in, if any.
+pub async fn zone_of(c: &impl GenericClient, name: &str) -> Result<Option<i32>, ApiError> {
+    Ok(query_one(c, "SELECT hp_zone_of($1)", &[&name])
+        .await?
+        .get(0))
+}
+
+/// A record as lists show it; `recordid` is `None` for the records hostplane manages.
+#[derive(Debug, Serialize)]
+pub struct RecordView {
+    pub recordid: Option<i64>,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub content: String,
+    pub ttl: i32,
+    pub prio: i32,
+    pub managed: bool,
+}
+
+fn record_view(r: &tokio_postgres::Row) -> RecordView {
+    let id: Option<i64> = r.get(0);
+    RecordView {
+        recordid: id,
+        name: r.get(1),
+        kind: r.get(2),
+        content: r.get(3),
+        ttl: r.get(4),
+        prio: r.get(5),
+        managed: id.is_none(),
+    }
+}
+
+/// A record to store, checked.
+pub struct NewRecord<'a> {
+    pub zone_id: i32,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub content: &'a str,
+    pub ttl: i32,
+    pub prio: i32,
+}
+
+/// Stores a record; a duplicate (same name, type and content) is `already_exists`.
+pub async fn insert_record(
+    c: &impl GenericClient,
+    r: &NewRecord<'_>,
+) -> Result<RecordView, ApiError> {
+    let row = query_one(
+        c,
+        "INSERT INTO zone_records (zone_id, name, type, content, ttl, prio)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, name, type, content, ttl, prio",
+        &[&r.zone_id, &r.name, &r.kind, &r.content, &r.ttl, &r.prio],
+    )
+    .await?;
+    Ok(record_view(&row))
+}
+
+/// A stored record and the name of its zone.
+pub async fn record(
+    c: &impl GenericClient,
+    id: i64,
+) -> Result<Option<(RecordView, String)>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT r.id, r.name, r.type, r.content, r.ttl, r.prio, z.name
+           FROM zone_records r JOIN zones z ON z.id = r.zone_id WHERE r.id = $1",
+        &[&id],
+    )
+    .await?;
+    Ok(row.map(|r| (record_view(&r), r.get(6))))
+}
+
+/// Changes a record's content, ttl and priority.
+pub async fn update_record(c: &impl GenericClient, r: &RecordView) -> Result<(), ApiError> {
+    let id = r.recordid.unwrap_or_default();
+    execute(
+        c,
+        "UPDATE zone_records SET content = $2, ttl = $3, prio = $4 WHERE id = $1",
+        &[&id, &r.content, &r.ttl, &r.prio],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a record.
+pub async fn delete_record(c: &impl GenericClient, id: i64) -> Result<(), ApiError> {
+    execute(c, "DELETE FROM zone_records WHERE id = $1", &[&id]).await?;
+    Ok(())
+}
+
+/// The types of the records served at `name` in the zone (managed ones included), other than
+/// the record `except`.
+pub async fn types_at(
+    c: &impl GenericClient,
+    zone: i32,
+    name: &str,
+    except: i64,
+) -> Result<Vec<String>, ApiError> {
+    let rows = query(
+        c,
+        "SELECT v.type FROM dns_records v
+          WHERE v.domain_id = $1 AND v.name = $2
+            AND NOT EXISTS (SELECT 1 FROM zone_records r WHERE r.id = $3 AND r.name = v.name
+                              AND r.type = v.type AND r.content = v.content)",
+        &[&zone, &name, &except],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// True when `name` is an active site domain of `owner`: its address records are managed.
+pub async fn is_managed_address(
+    c: &impl GenericClient,
+    name: &str,
+    owner: Uuid,
+) -> Result<bool, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT 1 FROM domains WHERE name = $1 AND user_id = $2 AND status = 'active'",
+        &[&name, &owner],
+    )
+    .await?
+    .is_some())
+}
+
+/// One page of what PowerDNS serves for the zone, by (name, type, content) after `after`.
+pub async fn list_records(
+    c: &impl GenericClient,
+    zone: i32,
+    after: (&str, &str, &str),
+    limit: i64,
+) -> Result<Vec<RecordView>, ApiError> {
+    let rows = query(
+        c,
+        "SELECT r.id, v.name, v.type, v.content, v.ttl, v.prio
+           FROM dns_records v
+           LEFT JOIN zone_records r ON r.zone_id = v.domain_id AND r.name = v.name
+                                   AND r.type = v.type AND r.content = v.content
+          WHERE v.domain_id = $1 AND (v.name, v.type, v.content) > ($2, $3, $4)
+          ORDER BY v.name, v.type, v.content
+          LIMIT $5",
+        &[&zone, &after.0, &after.1, &after.2, &limit],
+    )
+    .await?;
+    Ok(rows.iter().map(record_view).collect())
+}
+
+/// The names of the DNS nodes, the zones' name servers, in id order.
+pub async fn name_servers(c: &impl GenericClient) -> Result<Vec<String>, ApiError> {
+    let rows = query(
+        c,
+        "SELECT name FROM nodes WHERE 'dns' = ANY (kinds) ORDER BY id",
+        &[],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
