@@ -57,6 +57,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_lists_at_scale",
         include_str!("../../sql/0016_lists_at_scale.sql"),
     ),
+    (
+        "0018_mail_reader_regions",
+        include_str!("../../sql/0018_mail_reader_regions.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

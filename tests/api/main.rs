@@ -18,6 +18,7 @@ mod list_cache;
 mod lists;
 mod mail;
 mod mail_servers;
+mod mail_servers_deploy;
 mod nginx_e2e;
 mod ownership;
 mod passwords;
