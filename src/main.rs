@@ -96,9 +96,9 @@ struct MailConfigArgs {
     /// Folder to write the files into (created when missing).
     #[arg(long)]
     out: std::path::PathBuf,
-    /// The database role the mail servers log in as.
-    #[arg(long, default_value = "hostplane_mail")]
-    reader: String,
+    /// The region's database role the mail servers log in as (default: hostplane_mail_REGION).
+    #[arg(long)]
+    reader: Option<String>,
     /// File holding the reader's password (created with a random one when missing).
     #[arg(long)]
     reader_password_file: std::path::PathBuf,
@@ -117,6 +117,24 @@ struct MailConfigArgs {
     /// Where the Dovecot files will live on the mail node.
     #[arg(long, default_value = "/etc/dovecot/hostplane")]
     dovecot_dir: String,
+    /// Postfix's queue directory on the mail node (Dovecot's LMTP and auth sockets go in private/).
+    #[arg(long, default_value = "/var/spool/postfix")]
+    postfix_queue: String,
+    /// Certificate of submission's TLS (PEM).
+    #[arg(long, default_value = "/etc/ssl/certs/ssl-cert-snakeoil.pem")]
+    tls_cert: String,
+    /// Key of submission's TLS (PEM).
+    #[arg(long, default_value = "/etc/ssl/private/ssl-cert-snakeoil.key")]
+    tls_key: String,
+    /// The group Postfix's processes run as (reads the maps).
+    #[arg(long, default_value = "postfix")]
+    postfix_group: String,
+    /// The group Dovecot's internal processes run as (reads the SQL files).
+    #[arg(long, default_value = "dovecot")]
+    dovecot_group: String,
+    /// The group OpenDKIM runs as (reads its tables).
+    #[arg(long, default_value = "opendkim")]
+    opendkim_group: String,
     /// PostgreSQL URL of hostplane's database (its schema is taken from it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: hostplane::config::Secret,
@@ -362,14 +380,24 @@ async fn mail_config(a: MailConfigArgs) -> Result<(), String> {
         db_port: db.port,
         db_name: db.name,
         schema: db.schema,
-        reader: a.reader,
+        reader: a
+            .reader
+            .unwrap_or_else(|| format!("hostplane_mail_{}", a.region)),
         reader_password: db.password,
         region: a.region,
         mail_root: a.mail_root,
         mail_uid: a.mail_uid,
         dovecot_dir: a.dovecot_dir,
+        postfix_queue: a.postfix_queue,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
     };
-    let written = hostplane::mailserver::write(&config, &a.out)?;
+    let groups = hostplane::mailserver::Groups {
+        postfix: a.postfix_group,
+        dovecot: a.dovecot_group,
+        opendkim: a.opendkim_group,
+    };
+    let written = hostplane::mailserver::write(&config, &groups, &a.out)?;
     println!("wrote {} into {}", written.join(", "), a.out.display());
     Ok(())
 }

@@ -61,6 +61,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0017_fair_webhooks",
         include_str!("../../sql/0017_fair_webhooks.sql"),
     ),
+    (
+        "0018_mail_reader_regions",
+        include_str!("../../sql/0018_mail_reader_regions.sql"),
+    ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
 ];
 
@@ -75,9 +79,11 @@ pub async fn run(pool: &Pool) -> Result<Vec<&'static str>, String> {
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     let fail =
         |e: tokio_postgres::Error| format!("migration failed: {}", crate::error::error_chain(&e));
-    // Keyed by schema, so parallel test schemas migrate independently.
+    // Keyed by schema, so parallel test schemas migrate independently. A migration may take
+    // longer than a request's statement timeout (HOSTPLANE_DB_TIMEOUT_MS): it has none.
     tx.batch_execute(
         "SET LOCAL client_min_messages = warning;
+         SET LOCAL statement_timeout = 0;
          SELECT pg_advisory_xact_lock(72461, hashtext(current_schema()));
          CREATE TABLE IF NOT EXISTS schema_migrations (
              version text PRIMARY KEY,

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hostplane::mailserver::{self, MailConfig};
+use hostplane::mailserver::MailConfig;
 use serde_json::json;
 
 use crate::helpers::{base_database_url, url_with_schema, World};
 
-fn tool(name: &str) -> PathBuf {
+pub(crate) fn tool(name: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin"] {
         let p = Path::new(dir).join(name);
         if p.exists() {
@@ -25,23 +25,69 @@ fn tool(name: &str) -> PathBuf {
 
 /// A reader role with SELECT on the views only, created by the SQL mail-config writes, and the
 /// files mail-config writes for it, in a folder the mail servers' users can read.
-struct MailNode {
-    dir: tempfile::TempDir,
-    config: MailConfig,
+pub(crate) struct MailNode {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: MailConfig,
     /// Whether this node created the reader role (and so drops it).
     owns_role: bool,
 }
 
 impl MailNode {
-    /// Runs `hostplane mail-config` for the world's schema, then, as a database superuser,
-    /// the reader-grants.sql it wrote.
-    async fn new(w: &World, region: &str) -> MailNode {
+    /// Runs `hostplane mail-config` for the world's schema and the region's own reader role,
+    /// then, as a database superuser, the reader-grants.sql it wrote.
+    pub(crate) async fn new(w: &World, region: &str) -> MailNode {
+        MailNode::with_db_port(w, region, None).await
+    }
+
+    /// As [`MailNode::new`], the servers reaching PostgreSQL on `db_port` (a proxy) if given.
+    pub(crate) async fn with_db_port(w: &World, region: &str, db_port: Option<u16>) -> MailNode {
         let base = base_database_url();
         let pg: tokio_postgres::Config = base.parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let reader = format!("{}_mail", w.app.schema());
+        // The node's folder is open like /etc; each file written keeps its own mode.
+        let open = Command::new("chmod")
+            .arg("0755")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(open.success());
+        let reader = format!("{}_{region}", w.app.schema());
         let password_file = dir.path().join("reader-password");
         let vmail = dir.path().join("vmail");
+        let queue = dir.path().join("queue");
+        // Postfix's private/ is its own (its master makes its sockets there as postfix);
+        // Dovecot puts the LMTP and auth sockets for Postfix in it.
+        std::fs::create_dir_all(queue.join("private")).unwrap();
+        let own = Command::new("chown")
+            .arg("postfix:root")
+            .arg(queue.join("private"))
+            .status()
+            .unwrap();
+        assert!(own.success());
+        let cert = dir.path().join("tls.pem");
+        let key = dir.path().join("tls.key");
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=mx.test",
+                "-addext",
+                "subjectAltName=DNS:mx.test",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let port = db_port.unwrap_or_else(|| pg.get_ports().first().copied().unwrap_or(5432));
         let out = Command::new(env!("CARGO_BIN_EXE_hostplane"))
             .args(["mail-config", "--region", region, "--reader", &reader])
             .arg("--out")
@@ -52,6 +98,13 @@ impl MailNode {
             .arg(&vmail)
             .arg("--dovecot-dir")
             .arg(dir.path().join("hostplane"))
+            .arg("--postfix-queue")
+            .arg(&queue)
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(["--db-host", "127.0.0.1", "--db-port", &port.to_string()])
             .env("DATABASE_URL", url_with_schema(&base, w.app.schema()))
             .output()
             .unwrap();
@@ -69,7 +122,7 @@ impl MailNode {
         admin.batch_execute(&grants).await.unwrap();
         let config = MailConfig {
             db_host: "127.0.0.1".into(),
-            db_port: pg.get_ports().first().copied().unwrap_or(5432),
+            db_port: port,
             db_name: pg.get_dbname().unwrap().to_string(),
             schema: w.app.schema().to_string(),
             reader,
@@ -78,14 +131,10 @@ impl MailNode {
             mail_root: vmail.display().to_string(),
             mail_uid: 5000,
             dovecot_dir: dir.path().join("hostplane").display().to_string(),
+            postfix_queue: queue.display().to_string(),
+            tls_cert: cert.display().to_string(),
+            tls_key: key.display().to_string(),
         };
-        // The servers' own users (dovecot) read the folder.
-        let chmod = Command::new("chmod")
-            .args(["-R", "a+rX"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(chmod.success());
         std::fs::write(dir.path().join("main.cf"), "").unwrap();
         MailNode {
             dir,
@@ -94,8 +143,25 @@ impl MailNode {
         }
     }
 
+    /// Creates the mail root, owned by the mailboxes' uid.
+    pub(crate) fn make_mail_root(&self) {
+        let vmail = Path::new(&self.config.mail_root);
+        std::fs::create_dir_all(vmail).unwrap();
+        let chown = Command::new("chown")
+            .args(["5000:5000"])
+            .arg(vmail)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+    }
+
+    /// What Postfix logged.
+    pub(crate) fn maillog(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
     /// `postmap -q KEY` on one of the map files: the value, or None when not found.
-    fn lookup(&self, map: &str, key: &str) -> Option<String> {
+    pub(crate) fn lookup(&self, map: &str, key: &str) -> Option<String> {
         let out = Command::new(tool("postmap"))
             .arg("-q")
             .arg(key)
@@ -146,7 +212,7 @@ impl Drop for MailNode {
 
 /// A world with a mail node in region `default`, Alice's mail domain `alice.example` with the
 /// mailbox `info@` (password `info-password`), an alias and a catch-all.
-async fn mail_world() -> World {
+pub(crate) async fn mail_world() -> World {
     let w = World::new().await;
     let calls = [
         (
@@ -255,7 +321,16 @@ async fn postfix_maps_answer_what_the_api_wrote_at_once() {
         node.lookup("virtual-mailboxes.cf", "info@alice.example"),
         None
     );
-    assert_eq!(alias("info@alice.example"), None);
+    // It answers itself, so the catch-all never takes its mail, and it is refused at RCPT time.
+    assert_eq!(
+        alias("info@alice.example").as_deref(),
+        Some("info@alice.example")
+    );
+    assert_eq!(
+        node.lookup("recipient-access.cf", "info@alice.example")
+            .as_deref(),
+        Some("550 5.2.1 mailbox disabled")
+    );
     assert_eq!(node.lookup("sender-logins.cf", "info@alice.example"), None);
 
     // A disabled domain vanishes, and comes back.
@@ -268,7 +343,7 @@ async fn postfix_maps_answer_what_the_api_wrote_at_once() {
     assert!(node.lookup("virtual-domains.cf", "alice.example").is_some());
 
     // Another region's node sees none of it.
-    let other = MailNode::new_for_region(&node, "mars").await;
+    let other = MailNode::new(&w, "mars").await;
     assert_eq!(other.lookup("virtual-domains.cf", "alice.example"), None);
 }
 
@@ -308,14 +383,14 @@ async fn the_reader_role_reads_the_views_and_nothing_else() {
 }
 
 /// A private Dovecot with the SQL passdb and userdb mail-config wrote.
-struct Dovecot {
+pub(crate) struct Dovecot {
     conf: PathBuf,
     log: PathBuf,
     process: std::process::Child,
 }
 
 impl Dovecot {
-    async fn start(node: &MailNode) -> Dovecot {
+    pub(crate) async fn start(node: &MailNode) -> Dovecot {
         let d = node.dir.path();
         let etc = d.join("hostplane");
         for sub in ["run", "state"] {
@@ -357,12 +432,12 @@ impl Dovecot {
     }
 
     /// What Dovecot logged, for a failing assertion.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// `doveadm auth test`: true when the password is accepted, false when refused.
-    fn auth(&self, user: &str, password: &str) -> bool {
+    pub(crate) fn auth(&self, user: &str, password: &str) -> bool {
         let out = Command::new(tool("doveadm"))
             .arg("-c")
             .arg(&self.conf)
@@ -416,22 +491,6 @@ async fn dovecot_logs_mailboxes_in_with_the_password_the_api_set() {
         .await
         .ok();
     assert!(!dovecot.auth("info@alice.example", "changed-password"));
-}
-
-impl MailNode {
-    /// Another node's configuration for `region`, with the same reader.
-    async fn new_for_region(like: &MailNode, region: &str) -> MailNode {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = like.config.clone();
-        config.region = region.into();
-        mailserver::write(&config, &dir.path().join("hostplane")).unwrap();
-        std::fs::write(dir.path().join("main.cf"), "").unwrap();
-        MailNode {
-            dir,
-            config,
-            owns_role: false,
-        }
-    }
 }
 
 /// A private OpenDKIM signing with the KeyTable and SigningTable mail-config wrote.
@@ -561,18 +620,29 @@ lmtp unix - - n - - lmtp
 anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
+tlsmgr unix - - n 1000? 1 tlsmgr
 ";
+
+/// A free loopback port from `from` up, below 32768 (Linux hands out ephemeral ports above
+/// it, so these do not collide with outgoing connections).
+fn free_port(from: u16) -> u16 {
+    (from..32000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .unwrap()
+}
 
 /// A private Postfix on a loopback port below 32768, reading the maps mail-config wrote and
 /// delivering over LMTP to the Dovecot of the same node.
-struct Postfix {
+pub(crate) struct Postfix {
     config_dir: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
+    pub(crate) submission_port: u16,
+    maillog: PathBuf,
     process: std::process::Child,
 }
 
 impl Postfix {
-    async fn start(node: &MailNode) -> Postfix {
+    pub(crate) async fn start(node: &MailNode) -> Postfix {
         let d = node.dir.path();
         let config_dir = d.join("postfix");
         for sub in ["postfix", "queue", "data"] {
@@ -584,13 +654,10 @@ impl Postfix {
             .status()
             .unwrap();
         assert!(chown.success());
-        // A free port below 32768 (Postfix refuses nothing, but Linux hands out ephemeral ports
-        // above it, so these do not collide with outgoing connections).
-        let port = (20000..32000)
-            .map(|p| p + (std::process::id() as u16 % 1000) * 7 % 11000)
-            .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .unwrap();
-        let maps = d.join("hostplane");
+        let port = free_port(20000 + (std::process::id() as u16 % 1000) * 7 % 11000);
+        // The maps are where main.cf.hostplane names them: ${config_directory}/hostplane.
+        std::os::unix::fs::symlink(d.join("hostplane"), config_dir.join("hostplane")).unwrap();
+        let generated = std::fs::read_to_string(d.join("hostplane/main.cf.hostplane")).unwrap();
         std::fs::write(
             config_dir.join("main.cf"),
             format!(
@@ -599,19 +666,21 @@ impl Postfix {
                  inet_protocols = ipv4\nmyhostname = mx.test\nmydomain = test\nmydestination =\n\
                  local_recipient_maps =\nalias_maps =\nalias_database =\n\
                  smtpd_relay_restrictions = reject_unauth_destination\n\
-                 maillog_file = /dev/stdout\nmax_use = 1\n\
-                 virtual_mailbox_domains = pgsql:{m}/virtual-domains.cf\n\
-                 virtual_mailbox_maps = pgsql:{m}/virtual-mailboxes.cf\n\
-                 virtual_alias_maps = pgsql:{m}/virtual-aliases.cf\n\
-                 virtual_transport = lmtp:unix:{d}/run/lmtp\n",
+                 maillog_file = /dev/stdout\nmax_use = 1\n{generated}",
                 d = d.display(),
-                m = maps.display()
             ),
         )
         .unwrap();
+        // Submission as mail-config wrote it, on a test port; submissions (465) is left out.
+        let submission_port = free_port(port + 1);
+        let master = std::fs::read_to_string(d.join("hostplane/master.cf.hostplane")).unwrap();
+        let submission = master.split("submissions inet").next().unwrap().replace(
+            "submission inet",
+            &format!("127.0.0.1:{submission_port} inet"),
+        );
         std::fs::write(
             config_dir.join("master.cf"),
-            format!("127.0.0.1:{port} inet n - n - - smtpd\n{MASTER_CF}"),
+            format!("127.0.0.1:{port} inet n - n - - smtpd\n{MASTER_CF}{submission}"),
         )
         .unwrap();
         let postfix = |args: &[&str]| {
@@ -638,6 +707,8 @@ impl Postfix {
         let postfix = Postfix {
             config_dir,
             port,
+            submission_port,
+            maillog: d.join("maillog"),
             process,
         };
         for _ in 0..100 {
@@ -652,8 +723,13 @@ impl Postfix {
         );
     }
 
+    /// What Postfix logged.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.maillog).unwrap_or_default()
+    }
+
     /// Sends one message over SMTP; the server's reply to each recipient (the code).
-    async fn send(&self, from: &str, to: &[&str], subject: &str) -> Vec<u16> {
+    pub(crate) async fn send(&self, from: &str, to: &[&str], subject: &str) -> Vec<u16> {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
@@ -663,11 +739,10 @@ impl Postfix {
         // A reply may span lines ("250-..."); its last line has a space after the code.
         let mut reply = async || -> u16 {
             loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .unwrap()
-                    .expect("the server answers");
+                let line = lines.next_line().await.ok().flatten().unwrap_or_else(|| {
+                    std::thread::sleep(Duration::from_secs(1));
+                    panic!("no answer; Postfix: {}", self.log())
+                });
                 if line.as_bytes().get(3) != Some(&b'-') {
                     return line[..3].parse().unwrap();
                 }
@@ -714,7 +789,7 @@ impl Drop for Postfix {
 }
 
 /// The messages in a mailbox's Maildir (new/) whose text holds `subject`.
-fn delivered(node: &MailNode, mailbox: &str, subject: &str) -> usize {
+pub(crate) fn delivered(node: &MailNode, mailbox: &str, subject: &str) -> usize {
     let (local, domain) = mailbox.split_once('@').unwrap();
     let new = Path::new(&node.config.mail_root).join(format!("{domain}/{local}/Maildir/new"));
     std::fs::read_dir(new)
@@ -747,14 +822,7 @@ async fn smtp_delivers_to_mailboxes_aliases_and_the_catch_all_and_refuses_strang
     let p = json!({"domain": "nocatch.example"});
     w.app.call_as(&w.alice.1, "add_mail_domain", p).await.ok();
     let node = MailNode::new(&w, "default").await;
-    let vmail = Path::new(&node.config.mail_root);
-    std::fs::create_dir_all(vmail).unwrap();
-    let chown = Command::new("chown")
-        .args(["5000:5000"])
-        .arg(vmail)
-        .status()
-        .unwrap();
-    assert!(chown.success());
+    node.make_mail_root();
     let _dovecot = Dovecot::start(&node).await;
     let postfix = Postfix::start(&node).await;
     let codes = postfix

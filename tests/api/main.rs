@@ -24,6 +24,7 @@ mod login_rules;
 mod mail;
 mod mail_rules;
 mod mail_servers;
+mod mail_servers_deploy;
 mod metrics_access;
 mod nginx_e2e;
 mod ownership;
