@@ -286,6 +286,14 @@ async fn dispatch(
         let (info, allowed) = state.limiter.check(state, subject, limit, cost).await;
         extras.rate = Some(info);
         allowed?;
+        if let Some((root, root_limit)) = ratelimit::root_subject(state, &caller) {
+            let (root_info, allowed) = state.limiter.check(state, root, root_limit, cost).await;
+            // The headers tell the tighter of the two budgets.
+            if root_info.remaining < info.remaining {
+                extras.rate = Some(root_info);
+            }
+            allowed?;
+        }
     }
     if let Err(e) = spec.authorize(&caller) {
         let sent_cookie = envelope.cookie.is_some()

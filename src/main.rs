@@ -243,7 +243,7 @@ async fn run(command: Command) -> Result<(), String> {
             let request = hostplane::actions::KeyRequest::check(
                 ask,
                 a.config.rate_limit,
-                hostplane::actions::is_action,
+                hostplane::actions::grantable_by_operator,
             )
             .map_err(|e| e.to_cli_text())?;
             let (key, info) =

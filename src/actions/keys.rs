@@ -109,6 +109,8 @@ pub struct KeyRequest {
     pub expires_in: Option<i64>,
     pub cidrs: Option<Vec<String>>,
     pub rate_limit: Option<i32>,
+    /// The key that makes this one: (its id, its lineage's root).
+    pub parent: Option<(Uuid, Uuid)>,
 }
 
 /// A key as asked for, before its checks.
@@ -123,11 +125,12 @@ pub struct KeyAsk<'a> {
 
 impl KeyRequest {
     /// Checks the parts that need no database: `owner_limit` is the owner's hourly request
-    /// limit, `known` tells an action name from a typo.
+    /// limit, `grantable` says why a named action cannot be in the key (unknown, or never
+    /// callable with it).
     pub fn check(
         ask: KeyAsk<'_>,
         owner_limit: u64,
-        known: impl Fn(&str) -> bool,
+        grantable: impl Fn(&str) -> Result<(), String>,
     ) -> Result<KeyRequest, ApiError> {
         let KeyAsk {
             name,
@@ -149,8 +152,8 @@ impl KeyRequest {
             if list.is_empty() || list.len() > 200 {
                 return Err(bad("param `actions`: 1 to 200 action names".into()));
             }
-            if let Some(unknown) = list.iter().find(|a| !known(a)) {
-                return Err(bad(format!("param `actions`: no action named {unknown:?}")));
+            for action in list {
+                grantable(action).map_err(|m| bad(format!("param `actions`: {m}")))?;
             }
         }
         let expires_in = expires
@@ -188,6 +191,7 @@ impl KeyRequest {
             expires_in,
             cidrs,
             rate_limit,
+            parent: None,
         })
     }
 
@@ -235,7 +239,29 @@ impl KeyRequest {
                 Some(_) => return Err(wider("rate limit")),
             }
         }
+        self.parent = Some((parent.key_id, parent.root_id));
         Ok(self)
+    }
+}
+
+/// Why `action` cannot be in a key: unknown, bound to a session, for node agents only, or (unless
+/// `admin` is true) for admins only.
+pub fn grantable(
+    registry: &crate::registry::Registry,
+    action: &str,
+    admin: bool,
+) -> Result<(), String> {
+    use crate::registry::Access;
+    let spec = registry
+        .lookup(action)
+        .map_err(|_| format!("no action named {action:?}"))?;
+    if spec.sessions_only {
+        return Err(format!("{action} needs a session; a key never calls it"));
+    }
+    match spec.access {
+        Access::Node => Err(format!("{action} is for node agents; a key never calls it")),
+        Access::Admin if !admin => Err(format!("{action} is for admins; this key's owner is none")),
+        _ => Ok(()),
     }
 }
 
@@ -258,6 +284,7 @@ pub async fn store_key(
             cidrs: k.cidrs.as_deref(),
             rate_limit: k.rate_limit,
             expires_in_secs: k.expires_in,
+            parent: k.parent,
         },
     )
     .await?
@@ -282,8 +309,10 @@ pub async fn create_api_key(ctx: Ctx, p: CreateKeyParams) -> Result<CreatedKey, 
         cidrs: p.cidr,
         rate_limit: p.rate_limit.0,
     };
+    // Admin actions only in an admin's own keys: a key acts as its owner.
+    let admin_for_self = ctx.is_admin() && owner == me(&ctx)?.user_id;
     let request = KeyRequest::check(ask, ctx.state.config.rate_limit, |a| {
-        registry.lookup(a).is_ok()
+        grantable(registry, a, admin_for_self)
     })?;
     let tx = ctx.begin().await?;
     let caller = me(&ctx)?;

@@ -33,9 +33,10 @@ use crate::registry::{action, batch, read, Access::*, ActionSpec, Ctx};
 
 pub use keys::{KeyAsk, KeyRequest};
 
-/// True when an action of that name exists.
-pub fn is_action(name: &str) -> bool {
-    all().iter().any(|s| s.name == name)
+/// Why the operator's `api-key create` cannot put `action` in a key (see [`keys::grantable`]).
+pub fn grantable_by_operator(action: &str) -> Result<(), String> {
+    let registry = crate::registry::Registry::new(all())?;
+    keys::grantable(&registry, action, true)
 }
 
 /// The `api-key create` command: a key for the user `login`, stored hashed; returns the key.

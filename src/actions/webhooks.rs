@@ -52,6 +52,14 @@ pub async fn add_webhook(ctx: Ctx, p: AddWebhookParams) -> Result<AddedWebhook, 
             EVENTS.join(", ")
         )));
     }
+    // Node events are told to admins only: a user's webhook could never hear them.
+    if let Some(e) = p.events.iter().find(|e| e.starts_with("node.")) {
+        if !ctx.is_admin() {
+            return Err(
+                Reason::bad_params.msg(format!("param `events`: {e} is told to admins only"))
+            );
+        }
+    }
     let mut events = p.events;
     events.sort();
     events.dedup();

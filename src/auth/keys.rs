@@ -29,6 +29,10 @@ pub struct KeyScope {
     pub rate_limit: Option<i32>,
     /// Seconds it had left when this request came in; `None`: it never expires.
     pub expires_in: Option<f64>,
+    /// The key its lineage starts with (itself unless another key made it), and that key's own
+    /// limit: every key of a lineage also counts against the root's budget.
+    pub root_id: Uuid,
+    pub root_rate_limit: Option<i32>,
 }
 
 /// A new key: the text shown once, and its hash and prefix as stored.
@@ -72,6 +76,8 @@ pub async fn resolve_key(
             cidrs: found.cidrs,
             rate_limit: found.rate_limit,
             expires_in: found.expires_in,
+            root_id: found.root_id,
+            root_rate_limit: found.root_rate_limit,
         })),
     })
 }

@@ -126,6 +126,21 @@ pub fn subject(state: &AppState, caller: &Caller, client_ip: IpAddr) -> Option<(
     }
 }
 
+/// For a key made by another key: the counter and limit of its lineage's root key, which every
+/// key of the lineage also counts against (so children never multiply a budget).
+pub fn root_subject(state: &AppState, caller: &Caller) -> Option<(Subject, u64)> {
+    let Caller::User(u) = caller else {
+        return None;
+    };
+    let key = u.key.as_ref()?;
+    (key.root_id != key.key_id).then(|| {
+        let limit = key.root_rate_limit.map_or(state.config.rate_limit, |l| {
+            (l.max(1) as u64).min(state.config.rate_limit)
+        });
+        (Subject::Key(key.root_id), limit)
+    })
+}
+
 /// An IPv4 address, or the /64 of an IPv6 one (one host easily holds a whole /64).
 fn address_key(ip: IpAddr) -> IpAddr {
     match ip {

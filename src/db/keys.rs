@@ -64,6 +64,8 @@ pub struct NewKey<'a> {
     pub cidrs: Option<&'a [String]>,
     pub rate_limit: Option<i32>,
     pub expires_in_secs: Option<i64>,
+    /// The key that makes this one, if a key does: (its id, its root's id).
+    pub parent: Option<(Uuid, Uuid)>,
 }
 
 /// Stores a key; `None` when the user already holds [`MAX_KEYS_PER_USER`]. The quota is decided
@@ -83,17 +85,22 @@ pub async fn insert(c: &impl GenericClient, k: &NewKey<'_>) -> Result<Option<Key
     if held >= MAX_KEYS_PER_USER {
         return Ok(None);
     }
+    let id = Uuid::new_v4();
+    let (parent, root) = match k.parent {
+        Some((parent, root)) => (Some(parent), root),
+        None => (None, id),
+    };
     let row = query_one(
         c,
         &format!(
             "INSERT INTO api_keys AS k (id, user_id, name, key_hash, prefix, actions, read_only, cidrs,
-                                       rate_limit, expires_at)
+                                       rate_limit, expires_at, parent_id, root_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text[]::cidr[], $9,
-                     now() + make_interval(secs => $10::bigint::float8))
+                     now() + make_interval(secs => $10::bigint::float8), $11, $12)
              RETURNING {INFO_COLUMNS}"
         ),
         &[
-            &Uuid::new_v4(),
+            &id,
             &k.user_id,
             &k.name,
             &k.hash.as_slice(),
@@ -103,6 +110,8 @@ pub async fn insert(c: &impl GenericClient, k: &NewKey<'_>) -> Result<Option<Key
             &k.cidrs,
             &k.rate_limit,
             &k.expires_in_secs,
+            &parent,
+            &root,
         ],
     )
     .await?;
@@ -147,6 +156,9 @@ pub struct FoundKey {
     /// Seconds left before it expires; `None`: it never does.
     pub expires_in: Option<f64>,
     pub address_allowed: bool,
+    /// The key its lineage starts with (itself for a key made by a user), and that key's limit.
+    pub root_id: Uuid,
+    pub root_rate_limit: Option<i32>,
 }
 
 /// The key with this hash, checked against the client's address.
@@ -159,8 +171,9 @@ pub async fn lookup(
         c,
         "SELECT k.id, u.id, u.login, u.role, u.disabled, k.actions, k.read_only, k.cidrs::text[],
                 k.rate_limit, extract(epoch FROM k.expires_at - now())::float8,
-                k.cidrs IS NULL OR $2::inet <<= ANY (k.cidrs)
+                k.cidrs IS NULL OR $2::inet <<= ANY (k.cidrs), k.root_id, r.rate_limit
            FROM api_keys k JOIN users u ON u.id = k.user_id
+           LEFT JOIN api_keys r ON r.id = k.root_id
           WHERE k.key_hash = $1",
         &[&hash.as_slice(), &client_ip],
     )
@@ -177,6 +190,8 @@ pub async fn lookup(
         rate_limit: r.get(8),
         expires_in: r.get(9),
         address_allowed: r.get(10),
+        root_id: r.get(11),
+        root_rate_limit: r.get(12),
     }))
 }
 

@@ -66,6 +66,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0018_mail_reader_regions.sql"),
     ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
+    (
+        "0028_key_lineage",
+        include_str!("../../sql/0028_key_lineage.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -131,7 +131,8 @@ pub async fn by_email(c: &impl GenericClient, email: &str) -> Result<Vec<EmailOw
         .collect())
 }
 
-/// Replaces an account's password hash and ends its outstanding reset tokens.
+/// Replaces an account's password hash and ends its outstanding reset tokens. The uniqcode, a
+/// standing way to sign in, ends too: its hash becomes that of a secret nobody was ever shown.
 pub async fn set_password(
     c: &impl GenericClient,
     user_id: Uuid,
@@ -139,7 +140,9 @@ pub async fn set_password(
 ) -> Result<(), ApiError> {
     execute(
         c,
-        "UPDATE users SET password_hash = $2 WHERE id = $1",
+        "UPDATE users SET password_hash = $2,
+                          uniqcode_hash = sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()))
+          WHERE id = $1",
         &[&user_id, &hash],
     )
     .await?;

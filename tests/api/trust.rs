@@ -456,3 +456,69 @@ async fn an_ipv4_client_of_a_dual_stack_listener_counts_as_its_ipv4_address() {
     // The peer arrives as ::ffff:127.0.0.1, which is 127.0.0.1.
     w.app.call_key(&key, "whoami", json!({})).await.ok();
 }
+
+#[tokio::test]
+async fn the_uniqcode_ends_with_a_password_change() {
+    let w = World::new().await;
+    let p = json!({"login": "dave", "password": "password-dave", "email": "d@example.com", "session": "yes"});
+    let made = w.app.call("adduser", p).await;
+    let code = made.ok()["uniqcode"].as_str().unwrap().to_string();
+    let cookie = made.ok()["cookie"].as_str().unwrap().to_string();
+    let by_code = json!({"login": "dave", "uniqcode": code, "session": "no"});
+    w.app.call("authorization", by_code.clone()).await.ok();
+    let p =
+        json!({"login": "dave", "oldpassword": "password-dave", "newpassword": "password-dave-2"});
+    w.app.call_as(&cookie, "change_password", p).await.ok();
+    let after = w.app.call("authorization", by_code).await;
+    assert_eq!(after.status, 400, "{}", after.body);
+}
+
+#[tokio::test]
+async fn keys_made_by_a_key_share_its_budget_and_go_with_it() {
+    let w = World::new().await;
+    let (parent, parent_id) = w.app.api_key(&w.alice.1, json!({"rate_limit": 10})).await;
+    let child = w
+        .app
+        .call_key(&parent, "create_api_key", json!({"name": "child"}))
+        .await;
+    let child = child.ok()["key"].as_str().unwrap().to_string();
+    // The parent spent 1 making the child; the child's 9 calls use up the rest of the lineage.
+    for _ in 0..9 {
+        w.app.call_key(&child, "whoami", json!({})).await.ok();
+    }
+    w.app
+        .call_key(&parent, "whoami", json!({}))
+        .await
+        .assert_error("too_many_attempts", 429);
+    w.app
+        .call_key(&child, "whoami", json!({}))
+        .await
+        .assert_error("too_many_attempts", 429);
+    // Revoking the parent revokes what it made.
+    let p = json!({"keyid": parent_id});
+    w.app.call_as(&w.alice.1, "revoke_api_key", p).await.ok();
+    w.app
+        .call_key(&child, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+}
+
+#[tokio::test]
+async fn a_key_names_only_actions_its_owner_could_call_with_it() {
+    let w = World::new().await;
+    for action in ["add_node", "authorization", "node_sync", "no_such_action"] {
+        w.app
+            .call_as(&w.alice.1, "create_api_key", json!({"actions": [action]}))
+            .await
+            .assert_error("bad_params", 400);
+    }
+    w.app
+        .call_as(&w.admin, "create_api_key", json!({"actions": ["add_node"]}))
+        .await
+        .ok();
+    let hook = json!({"url": "http://127.0.0.1:9/x", "events": ["node.applied"]});
+    w.app
+        .call_as(&w.alice.1, "add_webhook", hook)
+        .await
+        .assert_error("bad_params", 400);
+}
