@@ -51,7 +51,7 @@ pub async fn add_zone(ctx: Ctx, p: AddZoneParams) -> Result<ZoneAnswer, ApiError
     db::users::lock_limits(&*tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
-    if db::dns::zones_of_user(&*tx, owner, max).await? >= max {
+    if db::dns::zones_of_user(&*tx, owner).await? >= max {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {max} zone(s)")));
     }
     checks::claim_name(&*tx, &ctx, &name, owner, checks::Claim::Zone).await?;

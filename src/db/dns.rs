@@ -98,15 +98,9 @@ pub async fn delete_zone(c: &impl GenericClient, id: i32) -> Result<(), ApiError
     Ok(())
 }
 
-/// How many zones the user holds, counting no further than `cap`.
-pub async fn zones_of_user(c: &impl GenericClient, user: Uuid, cap: i64) -> Result<i64, ApiError> {
-    Ok(query_one(
-        c,
-        "SELECT count(*) FROM (SELECT 1 FROM zones WHERE user_id = $1 LIMIT $2) s",
-        &[&user, &cap],
-    )
-    .await?
-    .get(0))
+/// How many zones the user holds (kept in `user_usage`, not counted).
+pub async fn zones_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, ApiError> {
+    super::usage::of(c, user, super::usage::Counter::Zones).await
 }
 
 /// How many records the zone holds, counting no further than `cap`.

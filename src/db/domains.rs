@@ -125,15 +125,9 @@ pub async fn delete(
     Ok(n == 1)
 }
 
-/// Domains a user has, over all sites.
+/// Domains a user has, over all sites (kept in `user_usage`, not counted).
 pub async fn count_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, ApiError> {
-    Ok(query_one(
-        c,
-        "SELECT count(*) FROM domains WHERE user_id = $1",
-        &[&user],
-    )
-    .await?
-    .get(0))
+    super::usage::of(c, user, super::usage::Counter::Domains).await
 }
 
 /// A domain in a list, with its review status.

@@ -75,13 +75,7 @@ pub async fn insert(c: &impl GenericClient, k: &NewKey<'_>) -> Result<Option<Key
     if super::users::lock_limits(c, k.user_id).await?.is_none() {
         return Ok(None);
     }
-    let held: i64 = query_one(
-        c,
-        "SELECT count(*) FROM api_keys WHERE user_id = $1",
-        &[&k.user_id],
-    )
-    .await?
-    .get(0);
+    let held = super::usage::of(c, k.user_id, super::usage::Counter::ApiKeys).await?;
     if held >= MAX_KEYS_PER_USER {
         return Ok(None);
     }

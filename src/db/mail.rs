@@ -58,17 +58,13 @@ pub async fn domain_owner(
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Mail domains and mailboxes a user has.
+/// Mail domains and mailboxes a user has (kept in `user_usage`, not counted).
 pub async fn counts_of_user(c: &impl GenericClient, user: Uuid) -> Result<(i64, i64), ApiError> {
-    let row = query_one(
-        c,
-        "SELECT (SELECT count(*) FROM mail_domains WHERE user_id = $1),
-                (SELECT count(*) FROM mailboxes m JOIN mail_domains d ON d.name = m.domain
-                  WHERE d.user_id = $1)",
-        &[&user],
-    )
-    .await?;
-    Ok((row.get(0), row.get(1)))
+    use super::usage::{of, Counter};
+    Ok((
+        of(c, user, Counter::MailDomains).await?,
+        of(c, user, Counter::Mailboxes).await?,
+    ))
 }
 
 /// Mailboxes in a mail domain.

@@ -67,6 +67,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
     (
+        "0027_usage_counters",
+        include_str!("../../sql/0027_usage_counters.sql"),
+    ),
+    (
         "0028_key_lineage",
         include_str!("../../sql/0028_key_lineage.sql"),
     ),

@@ -13,7 +13,8 @@
 //! 5. `domains`, then `mail_domains`, then `mailboxes`;
 //! 6. `zones`, then `zone_records` (a zone's SOA serial is bumped by triggers at the end of a
 //!    change to its records, its site domains or the nodes they point at);
-//! 7. everything else (`sessions`, `node_grants`, `audit_log` ...), which nothing locks before
+//! 7. `user_usage`, then `service_usage` (written by triggers at the end of a change);
+//! 8. everything else (`sessions`, `node_grants`, `audit_log` ...), which nothing locks before
 //!    a row above.
 //!
 //! The reset-mail limits take two advisory locks (recipient, then client) in a transaction that
@@ -39,6 +40,7 @@ pub mod sites;
 pub mod stats;
 pub mod throttle;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod webhook_queue;
 pub mod webhooks;

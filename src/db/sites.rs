@@ -106,13 +106,9 @@ pub async fn delete(c: &impl GenericClient, node: i32, num: i32) -> Result<(), A
     Ok(())
 }
 
-/// Sites a user has, over all nodes.
+/// Sites a user has, over all nodes (kept in `user_usage`, not counted).
 pub async fn count_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, ApiError> {
-    Ok(
-        query_one(c, "SELECT count(*) FROM sites WHERE user_id = $1", &[&user])
-            .await?
-            .get(0),
-    )
+    super::usage::of(c, user, super::usage::Counter::Sites).await
 }
 
 /// A page of the sites on a node (of one user, or all) with the domains they are served under

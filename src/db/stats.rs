@@ -28,27 +28,18 @@ pub struct Stats {
     pub webhook_deliveries_failed: i64,
 }
 
+/// The service at a glance: the totals from the kept counters, the rest by index.
 pub async fn service(c: &impl GenericClient, config: &Config) -> Result<Stats, ApiError> {
     let idle = config.session_idle.as_secs_f64();
     let max = config.session_max.as_secs_f64();
+    let kept = super::usage::service(c).await?;
     let r = query_one(
         c,
-        "SELECT (SELECT count(*) FROM users),
-                (SELECT count(*) FROM sessions
+        "SELECT (SELECT count(*) FROM sessions
                   WHERE last_seen > now() - make_interval(secs => $1)
                     AND created_at > now() - make_interval(secs => $2)),
                 (SELECT count(*) FROM nodes),
                 (SELECT count(*) FROM nodes WHERE applied_revision >= revision),
-                (SELECT count(*) FROM sites),
-                (SELECT jsonb_build_object(
-                    'active', count(*) FILTER (WHERE status = 'active'),
-                    'reviewing', count(*) FILTER (WHERE status = 'reviewing'),
-                    'rejected', count(*) FILTER (WHERE status = 'rejected')) FROM domains),
-                (SELECT jsonb_build_object(
-                    'active', count(*) FILTER (WHERE status = 'active'),
-                    'reviewing', count(*) FILTER (WHERE status = 'reviewing'),
-                    'rejected', count(*) FILTER (WHERE status = 'rejected')) FROM mail_domains),
-                (SELECT count(*) FROM mailboxes),
                 (SELECT coalesce(sum(used_bytes), 0)::bigint FROM mailbox_usage),
                 (SELECT count(*) FROM changes
                   WHERE at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'),
@@ -57,22 +48,24 @@ pub async fn service(c: &impl GenericClient, config: &Config) -> Result<Stats, A
         &[&idle, &max],
     )
     .await?;
-    let nodes: i64 = r.get(2);
-    let in_sync: i64 = r.get(3);
+    let nodes: i64 = r.get(1);
+    let in_sync: i64 = r.get(2);
+    let by_status =
+        |a: i64, r: i64, j: i64| serde_json::json!({"active": a, "reviewing": r, "rejected": j});
     Ok(Stats {
-        users: r.get(0),
-        active_sessions: r.get(1),
+        users: kept[0],
+        active_sessions: r.get(0),
         nodes,
         nodes_in_sync: in_sync,
         nodes_out_of_sync: nodes - in_sync,
-        sites: r.get(4),
-        domains: r.get(5),
-        mail_domains: r.get(6),
-        mailboxes: r.get(7),
-        mail_bytes_used: r.get(8),
-        changes_today: r.get(9),
-        webhook_deliveries_pending: r.get(10),
-        webhook_deliveries_failed: r.get(11),
+        sites: kept[1],
+        domains: by_status(kept[2], kept[3], kept[4]),
+        mail_domains: by_status(kept[5], kept[6], kept[7]),
+        mailboxes: kept[8],
+        mail_bytes_used: r.get(3),
+        changes_today: r.get(4),
+        webhook_deliveries_pending: r.get(5),
+        webhook_deliveries_failed: r.get(6),
     })
 }
 
@@ -105,17 +98,15 @@ pub async fn user(
     let r = query_opt(
         c,
         "SELECT u.login,
-                (SELECT count(*) FROM sites WHERE user_id = u.id), coalesce(u.max_sites, $2),
-                (SELECT count(*) FROM domains WHERE user_id = u.id), coalesce(u.max_domains, $3),
-                (SELECT count(*) FROM mail_domains WHERE user_id = u.id), coalesce(u.max_mail_domains, $4),
-                (SELECT count(*) FROM mailboxes m JOIN mail_domains d ON d.name = m.domain
-                  WHERE d.user_id = u.id), coalesce(u.max_mailboxes, $5),
+                coalesce(n.sites, 0), coalesce(u.max_sites, $2),
+                coalesce(n.domains, 0), coalesce(u.max_domains, $3),
+                coalesce(n.mail_domains, 0), coalesce(u.max_mail_domains, $4),
+                coalesce(n.mailboxes, 0), coalesce(u.max_mailboxes, $5),
                 (SELECT coalesce(sum(q.used_bytes), 0)::bigint
                    FROM mailbox_usage q JOIN mailboxes m ON m.address = q.address
                    JOIN mail_domains d ON d.name = m.domain WHERE d.user_id = u.id),
-                (SELECT count(*) FROM api_keys WHERE user_id = u.id),
-                (SELECT count(*) FROM webhooks WHERE created_by = u.id)
-           FROM users u WHERE u.id = $1",
+                coalesce(n.api_keys, 0), coalesce(n.webhooks, 0)
+           FROM users u LEFT JOIN user_usage n ON n.user_id = u.id WHERE u.id = $1",
         &[
             &user_id,
             &config.default_max_sites,

@@ -234,10 +234,9 @@ pub struct UserView {
 const USER_VIEW: &str = "SELECT u.id, u.login, u.role, u.disabled,
         coalesce((SELECT array_agg(e.email ORDER BY e.position) FROM user_emails e WHERE e.user_id = u.id), '{}'),
         u.max_sites, u.max_domains,
-        (SELECT count(*) FROM sites s WHERE s.user_id = u.id),
-        (SELECT count(*) FROM domains d WHERE d.user_id = u.id),
+        coalesce(c.sites, 0), coalesce(c.domains, 0),
         hp_iso(u.created_at), u.max_mail_domains, u.max_mailboxes, u.review_domains
-   FROM users u";
+   FROM users u LEFT JOIN user_usage c ON c.user_id = u.id";
 
 fn user_view(r: &tokio_postgres::Row) -> UserView {
     UserView {

@@ -48,13 +48,7 @@ pub async fn insert(
     if super::users::lock_limits(c, created_by).await?.is_none() {
         return Ok(None);
     }
-    let held: i64 = query_one(
-        c,
-        "SELECT count(*) FROM webhooks WHERE created_by = $1",
-        &[&created_by],
-    )
-    .await?
-    .get(0);
+    let held = super::usage::of(c, created_by, super::usage::Counter::Webhooks).await?;
     if held >= MAX_PER_USER {
         return Ok(None);
     }

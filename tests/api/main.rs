@@ -7,6 +7,7 @@ mod agent_tls;
 mod agents;
 mod batch;
 mod console;
+mod counters;
 mod departures;
 mod dns;
 mod dns_server;
