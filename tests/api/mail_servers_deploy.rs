@@ -191,13 +191,22 @@ async fn submit(postfix: &Postfix, login: Option<(&str, &str)>, from: &str) -> O
         .subject("submitted")
         .body(String::from("hello"))
         .unwrap();
-    match transport.build().send(message).await {
-        Ok(_) => None,
-        Err(e) => Some(
-            e.status()
-                .map(u16::from)
-                .unwrap_or_else(|| panic!("no SMTP answer: {e:?}")),
-        ),
+    let transport = transport.build();
+    // A connection dropped before any SMTP answer (a server still starting its TLS or login
+    // helpers on a loaded machine) is tried again a few times; an SMTP answer is final.
+    let mut tries = 0;
+    loop {
+        match transport.send(message.clone()).await {
+            Ok(_) => return None,
+            Err(e) => match e.status() {
+                Some(code) => return Some(u16::from(code)),
+                None if tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                None => panic!("no SMTP answer: {e:?}"),
+            },
+        }
     }
 }
 
