@@ -51,24 +51,10 @@ const QUERIES: &[(&str, &str)] = &[
     ("supermaster-query", "select NULL::text WHERE $1::text IS NULL AND $2::text IS NULL"),
 ];
 
-/// Quotes an SQL identifier.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+use crate::mailserver::{ident, plain};
 
 /// The values checked before they go into files: role, schema and database are plain names.
 fn check(c: &DnsConfig) -> Result<(), String> {
-    let plain = |what: &str, v: &str| {
-        let ok = !v.is_empty()
-            && v.len() <= 63
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("{what} {v:?}: only letters, digits, '_' and '-'"))
-        }
-    };
     plain("the reader role", &c.reader)?;
     plain("the schema", &c.schema)?;
     plain("the database", &c.db_name)?;
@@ -181,7 +167,7 @@ pub fn write(c: &DnsConfig, dir: &Path) -> Result<Vec<String>, String> {
     {
         let path = dir.join(name);
         crate::mailserver::write_secret(&path, &content)?;
-        if let Some(gid) = group.and_then(group_id) {
+        if let Some(gid) = group.and_then(|g| crate::mailserver::group_id(g).ok()) {
             use std::os::unix::fs::PermissionsExt;
             if std::os::unix::fs::chown(&path, None, Some(gid)).is_ok() {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))
@@ -191,17 +177,6 @@ pub fn write(c: &DnsConfig, dir: &Path) -> Result<Vec<String>, String> {
         written.push(name.to_string());
     }
     Ok(written)
-}
-
-/// The id of a group in /etc/group.
-fn group_id(name: &str) -> Option<u32> {
-    let groups = std::fs::read_to_string("/etc/group").ok()?;
-    groups.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        (fields.next()? == name)
-            .then(|| fields.nth(1)?.parse().ok())
-            .flatten()
-    })
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ impl Reader {
 }
 
 /// The id of a group named in /etc/group.
-fn group_id(name: &str) -> Result<u32, String> {
+pub(crate) fn group_id(name: &str) -> Result<u32, String> {
     let groups = std::fs::read_to_string("/etc/group")
         .map_err(|e| format!("cannot read /etc/group: {e}"))?;
     groups

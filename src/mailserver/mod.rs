@@ -11,6 +11,7 @@ mod install;
 use std::path::Path;
 
 pub use grants::reader_grants_sql;
+pub(crate) use install::group_id;
 pub use install::{write_file, write_secret, Groups, Reader, Service};
 
 /// Where and as whom a mail node reads the views.
@@ -116,7 +117,7 @@ const SUBMISSION: &str = "  -o syslog_name=postfix/{service}
 ";
 
 /// Quotes an SQL identifier.
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -125,20 +126,23 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// A value that goes into a configuration file or SQL as a plain name: 1-63 letters, digits,
+/// '_' and '-'.
+pub(crate) fn plain(what: &str, v: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what} {v:?}: only letters, digits, '_' and '-'"))
+    }
+}
+
 /// The values checked before they go into files: a region, a role and a schema are plain names;
 /// paths hold no spaces or line breaks.
 fn check(c: &MailConfig) -> Result<(), String> {
-    let plain = |what: &str, v: &str| {
-        let ok = !v.is_empty()
-            && v.len() <= 63
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("{what} {v:?}: only letters, digits, '_' and '-'"))
-        }
-    };
     plain("the region", &c.region)?;
     plain("the reader role", &c.reader)?;
     plain("the schema", &c.schema)?;

@@ -3,7 +3,6 @@
 //! views and nothing else, with the configuration `hostplane dns-config` writes, running as the
 //! packaged `pdns` user. scripts/test installs the packages; a missing tool fails the test.
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -12,15 +11,7 @@ use serde_json::json;
 use crate::dns::dns_world;
 use crate::helpers::{base_database_url, url_with_schema, World};
 
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is missing: scripts/test installs pdns-server, pdns-backend-pgsql and bind9-dnsutils");
-}
+use crate::helpers::tool;
 
 /// A private PowerDNS on a free loopback port, reading the world's schema.
 struct PowerDns {
@@ -159,28 +150,7 @@ impl Drop for PowerDns {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
-        let role = self.role.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((db, conn)) =
-                    tokio_postgres::connect(&base_database_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = db
-                        .batch_execute(&format!(
-                            "REVOKE ALL ON ALL TABLES IN SCHEMA \"{schema}\" FROM \"{role}\";
-                             REVOKE ALL ON SCHEMA \"{schema}\" FROM \"{role}\"; DROP ROLE \"{role}\";",
-                            schema = role.trim_end_matches("_dns")
-                        ))
-                        .await;
-                }
-            });
-        })
-        .join();
+        crate::helpers::drop_reader_role(self.role.trim_end_matches("_dns"), &self.role);
     }
 }
 

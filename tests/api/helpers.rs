@@ -628,3 +628,37 @@ impl OwnRole {
             .unwrap();
     }
 }
+
+/// A server program from Debian's packages; the test fails (never skips) when it is missing.
+pub fn tool(name: &str) -> std::path::PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin"] {
+        let p = std::path::Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is missing: scripts/test installs the servers the contract tests run");
+}
+
+/// Drops a reader role a contract test made for `schema`, from a thread of its own (this runs in
+/// `Drop`, inside the test's runtime).
+pub fn drop_reader_role(schema: &str, role: &str) {
+    let sql = format!(
+        "REVOKE ALL ON ALL TABLES IN SCHEMA \"{schema}\" FROM \"{role}\";
+         REVOKE ALL ON SCHEMA \"{schema}\" FROM \"{role}\"; DROP ROLE \"{role}\";"
+    );
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let url = base_database_url();
+            if let Ok((db, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                tokio::spawn(conn);
+                let _ = db.batch_execute(&sql).await;
+            }
+        });
+    })
+    .join();
+}

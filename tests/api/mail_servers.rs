@@ -13,15 +13,7 @@ use serde_json::json;
 
 use crate::helpers::{base_database_url, url_with_schema, World};
 
-pub(crate) fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is missing: scripts/test installs Postfix, Dovecot, OpenDKIM and miltertest");
-}
+pub(crate) use crate::helpers::tool;
 
 /// A reader role with SELECT on the views only, created by the SQL mail-config writes, and the
 /// files mail-config writes for it, in a folder the mail servers' users can read.
@@ -186,27 +178,7 @@ impl Drop for MailNode {
         if !self.owns_role {
             return;
         }
-        let role = self.config.reader.clone();
-        let schema = self.config.schema.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let url = base_database_url();
-                if let Ok((db, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                    tokio::spawn(conn);
-                    let _ = db
-                        .batch_execute(&format!(
-                            "REVOKE ALL ON ALL TABLES IN SCHEMA \"{schema}\" FROM \"{role}\";
-                             REVOKE ALL ON SCHEMA \"{schema}\" FROM \"{role}\"; DROP ROLE \"{role}\";"
-                        ))
-                        .await;
-                }
-            });
-        })
-        .join();
+        crate::helpers::drop_reader_role(&self.config.schema, &self.config.reader);
     }
 }
 
