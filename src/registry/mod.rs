@@ -6,6 +6,7 @@
 //! the registry finds the action, checks the caller, and only then decodes the params into the
 //! handler's own typed struct, so `unknown_action`, `auth_required` and `bad_params` stay distinct.
 
+mod batch;
 mod ctx;
 mod params;
 mod run;
@@ -15,9 +16,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+pub use batch::{BatchParams, BATCH_ANSWER_MAX, MAX_ENTRIES};
 pub use ctx::{Ctx, AUDIT_VALUE_MAX};
 pub use params::decode_params;
-pub use run::{Answer, BatchParams, BATCH_ANSWER_MAX, MAX_ENTRIES, STORED_ANSWER_MAX};
+pub use run::{Answer, STORED_ANSWER_MAX};
 pub use spec::{action, read, Access, ActionSpec, Prepared, Replay};
 
 use crate::error::{ApiError, Reason};

@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::batch::{run_entries, BatchEntry, BatchParams, MAX_ENTRIES};
 use super::params::decode_params;
 use super::spec::{Prepared, Replay};
 use super::{ActionSpec, Ctx, Registry};
@@ -20,27 +20,8 @@ use crate::db::conn::Unit;
 use crate::db::idempotency::{self, Claimed};
 use crate::error::{ApiError, Reason};
 
-/// The most entries one batch may hold.
-pub const MAX_ENTRIES: usize = 100;
-/// The most a batch may answer, in bytes: past it the batch is undone and says so.
-pub const BATCH_ANSWER_MAX: usize = 1 << 20;
 /// The most a request sent with a `request_id` may answer, in bytes (its answer is stored).
 pub const STORED_ANSWER_MAX: usize = 64 << 10;
-
-/// A `batch`'s params.
-#[derive(Deserialize)]
-pub struct BatchParams {
-    actions: Vec<BatchEntry>,
-    #[serde(default)]
-    atomic: bool,
-}
-
-#[derive(Deserialize)]
-pub struct BatchEntry {
-    action: String,
-    #[serde(default)]
-    params: Option<Map<String, Value>>,
-}
 
 /// The answer of a request, and whether it is the stored one of an earlier request.
 pub struct Answer {
@@ -49,10 +30,10 @@ pub struct Answer {
 }
 
 /// An entry that passed its checks and had its slow work done.
-struct Entry<'a> {
-    spec: &'a ActionSpec,
-    params: Arc<Value>,
-    prepared: Option<Prepared>,
+pub(super) struct Entry<'a> {
+    pub(super) spec: &'a ActionSpec,
+    pub(super) params: Arc<Value>,
+    pub(super) prepared: Option<Prepared>,
 }
 
 /// A request sent with a `request_id`: whose it is, the id, and what was asked.
@@ -278,94 +259,9 @@ async fn run_in(
     })
 }
 
-/// Runs a batch's entries: atomic (the first failure undoes all and names its index) or each in
-/// a savepoint of its own. Returns the answer and, when it differs, the answer to store.
-async fn run_entries(
-    unit: &Unit,
-    ctx: &Ctx,
-    entries: &[Result<Entry<'_>, ApiError>],
-    atomic: bool,
-) -> Result<(Vec<u8>, Option<Vec<u8>>), ApiError> {
-    let mut body = Vec::from(&b"["[..]);
-    let mut stored = Vec::from(&b"["[..]);
-    for (index, entry) in entries.iter().enumerate() {
-        let (answer, redacted) = match entry {
-            Err(e) => (error_envelope(e), None),
-            Ok(entry) => {
-                let entry_ctx = ctx
-                    .for_entry(entry.spec, Arc::clone(&entry.params))
-                    .with_prepared(entry.prepared.clone());
-                if !atomic {
-                    unit.execute("SAVEPOINT entry").await?;
-                }
-                match entry.spec.run_handler(entry_ctx, &entry.params).await {
-                    // The unit is run again from the start.
-                    Err(e) if e.is_conflict() => return Err(e),
-                    Err(error) if atomic => {
-                        return Err(ApiError::Batch {
-                            index,
-                            error: Box::new(error),
-                        })
-                    }
-                    Err(error) => {
-                        unit.execute("ROLLBACK TO SAVEPOINT entry; RELEASE SAVEPOINT entry")
-                            .await?;
-                        (error.into_answer().body.to_vec(), None)
-                    }
-                    Ok(result) => {
-                        if !atomic {
-                            unit.execute("RELEASE SAVEPOINT entry").await?;
-                        }
-                        let redacted = without_secrets(entry.spec.replay, &result)?
-                            .map(|r| crate::protocol::ok_body(&r).to_vec());
-                        (crate::protocol::ok_body(&result).to_vec(), redacted)
-                    }
-                }
-            }
-        };
-        if index > 0 {
-            body.push(b',');
-            stored.push(b',');
-        }
-        body.extend_from_slice(&answer);
-        stored.extend_from_slice(redacted.as_deref().unwrap_or(&answer));
-        if body.len() > BATCH_ANSWER_MAX {
-            return Err(ApiError::Batch {
-                index,
-                error: Box::new(Reason::answer_too_large.msg(format!(
-                    "a batch may answer at most {BATCH_ANSWER_MAX} bytes; nothing was changed. \
-                     Ask for fewer or smaller pages"
-                ))),
-            });
-        }
-    }
-    body.push(b']');
-    stored.push(b']');
-    let stored = (stored != body).then_some(stored);
-    Ok((body, stored))
-}
-
-/// An error as the envelope a single call would have answered.
-fn error_envelope(e: &ApiError) -> Vec<u8> {
-    // Entries that failed their checks hold client errors only; clone what the envelope needs.
-    let copy = match e {
-        ApiError::Client {
-            reason,
-            message,
-            retry_after,
-        } => ApiError::Client {
-            reason: *reason,
-            message: message.clone(),
-            retry_after: *retry_after,
-        },
-        other => ApiError::internal(other.to_string()),
-    };
-    copy.into_answer().body.to_vec()
-}
-
 /// The answer as it may be stored: `None` when nothing in it is secret, else a copy with the
 /// secret fields set to `null`.
-fn without_secrets(replay: Replay, body: &[u8]) -> Result<Option<Vec<u8>>, ApiError> {
+pub(super) fn without_secrets(replay: Replay, body: &[u8]) -> Result<Option<Vec<u8>>, ApiError> {
     let Replay::WithoutSecrets(fields) = replay else {
         return Ok(None);
     };
