@@ -192,7 +192,7 @@ pub struct MailboxView {
     pub quota_bytes: i64,
     /// What Dovecot last reported the mailbox holds.
     pub used_bytes: i64,
-    /// `used_bytes` of `quota_bytes` in percent, 0 without a quota.
+    /// `used_bytes` of `quota_bytes` in percent, 0 without a quota; past 100 when over it.
     pub percentage: i64,
     pub can_login: bool,
     pub forward_to: Vec<String>,
@@ -216,7 +216,7 @@ fn mailbox_view(r: &tokio_postgres::Row) -> MailboxView {
         quota_bytes,
         used_bytes,
         percentage: if quota_bytes > 0 {
-            (used_bytes.saturating_mul(100) / quota_bytes).min(100)
+            used_bytes.saturating_mul(100) / quota_bytes
         } else {
             0
         },

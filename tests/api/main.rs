@@ -25,6 +25,7 @@ mod mail;
 mod mail_rules;
 mod mail_servers;
 mod mail_servers_deploy;
+mod mail_servers_quota;
 mod metrics_access;
 mod nginx_e2e;
 mod ownership;
