@@ -150,6 +150,7 @@ pub fn all() -> Vec<ActionSpec> {
         action("set_dkim", User, dkim::set_dkim)
             .secret(&["private_key"])
             .prepare(dkim::prepare_key),
+        action("activate_dkim", User, dkim::activate_dkim),
         read("get_dkim", User, dkim::get_dkim),
         action("create_api_key", User, keys::create_api_key).returns_secret(&["key"]),
         read("get_list_api_key", User, keys::get_list_api_key),

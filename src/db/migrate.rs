@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0018_mail_reader_regions",
         include_str!("../../sql/0018_mail_reader_regions.sql"),
     ),
+    (
+        "0019_dkim_rotation",
+        include_str!("../../sql/0019_dkim_rotation.sql"),
+    ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
 ];
 

@@ -27,6 +27,7 @@ pub mod alias_graph;
 pub mod audit;
 pub mod changes;
 pub mod conn;
+pub mod dkim;
 pub mod dns;
 pub mod domains;
 pub mod idempotency;

@@ -586,7 +586,7 @@ impl Drop for OpenDkim {
 }
 
 #[tokio::test]
-async fn opendkim_signs_with_the_key_set_dkim_made() {
+async fn opendkim_signs_with_the_active_key_set_dkim_made() {
     let w = mail_world().await;
     let p = json!({"domain": "alice.example", "selector": "mail2026"});
     w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
@@ -596,6 +596,15 @@ async fn opendkim_signs_with_the_key_set_dkim_made() {
     assert!(header.contains("d=alice.example;"), "{header}");
     assert!(header.contains("s=mail2026;"), "{header}");
     assert!(header.contains("a=rsa-sha256"), "{header}");
+    // A new key is published first: signing stays with the active key until it is activated.
+    let p = json!({"domain": "alice.example", "selector": "mail2027"});
+    w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
+    let header = opendkim.sign(node.dir.path(), "info@alice.example");
+    assert!(header.contains("s=mail2026;"), "{header}");
+    let p = json!({"domain": "alice.example", "selector": "mail2027"});
+    w.app.call_as(&w.alice.1, "activate_dkim", p).await.ok();
+    let header = opendkim.sign(node.dir.path(), "info@alice.example");
+    assert!(header.contains("s=mail2027;"), "{header}");
 }
 
 /// The services a private Postfix needs (chroot off; the test's own SMTP port).

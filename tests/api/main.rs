@@ -8,6 +8,7 @@ mod agents;
 mod batch;
 mod console;
 mod departures;
+mod dkim_rotation;
 mod dns;
 mod dns_server;
 mod envelope;

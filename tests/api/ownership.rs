@@ -138,6 +138,10 @@ fn attacks(alice: &Alice, site: i64) -> Vec<(&'static str, Option<Value>)> {
             "set_dkim",
             mine(json!({"domain": "alice-mail.example", "selector": "stolen"})),
         ),
+        (
+            "activate_dkim",
+            mine(json!({"domain": "alice-mail.example", "selector": "stolen"})),
+        ),
         ("get_dkim", mine(json!({"domain": "alice-mail.example"}))),
         (
             "create_api_key",
