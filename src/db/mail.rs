@@ -22,6 +22,9 @@ pub struct MailDomainView {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reject_reason: Option<String>,
+    /// Mailboxes it may hold, and the total of their quotas (0: no limit).
+    pub max_mailboxes: i32,
+    pub quota_bytes: i64,
 }
 
 /// Adds a mail domain; `domain_exists` when it is one already.
@@ -100,7 +103,7 @@ pub async fn list_domains(
             "SELECT d.name, d.user_id, d.region, d.disabled,
                     (SELECT count(*) FROM mailboxes m WHERE m.domain = d.name), hp_iso(d.created_at),
                     (SELECT count(*) FROM mail_aliases a WHERE a.domain = d.name),
-                    d.status, d.reject_reason, ({COUNT})
+                    d.status, d.reject_reason, d.max_mailboxes, d.quota_bytes, ({COUNT})
                FROM mail_domains d
               WHERE ($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.name = $2)
                 AND ($5::text IS NULL OR d.status = $5)
@@ -124,6 +127,8 @@ pub async fn list_domains(
             aliases: r.get(6),
             status: r.get(7),
             reject_reason: r.get(8),
+            max_mailboxes: r.get(9),
+            quota_bytes: r.get(10),
         })
         .collect();
     Ok((domains, total))

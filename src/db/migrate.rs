@@ -69,6 +69,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0019_dkim_rotation",
         include_str!("../../sql/0019_dkim_rotation.sql"),
     ),
+    (
+        "0020_mail_domain_limits",
+        include_str!("../../sql/0020_mail_domain_limits.sql"),
+    ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
 ];
 
