@@ -10,6 +10,7 @@ mod dkim;
 mod dns_content;
 mod domains;
 mod keys;
+mod mail_dns;
 mod mail_domains;
 mod mail_routing;
 mod mail_targets;
@@ -152,6 +153,7 @@ pub fn all() -> Vec<ActionSpec> {
             .prepare(dkim::prepare_key),
         action("activate_dkim", User, dkim::activate_dkim),
         read("get_dkim", User, dkim::get_dkim),
+        read("get_mail_dns", User, mail_dns::get_mail_dns),
         action("create_api_key", User, keys::create_api_key).returns_secret(&["key"]),
         read("get_list_api_key", User, keys::get_list_api_key),
         action("revoke_api_key", User, keys::revoke_api_key),

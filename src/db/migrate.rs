@@ -73,6 +73,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0020_mail_domain_limits",
         include_str!("../../sql/0020_mail_domain_limits.sql"),
     ),
+    (
+        "0021_mail_dns_records",
+        include_str!("../../sql/0021_mail_dns_records.sql"),
+    ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
 ];
 

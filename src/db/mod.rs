@@ -34,6 +34,7 @@ pub mod domains;
 pub mod idempotency;
 pub mod keys;
 pub mod mail;
+pub mod mail_dns;
 pub mod mail_limits;
 pub mod migrate;
 pub mod nodes;

@@ -23,6 +23,7 @@ mod list_cache;
 mod lists;
 mod login_rules;
 mod mail;
+mod mail_dns;
 mod mail_domain_limits;
 mod mail_rules;
 mod mail_servers;

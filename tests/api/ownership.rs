@@ -144,6 +144,10 @@ fn attacks(alice: &Alice, site: i64) -> Vec<(&'static str, Option<Value>)> {
         ),
         ("get_dkim", mine(json!({"domain": "alice-mail.example"}))),
         (
+            "get_mail_dns",
+            mine(json!({"domain": "alice-mail.example"})),
+        ),
+        (
             "create_api_key",
             mine(json!({"userid": alice_id, "name": "stolen"})),
         ),
