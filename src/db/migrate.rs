@@ -77,6 +77,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0021_mail_dns_records",
         include_str!("../../sql/0021_mail_dns_records.sql"),
     ),
+    (
+        "0022_mail_send_as",
+        include_str!("../../sql/0022_mail_send_as.sql"),
+    ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
 ];
 

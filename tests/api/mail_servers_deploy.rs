@@ -171,7 +171,11 @@ async fn a_disabled_mailbox_is_refused_at_rcpt_and_never_reaches_the_catch_all()
 
 /// Sends over submission (STARTTLS, the test's self-signed certificate) logged in as `login`;
 /// the server's refusal code, or None when the message was accepted.
-async fn submit(postfix: &Postfix, login: Option<(&str, &str)>, from: &str) -> Option<u16> {
+pub(crate) async fn submit(
+    postfix: &Postfix,
+    login: Option<(&str, &str)>,
+    from: &str,
+) -> Option<u16> {
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};

@@ -28,6 +28,7 @@ mod mail_domain_limits;
 mod mail_rules;
 mod mail_servers;
 mod mail_servers_deploy;
+mod mail_servers_logins;
 mod mail_servers_quota;
 mod metrics_access;
 mod nginx_e2e;
