@@ -200,7 +200,7 @@ pub struct SetMailboxParams {
 }
 
 /// The mailbox and its domain's owner, if the caller may touch it; `not_found` otherwise.
-async fn own_mailbox(
+pub(crate) async fn own_mailbox(
     c: &impl deadpool_postgres::GenericClient,
     ctx: &Ctx,
     address: &str,

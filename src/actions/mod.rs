@@ -4,6 +4,7 @@
 
 mod accounts;
 mod agents;
+mod app_passwords;
 mod changes;
 mod checks;
 mod dkim;
@@ -138,6 +139,19 @@ pub fn all() -> Vec<ActionSpec> {
             .secret(&["password"])
             .prepare(mailboxes::prepare_set),
         action("delete_mailbox", User, mailboxes::delete_mailbox),
+        action("add_app_password", User, app_passwords::add_app_password)
+            .returns_secret(&["password"])
+            .prepare(app_passwords::prepare_add),
+        read(
+            "get_list_app_password",
+            User,
+            app_passwords::get_list_app_password,
+        ),
+        action(
+            "delete_app_password",
+            User,
+            app_passwords::delete_app_password,
+        ),
         action("add_alias", User, mail_routing::add_alias),
         read("get_list_alias", User, mail_routing::get_list_alias),
         action("delete_alias", User, mail_routing::delete_alias),

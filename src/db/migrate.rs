@@ -81,6 +81,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0022_mail_send_as",
         include_str!("../../sql/0022_mail_send_as.sql"),
     ),
+    (
+        "0023_mailbox_app_passwords",
+        include_str!("../../sql/0023_mailbox_app_passwords.sql"),
+    ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
 ];
 

@@ -25,6 +25,7 @@
 //! serialization failure) is retried by the registry, and answers `busy` when retries run out.
 
 pub mod alias_graph;
+pub mod app_passwords;
 pub mod audit;
 pub mod changes;
 pub mod conn;

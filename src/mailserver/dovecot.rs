@@ -40,6 +40,7 @@ pub(super) fn files(c: &MailConfig, schema: &str) -> Vec<ConfigFile> {
     let include = format!(
         "# Include from dovecot.conf: !include {dir}/dovecot-hostplane.conf\n\
          passdb {{\n  driver = sql\n  args = {dir}/dovecot-sql.conf.ext\n}}\n\
+         {app_passdbs}\
          userdb {{\n  driver = sql\n  args = {dir}/dovecot-sql.conf.ext\n}}\n\
          # Usage goes back to hostplane (used_bytes of get_list_mailbox).\n\
          mail_plugins = $mail_plugins quota quota_clone\n\
@@ -60,8 +61,30 @@ pub(super) fn files(c: &MailConfig, schema: &str) -> Vec<ConfigFile> {
         over_quota = OVER_QUOTA,
         dir = c.dovecot_dir,
         queue = c.postfix_queue,
+        app_passdbs = app_slots()
+            .map(|slot| format!(
+                "passdb {{\n  driver = sql\n  args = {}/{}\n}}\n",
+                c.dovecot_dir,
+                app_file(slot)
+            ))
+            .collect::<String>(),
     );
-    vec![
+    // App passwords: Dovecot's SQL passdb takes one row per query, so one passdb per slot,
+    // tried after the main password (a failed passdb goes on to the next).
+    let app_passdbs = app_slots().map(|slot| {
+        let query = format!(
+            "# Dovecot SQL passdb of app passwords in slot {slot} (region {region}), written by \
+             hostplane mail-config.\n\
+             driver = pgsql\n\
+             {connect}\n\
+             default_pass_scheme = BLF-CRYPT\n\
+             password_query = SELECT \"user\", password FROM {schema}.mail_dovecot_app_passdb \\\n  \
+             WHERE \"user\" = '%u' AND region = '{region}' AND slot = {slot}\n",
+            region = c.region,
+        );
+        file(&app_file(slot), query, Reader::Group(Service::Dovecot))
+    });
+    let mut files = vec![
         file("dovecot-sql.conf.ext", sql, Reader::Group(Service::Dovecot)),
         file(
             "dovecot-dict-sql.conf.ext",
@@ -69,5 +92,17 @@ pub(super) fn files(c: &MailConfig, schema: &str) -> Vec<ConfigFile> {
             Reader::Group(Service::Dovecot),
         ),
         file("dovecot-hostplane.conf", include, Reader::World),
-    ]
+    ];
+    files.extend(app_passdbs);
+    files
+}
+
+/// The app password slots (sql/0023: 1 to 5).
+fn app_slots() -> impl Iterator<Item = i16> {
+    1..=crate::db::app_passwords::MAX_APP_PASSWORDS
+}
+
+/// The passdb file of one app password slot.
+fn app_file(slot: i16) -> String {
+    format!("dovecot-app-passwords-{slot}.conf.ext")
 }

@@ -46,6 +46,7 @@ pub const VIEWS: &[&str] = &[
     "mail_recipient_access",
     "mail_sender_logins",
     "mail_dovecot_passdb",
+    "mail_dovecot_app_passdb",
     "mail_dovecot_userdb",
     "mail_recipient_bcc",
     "mail_transport_maps",

@@ -37,6 +37,7 @@ async fn mail_config_writes_each_file_for_its_reader_alone() {
         ("dovecot-sql.conf.ext", 0, gid("dovecot"), 0o640),
         ("dovecot-dict-sql.conf.ext", 0, gid("dovecot"), 0o640),
         ("dovecot-hostplane.conf", 0, 0, 0o644),
+        ("dovecot-app-passwords-5.conf.ext", 0, gid("dovecot"), 0o640),
         ("opendkim-hostplane.conf", 0, gid("opendkim"), 0o640),
         ("reader-grants.sql", 0, 0, 0o600),
     ];

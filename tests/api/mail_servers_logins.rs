@@ -42,3 +42,59 @@ async fn the_mailboxes_an_alias_delivers_to_may_send_as_it_over_submission() {
         node.maillog()
     );
 }
+
+#[tokio::test]
+async fn app_passwords_log_in_beside_the_main_one_until_revoked() {
+    let w = mail_world().await;
+    let p = json!({"address": "other@alice.example", "password": "other-password"});
+    w.app.call_as(&w.alice.1, "add_mailbox", p).await.ok();
+    let add = |name: &str| {
+        let p = json!({"address": "info@alice.example", "name": name});
+        w.app.call_as(&w.alice.1, "add_app_password", p)
+    };
+    let phone = add("phone").await.ok()["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let laptop = add("laptop").await.ok()["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    add("phone").await.assert_error("already_exists", 409);
+    let node = MailNode::new(&w, "default").await;
+    let dovecot = Dovecot::start(&node).await;
+    let auth = |user: &str, password: &str| dovecot.auth(user, password);
+    assert!(
+        auth("info@alice.example", "info-password"),
+        "{}",
+        dovecot.log()
+    );
+    assert!(auth("info@alice.example", &phone), "{}", dovecot.log());
+    assert!(auth("info@alice.example", &laptop), "{}", dovecot.log());
+    assert!(!auth("info@alice.example", "not-a-password"));
+    assert!(!auth("other@alice.example", &phone), "info's, not other's");
+    // Listed by name, never the password; revoked, it no longer logs in.
+    let p = json!({"address": "info@alice.example"});
+    let list = w.app.call_as(&w.alice.1, "get_list_app_password", p).await;
+    let names: Vec<&str> = list.ok()["app_passwords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["laptop", "phone"]);
+    assert!(!list.body.to_string().contains(&phone));
+    let p = json!({"address": "info@alice.example", "name": "phone"});
+    w.app
+        .call_as(&w.alice.1, "delete_app_password", p)
+        .await
+        .ok();
+    assert!(!auth("info@alice.example", &phone));
+    assert!(auth("info@alice.example", &laptop), "{}", dovecot.log());
+    // Another user's mailbox is not found.
+    let p = json!({"address": "info@alice.example", "name": "stolen"});
+    w.app
+        .call_as(&w.bob.1, "add_app_password", p)
+        .await
+        .assert_error("not_found", 404);
+}

@@ -135,6 +135,18 @@ fn attacks(alice: &Alice, site: i64) -> Vec<(&'static str, Option<Value>)> {
             mine(json!({"domain": "alice-mail.example"})),
         ),
         (
+            "add_app_password",
+            mine(json!({"address": "info@alice-mail.example", "name": "stolen"})),
+        ),
+        (
+            "get_list_app_password",
+            mine(json!({"address": "info@alice-mail.example"})),
+        ),
+        (
+            "delete_app_password",
+            mine(json!({"address": "info@alice-mail.example", "name": "phone"})),
+        ),
+        (
             "set_dkim",
             mine(json!({"domain": "alice-mail.example", "selector": "stolen"})),
         ),
