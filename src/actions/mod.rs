@@ -5,6 +5,7 @@
 mod accounts;
 mod agents;
 mod app_passwords;
+mod autoreply;
 mod changes;
 mod checks;
 mod dkim;
@@ -152,6 +153,9 @@ pub fn all() -> Vec<ActionSpec> {
             User,
             app_passwords::delete_app_password,
         ),
+        action("set_autoreply", User, autoreply::set_autoreply),
+        read("get_autoreply", User, autoreply::get_autoreply),
+        action("delete_autoreply", User, autoreply::delete_autoreply),
         action("add_alias", User, mail_routing::add_alias),
         read("get_list_alias", User, mail_routing::get_list_alias),
         action("delete_alias", User, mail_routing::delete_alias),

@@ -85,6 +85,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0023_mailbox_app_passwords",
         include_str!("../../sql/0023_mailbox_app_passwords.sql"),
     ),
+    (
+        "0024_mail_autoreplies",
+        include_str!("../../sql/0024_mail_autoreplies.sql"),
+    ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
 ];
 

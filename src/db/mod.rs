@@ -27,6 +27,7 @@
 pub mod alias_graph;
 pub mod app_passwords;
 pub mod audit;
+pub mod autoreply;
 pub mod changes;
 pub mod conn;
 pub mod dkim;

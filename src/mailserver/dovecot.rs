@@ -37,6 +37,15 @@ pub(super) fn files(c: &MailConfig, schema: &str) -> Vec<ConfigFile> {
          map {{\n  pattern = priv/quota/messages\n  table = {schema}.mailbox_usage\n  \
          username_field = address\n  value_field = messages\n  value_type = uint\n}}\n"
     );
+    let sieve = format!(
+        "# Pigeonhole's dict storage reads each mailbox's autoreply script here (hostplane \
+         mail-config).\n\
+         {connect}\n\
+         map {{\n  pattern = priv/sieve/name/$script_name\n  table = {schema}.mail_sieve_scripts\n  \
+         username_field = address\n  value_field = id\n  fields {{\n    name = $script_name\n  }}\n}}\n\
+         map {{\n  pattern = priv/sieve/data/$id\n  table = {schema}.mail_sieve_scripts\n  \
+         username_field = address\n  value_field = script\n  fields {{\n    id = $id\n  }}\n}}\n"
+    );
     let include = format!(
         "# Include from dovecot.conf: !include {dir}/dovecot-hostplane.conf\n\
          passdb {{\n  driver = sql\n  args = {dir}/dovecot-sql.conf.ext\n}}\n\
@@ -46,7 +55,11 @@ pub(super) fn files(c: &MailConfig, schema: &str) -> Vec<ConfigFile> {
          mail_plugins = $mail_plugins quota quota_clone\n\
          plugin {{\n  quota = count:User quota\n  quota_vsizes = yes\n  \
          quota_clone_dict = proxy::hostplane_usage\n}}\n\
-         dict {{\n  hostplane_usage = pgsql:{dir}/dovecot-dict-sql.conf.ext\n}}\n\
+         dict {{\n  hostplane_usage = pgsql:{dir}/dovecot-dict-sql.conf.ext\n  \
+         hostplane_sieve = pgsql:{dir}/dovecot-dict-sieve.conf.ext\n}}\n\
+         # Autoreply: Pigeonhole Sieve (dovecot-sieve) runs the mailbox's script, read live.\n\
+         protocol lmtp {{\n  mail_plugins = $mail_plugins sieve\n}}\n\
+         plugin {{\n  sieve = dict:proxy::hostplane_sieve;name=hostplane;bindir=~/.sieve-bin\n}}\n\
          # Postfix delivers here (virtual_transport) and asks here for submission's logins.\n\
          service lmtp {{\n  unix_listener {queue}/private/dovecot-lmtp {{\n    \
          user = postfix\n    group = postfix\n    mode = 0600\n  }}\n}}\n\
@@ -89,6 +102,11 @@ pub(super) fn files(c: &MailConfig, schema: &str) -> Vec<ConfigFile> {
         file(
             "dovecot-dict-sql.conf.ext",
             dict,
+            Reader::Group(Service::Dovecot),
+        ),
+        file(
+            "dovecot-dict-sieve.conf.ext",
+            sieve,
             Reader::Group(Service::Dovecot),
         ),
         file("dovecot-hostplane.conf", include, Reader::World),

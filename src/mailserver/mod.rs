@@ -47,6 +47,7 @@ pub const VIEWS: &[&str] = &[
     "mail_sender_logins",
     "mail_dovecot_passdb",
     "mail_dovecot_app_passdb",
+    "mail_sieve_scripts",
     "mail_dovecot_userdb",
     "mail_recipient_bcc",
     "mail_transport_maps",

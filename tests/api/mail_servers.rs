@@ -391,6 +391,11 @@ pub(crate) struct Dovecot {
 
 impl Dovecot {
     pub(crate) async fn start(node: &MailNode) -> Dovecot {
+        Dovecot::start_with(node, "").await
+    }
+
+    /// As [`Dovecot::start`], with `extra` lines of configuration.
+    pub(crate) async fn start_with(node: &MailNode, extra: &str) -> Dovecot {
         let d = node.dir.path();
         let etc = d.join("hostplane");
         for sub in ["run", "state"] {
@@ -403,7 +408,7 @@ impl Dovecot {
                 "base_dir = {dir}/run\nstate_dir = {dir}/state\nlog_path = {dir}/dovecot.log\n\
                  protocols = lmtp\nssl = no\nauth_failure_delay = 0\n\
                  first_valid_uid = 5000\nmail_location = maildir:~/Maildir\n\
-                 !include {etc}/dovecot-hostplane.conf\n",
+                 !include {etc}/dovecot-hostplane.conf\n{extra}\n",
                 dir = d.display(),
                 etc = etc.display()
             ),
@@ -634,10 +639,19 @@ tlsmgr unix - - n 1000? 1 tlsmgr
 
 /// A free loopback port from `from` up, below 32768 (Linux hands out ephemeral ports above
 /// it, so these do not collide with outgoing connections).
+/// A port is handed out once per test process: two tests starting together could otherwise
+/// both find the same port free, and one would talk to the other's Postfix.
 fn free_port(from: u16) -> u16 {
-    (from..32000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, from, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32000, "no free port left below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A private Postfix on a loopback port below 32768, reading the maps mail-config wrote and
@@ -776,7 +790,10 @@ impl Postfix {
         if codes.contains(&250) {
             write.write_all(b"DATA\r\n").await.unwrap();
             assert_eq!(reply().await, 354);
-            let body = format!("From: {from}\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n");
+            let body = format!(
+                "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n",
+                to.join(", ")
+            );
             write.write_all(body.as_bytes()).await.unwrap();
             assert_eq!(reply().await, 250);
         }

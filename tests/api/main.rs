@@ -27,6 +27,7 @@ mod mail_dns;
 mod mail_domain_limits;
 mod mail_rules;
 mod mail_servers;
+mod mail_servers_autoreply;
 mod mail_servers_deploy;
 mod mail_servers_logins;
 mod mail_servers_quota;

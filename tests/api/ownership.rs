@@ -147,6 +147,18 @@ fn attacks(alice: &Alice, site: i64) -> Vec<(&'static str, Option<Value>)> {
             mine(json!({"address": "info@alice-mail.example", "name": "phone"})),
         ),
         (
+            "set_autoreply",
+            mine(json!({"address": "info@alice-mail.example", "subject": "x", "body": "y"})),
+        ),
+        (
+            "get_autoreply",
+            mine(json!({"address": "info@alice-mail.example"})),
+        ),
+        (
+            "delete_autoreply",
+            mine(json!({"address": "info@alice-mail.example"})),
+        ),
+        (
             "set_dkim",
             mine(json!({"domain": "alice-mail.example", "selector": "stolen"})),
         ),
