@@ -92,6 +92,15 @@ pub async fn set_autoreply(ctx: Ctx, p: SetAutoreplyParams) -> Result<Autoreply,
     };
     let tx = ctx.begin().await?;
     own_mailbox(&*tx, &ctx, &reply.address).await?;
+    if let Some(from) = &reply.from {
+        if !db::autoreply::may_send_as(&*tx, &reply.address, from).await? {
+            return Err(Reason::bad_params.msg(format!(
+                "param `from`: {} may not send as {from}; its own address or an alias that \
+                 delivers to it",
+                reply.address
+            )));
+        }
+    }
     db::autoreply::set(&*tx, &reply).await?;
     audit(&*tx, &ctx, &format!("mailbox:{}", reply.address)).await?;
     tx.commit().await?;

@@ -51,6 +51,22 @@ pub async fn get(c: &impl GenericClient, address: &str) -> Result<Option<Autorep
     }))
 }
 
+/// Whether `login` may send as `sender` (mail_sender_logins: itself, or an alias delivering to
+/// it): the only From an autoreply may carry, since Dovecot sends it without a login check.
+pub async fn may_send_as(
+    c: &impl GenericClient,
+    login: &str,
+    sender: &str,
+) -> Result<bool, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT 1 FROM mail_sender_logins WHERE sender = $1 AND login = $2 LIMIT 1",
+        &[&sender, &login],
+    )
+    .await?
+    .is_some())
+}
+
 /// Deletes it; false when there was none.
 pub async fn delete(c: &impl GenericClient, address: &str) -> Result<bool, ApiError> {
     Ok(execute(

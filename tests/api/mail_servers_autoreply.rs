@@ -13,9 +13,22 @@ use crate::passwords::fake_smtp;
 async fn a_mailbox_with_an_autoreply_answers_each_sender_once() {
     let w = mail_world().await;
     let p = json!({"address": "info@alice.example", "subject": "Away \"till\" Monday",
-                   "body": "Back on Monday.\nRegards", "days": 1});
+                   "body": "Back on Monday.\nRegards", "days": 1, "from": "sales@alice.example"});
     let set = w.app.call_as(&w.alice.1, "set_autoreply", p).await;
     assert_eq!(set.ok()["days"], 1);
+    // Its From is an address the mailbox may send as, nobody else's.
+    let p = json!({"address": "info@alice.example", "subject": "x", "body": "y",
+                   "from": "ceo@bank.example"});
+    w.app
+        .call_as(&w.alice.1, "set_autoreply", p)
+        .await
+        .assert_error("bad_params", 400);
+    let p = json!({"address": "info@alice.example", "subject": "x", "body": "y",
+                   "from": "sales@alice.example", "days": 31});
+    w.app
+        .call_as(&w.alice.1, "set_autoreply", p)
+        .await
+        .assert_error("bad_params", 400);
     let p = json!({"address": "info@alice.example"});
     let got = w.app.call_as(&w.alice.1, "get_autoreply", p).await;
     assert_eq!(got.ok()["subject"], "Away \"till\" Monday");
@@ -39,6 +52,10 @@ async fn a_mailbox_with_an_autoreply_answers_each_sender_once() {
     );
     assert!(reply.contains("Away \"till\" Monday"), "{reply}");
     assert!(reply.contains("Back on Monday."), "{reply}");
+    assert!(
+        reply.contains("From: sales@alice.example") || reply.contains("<sales@alice.example>"),
+        "{reply}"
+    );
     // The same sender again, and a bounce (null sender): delivered, not answered.
     postfix
         .send("someone@example.net", &["info@alice.example"], "second")
