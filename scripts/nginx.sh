@@ -14,7 +14,8 @@ mail_servers_ensure() {
     apt_ensure postmap postfix postfix-pgsql &&
         apt_ensure doveadm dovecot-core dovecot-pgsql dovecot-lmtpd &&
         apt_ensure opendkim opendkim opendkim-tools libopendbx1-pgsql &&
-        apt_ensure miltertest miltertest
+        apt_ensure miltertest miltertest &&
+        apt_ensure sievec dovecot-sieve
 }
 
 # Headless Chromium and its WebDriver for the console's browser tests.

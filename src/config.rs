@@ -215,6 +215,10 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` is believed (a load balancer in front of us; comma-separated).
     #[arg(long, env = "HOSTPLANE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip)]
     pub trusted_proxies: Vec<IpAddr>,
+    /// How long a new DKIM key (set_dkim under a new selector) is published before it signs,
+    /// unless activate_dkim activates it earlier, in seconds (default 48 h: DNS caches catch up).
+    #[arg(long = "dkim-activate-after-secs", env = "HOSTPLANE_DKIM_ACTIVATE_AFTER_SECS", default_value = "172800", value_parser = secs)]
+    pub dkim_activate_after: Duration,
     /// Database connections per instance.
     #[arg(long, env = "HOSTPLANE_DB_POOL_SIZE", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=1000).map(|n| n as usize))]

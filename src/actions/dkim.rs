@@ -1,5 +1,7 @@
-//! DKIM: `set_dkim` (a key made here or given) and `get_dkim`, each answering the DNS record to
-//! publish. The private key reaches OpenDKIM through a view; the API never answers it.
+//! DKIM: `set_dkim` (a key made here or given), `activate_dkim` and `get_dkim`, each answering
+//! the DNS records to publish. Rotation is staged (db/dkim.rs): a new key is published first and
+//! signs once activated or after HOSTPLANE_DKIM_ACTIVATE_AFTER_SECS; the key it replaces keeps
+//! its record 7 days. The private key reaches OpenDKIM through a view; the API never answers it.
 
 use base64::Engine as _;
 use rsa::pkcs1::DecodeRsaPrivateKey;
@@ -11,7 +13,7 @@ use sha2::{Digest, Sha512};
 
 use super::audit;
 use super::mail_domains::{domain_param, own_mail_domain};
-use crate::db::{self, mail::DkimView};
+use crate::db::{self, dkim::DkimView};
 use crate::error::{ApiError, Reason};
 use crate::registry::Ctx;
 
@@ -51,8 +53,8 @@ fn given_key(pem: &str) -> Result<RsaPrivateKey, ApiError> {
     Ok(key)
 }
 
-/// The answer of both actions: the key's public half and what to publish.
-#[derive(Serialize)]
+/// One key: its public half, what to publish and where it stands in the rotation.
+#[derive(Clone, Serialize)]
 pub struct DkimRecord {
     domain: String,
     selector: String,
@@ -62,7 +64,13 @@ pub struct DkimRecord {
     record: String,
     /// SHA-512 of the public key's DER, hex.
     fingerprint: String,
+    /// `published` (not signing yet), `active` (signing) or `retiring` (replaced).
+    state: String,
     created_at: String,
+    active_since: Option<String>,
+    activates_at: Option<String>,
+    retiring_since: Option<String>,
+    dropped_at: Option<String>,
 }
 
 fn record(view: DkimView) -> Result<DkimRecord, ApiError> {
@@ -75,8 +83,25 @@ fn record(view: DkimView) -> Result<DkimRecord, ApiError> {
         fingerprint: hex::encode(Sha512::digest(&der)),
         domain: view.domain,
         selector: view.selector,
+        state: view.state,
         created_at: view.created_at,
+        active_since: view.active_since,
+        activates_at: view.activates_at,
+        retiring_since: view.retiring_since,
+        dropped_at: view.dropped_at,
     })
+}
+
+/// The key just written or activated.
+async fn written(
+    c: &impl deadpool_postgres::GenericClient,
+    domain: &str,
+    selector: &str,
+) -> Result<DkimRecord, ApiError> {
+    let view = db::dkim::key(c, domain, selector)
+        .await?
+        .ok_or_else(|| ApiError::internal("the DKIM key just written is gone"))?;
+    record(view)
 }
 
 #[derive(Deserialize)]
@@ -120,28 +145,47 @@ pub async fn prepare_key(ctx: Ctx, p: SetDkimParams) -> Result<DkimKeys, ApiErro
     })
 }
 
-/// `set_dkim`: the domain's signing key, made here (RSA-2048) unless one is given; replaces an
-/// earlier key.
+/// `set_dkim`: a key under a new selector, made here (RSA-2048) unless one is given. A domain's
+/// first key signs at once; a later one is published and signs when activated or after the
+/// configured delay.
 pub async fn set_dkim(ctx: Ctx, p: SetDkimParams) -> Result<DkimRecord, ApiError> {
     let domain = domain_param(&p.domain)?;
     let selector = selector(&p.selector)?;
     let keys: &DkimKeys = ctx.prepared()?;
     let tx = ctx.begin().await?;
     own_mail_domain(&*tx, &ctx, &domain, true).await?;
-    db::mail::set_dkim(
+    db::dkim::add(
         &*tx,
         &domain,
         &selector,
         &keys.private_key,
         &keys.public_key,
+        ctx.state.config.dkim_activate_after.as_secs_f64(),
     )
     .await?;
     audit(&*tx, &ctx, &format!("dkim:{domain}")).await?;
-    let view = db::mail::dkim(&*tx, &domain)
-        .await?
-        .ok_or_else(|| ApiError::internal("the DKIM key just written is gone"))?;
+    let answer = written(&*tx, &domain, &selector).await?;
     tx.commit().await?;
-    record(view)
+    Ok(answer)
+}
+
+#[derive(Deserialize)]
+pub struct ActivateDkimParams {
+    domain: String,
+    selector: String,
+}
+
+/// `activate_dkim`: a published key signs from now on; the one it replaces starts retiring.
+pub async fn activate_dkim(ctx: Ctx, p: ActivateDkimParams) -> Result<DkimRecord, ApiError> {
+    let domain = domain_param(&p.domain)?;
+    let selector = selector(&p.selector)?;
+    let tx = ctx.begin().await?;
+    own_mail_domain(&*tx, &ctx, &domain, true).await?;
+    db::dkim::activate(&*tx, &domain, &selector).await?;
+    audit(&*tx, &ctx, &format!("dkim:{domain}")).await?;
+    let answer = written(&*tx, &domain, &selector).await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -149,13 +193,30 @@ pub struct GetDkimParams {
     domain: String,
 }
 
-/// `get_dkim`: the selector, the key's fingerprint and the record to publish.
-pub async fn get_dkim(ctx: Ctx, p: GetDkimParams) -> Result<DkimRecord, ApiError> {
+/// `get_dkim`'s answer: the signing key's record at the top (as before rotation existed) and
+/// every key kept, oldest first.
+#[derive(Serialize)]
+pub struct DkimAnswer {
+    #[serde(flatten)]
+    active: DkimRecord,
+    keys: Vec<DkimRecord>,
+}
+
+/// `get_dkim`: the records to publish, with each key's state and dates.
+pub async fn get_dkim(ctx: Ctx, p: GetDkimParams) -> Result<DkimAnswer, ApiError> {
     let domain = domain_param(&p.domain)?;
     let client = ctx.db().await?;
     own_mail_domain(&*client, &ctx, &domain, false).await?;
-    let view = db::mail::dkim(&*client, &domain)
-        .await?
+    let views = db::dkim::keys(&*client, &domain).await?;
+    let keys = views
+        .into_iter()
+        .map(record)
+        .collect::<Result<Vec<_>, _>>()?;
+    let top = keys
+        .iter()
+        .find(|k| k.state == "active")
+        .or(keys.last())
+        .cloned()
         .ok_or_else(|| Reason::not_found.msg(format!("{domain} has no DKIM key")))?;
-    record(view)
+    Ok(DkimAnswer { active: top, keys })
 }

@@ -118,16 +118,41 @@ pub async fn get_list_mail_domain(
 pub struct SetMailDomainParams {
     domain: String,
     disabled: Option<bool>,
+    #[serde(default)]
+    max_mailboxes: OptNum,
+    #[serde(default)]
+    quota_bytes: OptNum,
+}
+
+/// A limit param: 0 (none) up to `max`.
+fn limit_param(name: &str, n: OptNum, max: i64) -> Result<Option<i64>, ApiError> {
+    match n.0 {
+        Some(v) if !(0..=max).contains(&v) => {
+            Err(Reason::bad_params.msg(format!("param `{name}`: 0 (no limit) to {max}")))
+        }
+        other => Ok(other),
+    }
 }
 
 /// `set_mail_domain`: disables a mail domain (it vanishes from what the mail servers read, and
 /// its mailboxes' sessions end) or enables it again.
 pub async fn set_mail_domain(ctx: Ctx, p: SetMailDomainParams) -> Result<MailDomainView, ApiError> {
     let name = domain_param(&p.domain)?;
+    let max_mailboxes = limit_param("max_mailboxes", p.max_mailboxes, i64::from(i32::MAX))?;
+    let quota_bytes = limit_param("quota_bytes", p.quota_bytes, i64::MAX)?;
     let tx = ctx.begin().await?;
     let owner = own_mail_domain(&*tx, &ctx, &name, true).await?;
     if let Some(disabled) = p.disabled {
         db::mail::set_domain_disabled(&*tx, &name, disabled).await?;
+    }
+    if max_mailboxes.is_some() || quota_bytes.is_some() {
+        let room = db::mail_limits::lock(&*tx, &name)
+            .await?
+            .ok_or_else(|| Reason::not_found.msg(format!("no mail domain {name}")))?;
+        let max = max_mailboxes.map_or(room.max_mailboxes, |m| m as i32);
+        let quota = quota_bytes.unwrap_or(room.quota_bytes);
+        room.fits(&name, max, quota)?;
+        db::mail_limits::set(&*tx, &name, max, quota).await?;
     }
     audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
     let (views, _) = db::mail::list_domains(&*tx, Some(owner), Some(&name), None, 1, 0).await?;

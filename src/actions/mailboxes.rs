@@ -120,6 +120,11 @@ pub async fn add_mailbox(ctx: Ctx, p: AddMailboxParams) -> Result<MailboxRef, Ap
     if db::mail::counts_of_user(&*tx, owner).await?.1 >= i64::from(limit) {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {limit} mailbox(es)")));
     }
+    // The domain's own limits, under its row lock (after the owner's: the lock order).
+    db::mail_limits::lock(&*tx, &domain)
+        .await?
+        .ok_or_else(|| Reason::not_found.msg(format!("no mail domain {domain}")))?
+        .admit(&domain, None, quota_bytes)?;
     let mailbox = db::mail::NewMailbox {
         local_part: &local,
         domain: &domain,
@@ -195,7 +200,7 @@ pub struct SetMailboxParams {
 }
 
 /// The mailbox and its domain's owner, if the caller may touch it; `not_found` otherwise.
-async fn own_mailbox(
+pub(crate) async fn own_mailbox(
     c: &impl deadpool_postgres::GenericClient,
     ctx: &Ctx,
     address: &str,
@@ -247,6 +252,13 @@ pub async fn set_mailbox(ctx: Ctx, p: SetMailboxParams) -> Result<MailboxView, A
         || changes.can_login == Some(false)
         || changes.disabled == Some(true);
     let tx = ctx.begin().await?;
+    if let Some(new) = quota_bytes {
+        // The domain's total quota, under its row lock (before the mailbox's: the lock order).
+        let room = db::mail_limits::lock(&*tx, &domain).await?;
+        let (mailbox, _) = own_mailbox(&*tx, &ctx, &address).await?;
+        room.ok_or_else(|| Reason::not_found.msg(format!("no mailbox {address}")))?
+            .admit(&domain, Some(mailbox.quota_bytes), new)?;
+    }
     if !db::mail::update_mailbox(&*tx, &address, &changes).await? {
         return Err(Reason::not_found.msg(format!("no mailbox {address}")));
     }

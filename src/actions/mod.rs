@@ -4,12 +4,15 @@
 
 mod accounts;
 mod agents;
+mod app_passwords;
+mod autoreply;
 mod changes;
 mod checks;
 mod dkim;
 mod dns_content;
 mod domains;
 mod keys;
+mod mail_dns;
 mod mail_domains;
 mod mail_routing;
 mod mail_targets;
@@ -138,6 +141,22 @@ pub fn all() -> Vec<ActionSpec> {
             .secret(&["password"])
             .prepare(mailboxes::prepare_set),
         action("delete_mailbox", User, mailboxes::delete_mailbox),
+        action("add_app_password", User, app_passwords::add_app_password)
+            .returns_secret(&["password"])
+            .prepare(app_passwords::prepare_add),
+        read(
+            "get_list_app_password",
+            User,
+            app_passwords::get_list_app_password,
+        ),
+        action(
+            "delete_app_password",
+            User,
+            app_passwords::delete_app_password,
+        ),
+        action("set_autoreply", User, autoreply::set_autoreply),
+        read("get_autoreply", User, autoreply::get_autoreply),
+        action("delete_autoreply", User, autoreply::delete_autoreply),
         action("add_alias", User, mail_routing::add_alias),
         read("get_list_alias", User, mail_routing::get_list_alias),
         action("delete_alias", User, mail_routing::delete_alias),
@@ -151,7 +170,9 @@ pub fn all() -> Vec<ActionSpec> {
         action("set_dkim", User, dkim::set_dkim)
             .secret(&["private_key"])
             .prepare(dkim::prepare_key),
+        action("activate_dkim", User, dkim::activate_dkim),
         read("get_dkim", User, dkim::get_dkim),
+        read("get_mail_dns", User, mail_dns::get_mail_dns),
         action("create_api_key", User, keys::create_api_key).returns_secret(&["key"]),
         read("get_list_api_key", User, keys::get_list_api_key),
         action("revoke_api_key", User, keys::revoke_api_key),

@@ -22,6 +22,9 @@ pub struct MailDomainView {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reject_reason: Option<String>,
+    /// Mailboxes it may hold, and the total of their quotas (0: no limit).
+    pub max_mailboxes: i32,
+    pub quota_bytes: i64,
 }
 
 /// Adds a mail domain; `domain_exists` when it is one already.
@@ -96,7 +99,7 @@ pub async fn list_domains(
             "SELECT d.name, d.user_id, d.region, d.disabled,
                     (SELECT count(*) FROM mailboxes m WHERE m.domain = d.name), hp_iso(d.created_at),
                     (SELECT count(*) FROM mail_aliases a WHERE a.domain = d.name),
-                    d.status, d.reject_reason, ({COUNT})
+                    d.status, d.reject_reason, d.max_mailboxes, d.quota_bytes, ({COUNT})
                FROM mail_domains d
               WHERE ($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.name = $2)
                 AND ($5::text IS NULL OR d.status = $5)
@@ -120,6 +123,8 @@ pub async fn list_domains(
             aliases: r.get(6),
             status: r.get(7),
             reject_reason: r.get(8),
+            max_mailboxes: r.get(9),
+            quota_bytes: r.get(10),
         })
         .collect();
     Ok((domains, total))
@@ -188,7 +193,7 @@ pub struct MailboxView {
     pub quota_bytes: i64,
     /// What Dovecot last reported the mailbox holds.
     pub used_bytes: i64,
-    /// `used_bytes` of `quota_bytes` in percent, 0 without a quota.
+    /// `used_bytes` of `quota_bytes` in percent, 0 without a quota; past 100 when over it.
     pub percentage: i64,
     pub can_login: bool,
     pub forward_to: Vec<String>,
@@ -212,7 +217,7 @@ fn mailbox_view(r: &tokio_postgres::Row) -> MailboxView {
         quota_bytes,
         used_bytes,
         percentage: if quota_bytes > 0 {
-            (used_bytes.saturating_mul(100) / quota_bytes).min(100)
+            used_bytes.saturating_mul(100) / quota_bytes
         } else {
             0
         },
@@ -629,49 +634,5 @@ pub async fn mailbox_login(
             may_log_in: r.get(2),
             domain_active: r.get(3),
         }
-    }))
-}
-
-/// A domain's DKIM key as the API shows it (never the private key).
-#[derive(Debug, Serialize)]
-pub struct DkimView {
-    pub domain: String,
-    pub selector: String,
-    /// base64 of the SubjectPublicKeyInfo DER.
-    pub public_key: String,
-    pub created_at: String,
-}
-
-/// Sets (or replaces) a domain's DKIM key.
-pub async fn set_dkim(
-    c: &impl GenericClient,
-    domain: &str,
-    selector: &str,
-    private_key: &str,
-    public_key: &str,
-) -> Result<(), ApiError> {
-    execute(
-        c,
-        "INSERT INTO mail_dkim (domain, selector, private_key, public_key) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (domain) DO UPDATE SET selector = EXCLUDED.selector,
-             private_key = EXCLUDED.private_key, public_key = EXCLUDED.public_key, created_at = now()",
-        &[&domain, &selector, &private_key, &public_key],
-    )
-    .await?;
-    Ok(())
-}
-
-pub async fn dkim(c: &impl GenericClient, domain: &str) -> Result<Option<DkimView>, ApiError> {
-    let row = query_opt(
-        c,
-        "SELECT domain, selector, public_key, hp_iso(created_at) FROM mail_dkim WHERE domain = $1",
-        &[&domain],
-    )
-    .await?;
-    Ok(row.map(|r| DkimView {
-        domain: r.get(0),
-        selector: r.get(1),
-        public_key: r.get(2),
-        created_at: r.get(3),
     }))
 }

@@ -65,6 +65,30 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0018_mail_reader_regions",
         include_str!("../../sql/0018_mail_reader_regions.sql"),
     ),
+    (
+        "0019_dkim_rotation",
+        include_str!("../../sql/0019_dkim_rotation.sql"),
+    ),
+    (
+        "0020_mail_domain_limits",
+        include_str!("../../sql/0020_mail_domain_limits.sql"),
+    ),
+    (
+        "0021_mail_dns_records",
+        include_str!("../../sql/0021_mail_dns_records.sql"),
+    ),
+    (
+        "0022_mail_send_as",
+        include_str!("../../sql/0022_mail_send_as.sql"),
+    ),
+    (
+        "0023_mailbox_app_passwords",
+        include_str!("../../sql/0023_mailbox_app_passwords.sql"),
+    ),
+    (
+        "0024_mail_autoreplies",
+        include_str!("../../sql/0024_mail_autoreplies.sql"),
+    ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
     (
         "0027_usage_counters",

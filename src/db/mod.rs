@@ -10,7 +10,8 @@
 //!    changes a site or domain holds its node first;
 //! 3. `sites` ([`sites::get`] with `for_update`, or their `DELETE`);
 //! 4. the registrable domain's advisory lock ([`domains::lock_family`]);
-//! 5. `domains`, then `mail_domains`, then `mailboxes`;
+//! 5. `domains`, then `mail_domains` (its row lock guards its limits and its DKIM keys:
+//!    [`mail_limits::lock`]), then `mailboxes`;
 //! 6. `zones`, then `zone_records` (a zone's SOA serial is bumped by triggers at the end of a
 //!    change to its records, its site domains or the nodes they point at);
 //! 7. `user_usage`, then `service_usage` (written by triggers at the end of a change);
@@ -25,14 +26,19 @@
 //! serialization failure) is retried by the registry, and answers `busy` when retries run out.
 
 pub mod alias_graph;
+pub mod app_passwords;
 pub mod audit;
+pub mod autoreply;
 pub mod changes;
 pub mod conn;
+pub mod dkim;
 pub mod dns;
 pub mod domains;
 pub mod idempotency;
 pub mod keys;
 pub mod mail;
+pub mod mail_dns;
+pub mod mail_limits;
 pub mod migrate;
 pub mod nodes;
 pub mod sessions;

@@ -5,6 +5,7 @@
 //! with the owner and mode its reader needs (install.rs); every lookup asks for one region, and
 //! the database itself shows the reader no other.
 
+mod dovecot;
 mod grants;
 mod install;
 
@@ -46,6 +47,8 @@ pub const VIEWS: &[&str] = &[
     "mail_recipient_access",
     "mail_sender_logins",
     "mail_dovecot_passdb",
+    "mail_dovecot_app_passdb",
+    "mail_sieve_scripts",
     "mail_dovecot_userdb",
     "mail_recipient_bcc",
     "mail_transport_maps",
@@ -231,7 +234,13 @@ pub fn files(c: &MailConfig) -> Result<Vec<ConfigFile>, String> {
         ));
         let separator = if parameter.contains(' ') { " " } else { " = " };
         main_cf.push_str(&format!(
-            "{parameter}{separator}pgsql:${{config_directory}}/hostplane/{name}\n"
+            "{parameter}{separator}pgsql:${{config_directory}}/hostplane/{name}{after}\n",
+            after = if *name == "recipient-access.cf" {
+                // Quota at the door: Dovecot's quota-status refuses a full mailbox at RCPT.
+                ",\n    check_policy_service unix:private/quota-status"
+            } else {
+                ""
+            }
         ));
     }
     files.push(file("main.cf.hostplane", main_cf, Reader::World));
@@ -250,7 +259,7 @@ pub fn files(c: &MailConfig) -> Result<Vec<ConfigFile>, String> {
         );
     }
     files.push(file("master.cf.hostplane", master_cf, Reader::World));
-    files.extend(dovecot_files(c, &schema));
+    files.extend(dovecot::files(c, &schema));
     // OpenDKIM's dsn: tables cannot filter by region; the views do (the reader's region only).
     let dsn = format!(
         "dsn:pgsql://{user}:{password}@{port}+{host}/{db}/table={schema_plain}.",
@@ -276,64 +285,6 @@ pub fn files(c: &MailConfig) -> Result<Vec<ConfigFile>, String> {
         Reader::Owner,
     ));
     Ok(files)
-}
-
-/// Dovecot's files: the SQL passdb/userdb, the usage dict, and the include naming them with the
-/// sockets Postfix uses (LMTP delivery and SASL, in Postfix's queue).
-fn dovecot_files(c: &MailConfig, schema: &str) -> Vec<ConfigFile> {
-    let connect = format!(
-        "connect = host={} port={} dbname={} user={} password={}",
-        c.db_host, c.db_port, c.db_name, c.reader, c.reader_password
-    );
-    let sql = format!(
-        "# Dovecot SQL passdb and userdb (region {region}), written by hostplane mail-config.\n\
-         driver = pgsql\n\
-         {connect}\n\
-         default_pass_scheme = BLF-CRYPT\n\
-         password_query = SELECT \"user\", password FROM {schema}.mail_dovecot_passdb \\\n  \
-         WHERE \"user\" = '%u' AND region = '{region}'\n\
-         user_query = SELECT '{root}/' || home AS home, {uid} AS uid, {uid} AS gid, \\\n  \
-         'maildir:~/Maildir' AS mail, quota_rule FROM {schema}.mail_dovecot_userdb \\\n  \
-         WHERE \"user\" = '%u' AND region = '{region}'\n\
-         iterate_query = SELECT \"user\" FROM {schema}.mail_dovecot_userdb WHERE region = '{region}'\n",
-        region = c.region,
-        root = c.mail_root,
-        uid = c.mail_uid,
-    );
-    let dict = format!(
-        "# Dovecot's quota_clone writes each mailbox's usage here (hostplane mail-config).\n\
-         {connect}\n\
-         map {{\n  pattern = priv/quota/storage\n  table = {schema}.mailbox_usage\n  \
-         username_field = address\n  value_field = used_bytes\n  value_type = uint\n}}\n\
-         map {{\n  pattern = priv/quota/messages\n  table = {schema}.mailbox_usage\n  \
-         username_field = address\n  value_field = messages\n  value_type = uint\n}}\n"
-    );
-    let include = format!(
-        "# Include from dovecot.conf: !include {dir}/dovecot-hostplane.conf\n\
-         passdb {{\n  driver = sql\n  args = {dir}/dovecot-sql.conf.ext\n}}\n\
-         userdb {{\n  driver = sql\n  args = {dir}/dovecot-sql.conf.ext\n}}\n\
-         # Usage goes back to hostplane (used_bytes of get_list_mailbox).\n\
-         mail_plugins = $mail_plugins quota quota_clone\n\
-         plugin {{\n  quota = count:User quota\n  quota_vsizes = yes\n  \
-         quota_clone_dict = proxy::hostplane_usage\n}}\n\
-         dict {{\n  hostplane_usage = pgsql:{dir}/dovecot-dict-sql.conf.ext\n}}\n\
-         # Postfix delivers here (virtual_transport) and asks here for submission's logins.\n\
-         service lmtp {{\n  unix_listener {queue}/private/dovecot-lmtp {{\n    \
-         user = postfix\n    group = postfix\n    mode = 0600\n  }}\n}}\n\
-         service auth {{\n  unix_listener {queue}/private/auth {{\n    \
-         user = postfix\n    group = postfix\n    mode = 0660\n  }}\n}}\n",
-        dir = c.dovecot_dir,
-        queue = c.postfix_queue,
-    );
-    vec![
-        file("dovecot-sql.conf.ext", sql, Reader::Group(Service::Dovecot)),
-        file(
-            "dovecot-dict-sql.conf.ext",
-            dict,
-            Reader::Group(Service::Dovecot),
-        ),
-        file("dovecot-hostplane.conf", include, Reader::World),
-    ]
 }
 
 /// Writes [`files`] into `dir` (created when missing, readable by all like /etc), each with the

@@ -363,6 +363,11 @@ pub(crate) struct Dovecot {
 
 impl Dovecot {
     pub(crate) async fn start(node: &MailNode) -> Dovecot {
+        Dovecot::start_with(node, "").await
+    }
+
+    /// As [`Dovecot::start`], with `extra` lines of configuration.
+    pub(crate) async fn start_with(node: &MailNode, extra: &str) -> Dovecot {
         let d = node.dir.path();
         let etc = d.join("hostplane");
         for sub in ["run", "state"] {
@@ -375,7 +380,7 @@ impl Dovecot {
                 "base_dir = {dir}/run\nstate_dir = {dir}/state\nlog_path = {dir}/dovecot.log\n\
                  protocols = lmtp\nssl = no\nauth_failure_delay = 0\n\
                  first_valid_uid = 5000\nmail_location = maildir:~/Maildir\n\
-                 !include {etc}/dovecot-hostplane.conf\n",
+                 !include {etc}/dovecot-hostplane.conf\n{extra}\n",
                 dir = d.display(),
                 etc = etc.display()
             ),
@@ -558,7 +563,7 @@ impl Drop for OpenDkim {
 }
 
 #[tokio::test]
-async fn opendkim_signs_with_the_key_set_dkim_made() {
+async fn opendkim_signs_with_the_active_key_set_dkim_made() {
     let w = mail_world().await;
     let p = json!({"domain": "alice.example", "selector": "mail2026"});
     w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
@@ -568,6 +573,15 @@ async fn opendkim_signs_with_the_key_set_dkim_made() {
     assert!(header.contains("d=alice.example;"), "{header}");
     assert!(header.contains("s=mail2026;"), "{header}");
     assert!(header.contains("a=rsa-sha256"), "{header}");
+    // A new key is published first: signing stays with the active key until it is activated.
+    let p = json!({"domain": "alice.example", "selector": "mail2027"});
+    w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
+    let header = opendkim.sign(node.dir.path(), "info@alice.example");
+    assert!(header.contains("s=mail2026;"), "{header}");
+    let p = json!({"domain": "alice.example", "selector": "mail2027"});
+    w.app.call_as(&w.alice.1, "activate_dkim", p).await.ok();
+    let header = opendkim.sign(node.dir.path(), "info@alice.example");
+    assert!(header.contains("s=mail2027;"), "{header}");
 }
 
 /// The services a private Postfix needs (chroot off; the test's own SMTP port).
@@ -597,10 +611,19 @@ tlsmgr unix - - n 1000? 1 tlsmgr
 
 /// A free loopback port from `from` up, below 32768 (Linux hands out ephemeral ports above
 /// it, so these do not collide with outgoing connections).
+/// A port is handed out once per test process: two tests starting together could otherwise
+/// both find the same port free, and one would talk to the other's Postfix.
 fn free_port(from: u16) -> u16 {
-    (from..32000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, from, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32000, "no free port left below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A private Postfix on a loopback port below 32768, reading the maps mail-config wrote and
@@ -739,7 +762,10 @@ impl Postfix {
         if codes.contains(&250) {
             write.write_all(b"DATA\r\n").await.unwrap();
             assert_eq!(reply().await, 354);
-            let body = format!("From: {from}\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n");
+            let body = format!(
+                "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n",
+                to.join(", ")
+            );
             write.write_all(body.as_bytes()).await.unwrap();
             assert_eq!(reply().await, 250);
         }

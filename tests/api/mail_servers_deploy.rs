@@ -37,6 +37,7 @@ async fn mail_config_writes_each_file_for_its_reader_alone() {
         ("dovecot-sql.conf.ext", 0, gid("dovecot"), 0o640),
         ("dovecot-dict-sql.conf.ext", 0, gid("dovecot"), 0o640),
         ("dovecot-hostplane.conf", 0, 0, 0o644),
+        ("dovecot-app-passwords-5.conf.ext", 0, gid("dovecot"), 0o640),
         ("opendkim-hostplane.conf", 0, gid("opendkim"), 0o640),
         ("reader-grants.sql", 0, 0, 0o600),
     ];
@@ -171,7 +172,11 @@ async fn a_disabled_mailbox_is_refused_at_rcpt_and_never_reaches_the_catch_all()
 
 /// Sends over submission (STARTTLS, the test's self-signed certificate) logged in as `login`;
 /// the server's refusal code, or None when the message was accepted.
-async fn submit(postfix: &Postfix, login: Option<(&str, &str)>, from: &str) -> Option<u16> {
+pub(crate) async fn submit(
+    postfix: &Postfix,
+    login: Option<(&str, &str)>,
+    from: &str,
+) -> Option<u16> {
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};

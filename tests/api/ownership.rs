@@ -135,10 +135,42 @@ fn attacks(alice: &Alice, site: i64) -> Vec<(&'static str, Option<Value>)> {
             mine(json!({"domain": "alice-mail.example"})),
         ),
         (
+            "add_app_password",
+            mine(json!({"address": "info@alice-mail.example", "name": "stolen"})),
+        ),
+        (
+            "get_list_app_password",
+            mine(json!({"address": "info@alice-mail.example"})),
+        ),
+        (
+            "delete_app_password",
+            mine(json!({"address": "info@alice-mail.example", "name": "phone"})),
+        ),
+        (
+            "set_autoreply",
+            mine(json!({"address": "info@alice-mail.example", "subject": "x", "body": "y"})),
+        ),
+        (
+            "get_autoreply",
+            mine(json!({"address": "info@alice-mail.example"})),
+        ),
+        (
+            "delete_autoreply",
+            mine(json!({"address": "info@alice-mail.example"})),
+        ),
+        (
             "set_dkim",
             mine(json!({"domain": "alice-mail.example", "selector": "stolen"})),
         ),
+        (
+            "activate_dkim",
+            mine(json!({"domain": "alice-mail.example", "selector": "stolen"})),
+        ),
         ("get_dkim", mine(json!({"domain": "alice-mail.example"}))),
+        (
+            "get_mail_dns",
+            mine(json!({"domain": "alice-mail.example"})),
+        ),
         (
             "create_api_key",
             mine(json!({"userid": alice_id, "name": "stolen"})),

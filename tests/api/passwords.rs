@@ -219,7 +219,7 @@ async fn expired_or_unknown_reset_tokens_are_refused() {
 }
 
 /// A minimal SMTP server on loopback that accepts messages and hands over each DATA section.
-async fn fake_smtp() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+pub(crate) async fn fake_smtp() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("smtp://{}", listener.local_addr().unwrap());
