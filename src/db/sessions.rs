@@ -89,12 +89,15 @@ pub async fn insert(
         &[&hash.as_slice(), &user_id],
     )
     .await?;
-    // The oldest past the bound end (their caches hear of it through the delete trigger).
+    // The oldest past the bound end (their caches hear of it through the delete trigger). Rows
+    // another sign-in is ending already are skipped, not waited for: parallel sign-ins of one
+    // user never deadlock on each other's trims.
     execute(
         c,
         "DELETE FROM sessions WHERE token_hash IN (
             SELECT token_hash FROM sessions WHERE user_id = $1
-             ORDER BY created_at DESC, token_hash OFFSET $2)",
+             ORDER BY created_at DESC, token_hash OFFSET $2
+               FOR UPDATE SKIP LOCKED)",
         &[&user_id, &MAX_PER_HOLDER],
     )
     .await?;
@@ -117,7 +120,8 @@ pub async fn insert_for_mailbox(
         c,
         "DELETE FROM sessions WHERE token_hash IN (
             SELECT token_hash FROM sessions WHERE mailbox = $1
-             ORDER BY created_at DESC, token_hash OFFSET $2)",
+             ORDER BY created_at DESC, token_hash OFFSET $2
+               FOR UPDATE SKIP LOCKED)",
         &[&address, &MAX_PER_HOLDER],
     )
     .await?;
