@@ -725,6 +725,17 @@ impl Postfix {
 
     /// Sends one message over SMTP; the server's reply to each recipient (the code).
     pub(crate) async fn send(&self, from: &str, to: &[&str], subject: &str) -> Vec<u16> {
+        self.send_with_headers(from, to, subject, "").await
+    }
+
+    /// [`Self::send`] with more header lines (each ending in `\r\n`).
+    pub(crate) async fn send_with_headers(
+        &self,
+        from: &str,
+        to: &[&str],
+        subject: &str,
+        headers: &str,
+    ) -> Vec<u16> {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
@@ -763,7 +774,7 @@ impl Postfix {
             write.write_all(b"DATA\r\n").await.unwrap();
             assert_eq!(reply().await, 354);
             let body = format!(
-                "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n",
+                "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\n{headers}\r\nhello\r\n.\r\n",
                 to.join(", ")
             );
             write.write_all(body.as_bytes()).await.unwrap();

@@ -1,6 +1,6 @@
 //! Autoreply (issue 17): a real delivery to a mailbox with an autoreply makes Dovecot's
 //! Pigeonhole Sieve, reading the script live from the database, send one reply to the sender
-//! (a sink), once per sender per `days`, never to a bounce. A missing tool fails.
+//! (a sink), once per sender per `days`, never to a bounce or a mailing list. A missing tool fails.
 
 use std::time::Duration;
 
@@ -71,6 +71,25 @@ async fn a_mailbox_with_an_autoreply_answers_each_sender_once() {
     assert_eq!(delivered(&node, "info@alice.example", "a-bounce"), 1);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(replies.try_recv().is_err(), "a second reply");
+    // A mailing list's message is delivered, never answered.
+    let list = "List-Id: <news.lists.example.net>\r\nPrecedence: list\r\n";
+    postfix
+        .send_with_headers(
+            "news@lists.example.net",
+            &["info@alice.example"],
+            "a-list-post",
+            list,
+        )
+        .await;
+    for _ in 0..100 {
+        if delivered(&node, "info@alice.example", "a-list-post") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered(&node, "info@alice.example", "a-list-post"), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(replies.try_recv().is_err(), "a reply to a mailing list");
     // Deleted: another sender gets none.
     let p = json!({"address": "info@alice.example"});
     w.app.call_as(&w.alice.1, "delete_autoreply", p).await.ok();
