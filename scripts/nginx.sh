@@ -15,7 +15,8 @@ mail_servers_ensure() {
         apt_ensure doveadm dovecot-core dovecot-pgsql dovecot-lmtpd &&
         apt_ensure opendkim opendkim opendkim-tools libopendbx1-pgsql &&
         apt_ensure miltertest miltertest &&
-        apt_ensure sievec dovecot-sieve
+        apt_ensure sievec dovecot-sieve &&
+        { [ -x /usr/lib/dovecot/imap ] || apt_ensure hostplane-needs-dovecot-imapd dovecot-imapd; }
 }
 
 # Headless Chromium and its WebDriver for the console's browser tests.

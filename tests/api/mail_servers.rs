@@ -613,7 +613,7 @@ tlsmgr unix - - n 1000? 1 tlsmgr
 /// it, so these do not collide with outgoing connections).
 /// A port is handed out once per test process: two tests starting together could otherwise
 /// both find the same port free, and one would talk to the other's Postfix.
-fn free_port(from: u16) -> u16 {
+pub(crate) fn free_port(from: u16) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ = NEXT.compare_exchange(0, from, Ordering::SeqCst, Ordering::SeqCst);

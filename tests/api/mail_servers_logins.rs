@@ -62,8 +62,19 @@ async fn app_passwords_log_in_beside_the_main_one_until_revoked() {
         .to_string();
     add("phone").await.assert_error("already_exists", 409);
     let node = MailNode::new(&w, "default").await;
-    let dovecot = Dovecot::start(&node).await;
+    node.make_mail_root();
+    let imap_port = crate::mail_servers::free_port(24000);
+    let imap = format!(
+        "protocols = lmtp imap\ndisable_plaintext_auth = no\n\
+         service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n}}"
+    );
+    let dovecot = Dovecot::start_with(&node, &imap).await;
     let auth = |user: &str, password: &str| dovecot.auth(user, password);
+    // A real IMAP client logs in with the app password, as a phone's mail app would.
+    let login = imap_login(imap_port, "info@alice.example", &phone).await;
+    assert!(login.starts_with("a1 OK"), "{login} {}", dovecot.log());
+    let wrong = imap_login(imap_port, "info@alice.example", "not-a-password").await;
+    assert!(wrong.starts_with("a1 NO"), "{wrong}");
     assert!(
         auth("info@alice.example", "info-password"),
         "{}",
@@ -97,4 +108,32 @@ async fn app_passwords_log_in_beside_the_main_one_until_revoked() {
         .call_as(&w.bob.1, "add_app_password", p)
         .await
         .assert_error("not_found", 404);
+}
+
+/// Logs in over IMAP (LOGIN, on loopback) and returns the server's tagged answer.
+async fn imap_login(port: u16, user: &str, password: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut stream = None;
+    for _ in 0..50 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            stream = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (read, mut write) = stream.expect("Dovecot's IMAP port answers").into_split();
+    let mut lines = BufReader::new(read).lines();
+    let greeting = lines.next_line().await.unwrap().unwrap_or_default();
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    write
+        .write_all(format!("a1 LOGIN \"{user}\" \"{password}\"\r\n").as_bytes())
+        .await
+        .unwrap();
+    loop {
+        let line = lines.next_line().await.unwrap().unwrap_or_default();
+        if line.starts_with("a1 ") || line.is_empty() {
+            let _ = write.write_all(b"a2 LOGOUT\r\n").await;
+            return line;
+        }
+    }
 }
