@@ -66,6 +66,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0018_mail_reader_regions.sql"),
     ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
+    (
+        "0026_certificates",
+        include_str!("../../sql/0026_certificates.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.
