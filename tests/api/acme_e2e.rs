@@ -75,6 +75,8 @@ impl Pebble {
             "httpPort": http_port,
             "tlsPort": free_port(),
             "ocspResponderURL": "",
+            // Short-lived certificates, so the test sees a renewal.
+            "certificateValidityPeriod": 30,
             "externalAccountBindingRequired": false
         }});
         std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();
@@ -211,6 +213,8 @@ async fn a_hosted_domain_gets_a_certificate_over_http01_and_is_served_over_https
         c.acme_ca_file = Some(tls_ca.clone());
         c.secret_key_file = Some(key_file.clone());
         c.acme_poll = Duration::from_millis(100);
+        // Renewal at a fifth of Pebble's 30 s lifetime.
+        c.acme_renew_percent = 20;
     })
     .await;
     let nginx = Nginx::start(&base).await;
@@ -315,6 +319,32 @@ async fn a_hosted_domain_gets_a_certificate_over_http01_and_is_served_over_https
         .await
         .unwrap();
     assert_eq!(events.get::<_, i64>(0), 1);
+
+    // Renewal: a fifth into its life the certificate is ordered again and the node serves it.
+    let pem_path = base.join(format!("sites/hostplane-tls/{name}.pem"));
+    let first_pem = std::fs::read_to_string(&pem_path).unwrap();
+    let renewed_by = Instant::now() + Duration::from_secs(40);
+    loop {
+        let renewed = cert_of(&w, 2, name).await;
+        if renewed["cert"] == "issued" && renewed["not_after"] != cert["not_after"] {
+            break;
+        }
+        assert!(Instant::now() < renewed_by, "not renewed: {renewed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    crate::nginx_e2e::eventually("the node has the renewed certificate", || async {
+        std::fs::read_to_string(&pem_path).is_ok_and(|p| p != first_pem)
+    })
+    .await;
+    assert!(https_get(&root, name, tls_port).is_some());
+    let issued = db
+        .query_one(
+            "SELECT count(*) FROM changes WHERE event = 'certificate.issued' AND data->>'domain' = $1",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.get::<_, i64>(0), 2, "one order per renewal");
 }
 
 /// A raw `GET /` over plain HTTP with a Host header: the whole answer.
