@@ -191,51 +191,92 @@ async fn cert_of(w: &World, node: i64, domain: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The API (ordering from Pebble), the reference agent, nginx, PowerDNS and Pebble, with a DNS
+/// node, node 2 at `node_ipv4` and alice's zone `alice.example.com`.
+struct Stack {
+    w: World,
+    nginx: Nginx,
+    pdns: PowerDns,
+    pebble: Pebble,
+    tls_port: u16,
+    base: PathBuf,
+    www: PathBuf,
+    _agent: Child,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Stack {
+    async fn start(node_ipv4: &str, tweak: impl FnOnce(&mut hostplane::config::Config)) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_path_buf();
+        std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let www = base.join("www");
+        let secrets = tempfile::tempdir().unwrap();
+        let key_file = secrets.path().join("secret.key");
+        let mut key = [0u8; 32];
+        getrandom::getrandom(&mut key).unwrap();
+        std::fs::write(&key_file, key).unwrap();
+        let pebble_dir = tempfile::tempdir().unwrap();
+        Pebble::make_tls(pebble_dir.path());
+        let pebble_ports = Pebble::ports();
+        let tls_ca = Pebble::tls_ca(pebble_dir.path());
+        let w = World::with(|c| {
+            c.docroot_pattern = format!("{}/{{sitenum}}", www.display());
+            c.certificates = true;
+            c.acme_directory = format!("https://127.0.0.1:{}/dir", pebble_ports.0);
+            c.acme_ca_file = Some(tls_ca.clone());
+            c.secret_key_file = Some(key_file.clone());
+            c.acme_poll = Duration::from_millis(100);
+            tweak(c);
+        })
+        .await;
+        let nginx = Nginx::start(&base).await;
+        let tls_port = free_port();
+        let p = json!({"nodeid": 30, "name": "ns1.hosting.example", "address": "10.0.4.1", "kinds": ["dns"]});
+        w.app.call_as(&w.admin, "add_node", p).await.ok();
+        let token = w.node_with_token(2).await;
+        let p = json!({"nodeid": 2, "ipv4": node_ipv4});
+        w.app.call_as(&w.admin, "set_node", p).await.ok();
+        let pdns = PowerDns::start(&w).await;
+        let pebble = Pebble::start(pebble_dir, pebble_ports, nginx.port, pdns.port).await;
+        let token_file = base.join("token");
+        std::fs::write(&token_file, &token).unwrap();
+        let agent = start_agent(&w, &nginx, &token_file, tls_port);
+        w.app
+            .call_as(&w.alice.1, "add_zone", json!({"zone": "alice.example.com"}))
+            .await
+            .ok();
+        Stack {
+            w,
+            nginx,
+            pdns,
+            pebble,
+            tls_port,
+            base,
+            www,
+            _agent: agent,
+            _dirs: (dir, secrets),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_hosted_domain_gets_a_certificate_over_http01_and_is_served_over_https() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().to_path_buf();
-    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let www = base.join("www");
-    let secrets = tempfile::tempdir().unwrap();
-    let key_file = secrets.path().join("secret.key");
-    let mut key = [0u8; 32];
-    getrandom::getrandom(&mut key).unwrap();
-    std::fs::write(&key_file, key).unwrap();
-    let pebble_dir = tempfile::tempdir().unwrap();
-    Pebble::make_tls(pebble_dir.path());
-    let pebble_ports = Pebble::ports();
-    let tls_ca = Pebble::tls_ca(pebble_dir.path());
-    let w = World::with(|c| {
-        c.docroot_pattern = format!("{}/{{sitenum}}", www.display());
-        c.certificates = true;
-        c.acme_directory = format!("https://127.0.0.1:{}/dir", pebble_ports.0);
-        c.acme_ca_file = Some(tls_ca.clone());
-        c.secret_key_file = Some(key_file.clone());
-        c.acme_poll = Duration::from_millis(100);
-        // Renewal at a fifth of Pebble's 30 s lifetime.
-        c.acme_renew_percent = 20;
-    })
-    .await;
-    let nginx = Nginx::start(&base).await;
-    let tls_port = free_port();
-    let p = json!({"nodeid": 30, "name": "ns1.hosting.example", "address": "10.0.4.1", "kinds": ["dns"]});
-    w.app.call_as(&w.admin, "add_node", p).await.ok();
-    let token = w.node_with_token(2).await;
-    let p = json!({"nodeid": 2, "ipv4": "127.0.0.1"});
-    w.app.call_as(&w.admin, "set_node", p).await.ok();
-    let pdns = PowerDns::start(&w).await;
-    let pebble = Pebble::start(pebble_dir, pebble_ports, nginx.port, pdns.port).await;
-    let token_file = base.join("token");
-    std::fs::write(&token_file, &token).unwrap();
-    let _agent = start_agent(&w, &nginx, &token_file, tls_port);
-
-    let zone = "alice.example.com";
+    // Renewal at a fifth of Pebble's 30 s lifetime.
+    let stack = Stack::start("127.0.0.1", |c| c.acme_renew_percent = 20).await;
+    let Stack {
+        w,
+        nginx,
+        pdns,
+        pebble,
+        tls_port,
+        base,
+        www,
+        ..
+    } = &stack;
+    let tls_port = *tls_port;
     let name = "shop.alice.example.com";
-    w.app
-        .call_as(&w.alice.1, "add_zone", json!({"zone": zone}))
-        .await
-        .ok();
     let site = w.site(&w.alice.1, 2).await;
     std::fs::create_dir_all(www.join(format!("site{site}"))).unwrap();
     std::fs::write(
@@ -249,7 +290,7 @@ async fn a_hosted_domain_gets_a_certificate_over_http01_and_is_served_over_https
 
     let deadline = Instant::now() + Duration::from_secs(90);
     let cert = loop {
-        let cert = cert_of(&w, 2, name).await;
+        let cert = cert_of(w, 2, name).await;
         if cert["cert"] == "issued" || Instant::now() > deadline {
             break cert;
         }
@@ -325,7 +366,7 @@ async fn a_hosted_domain_gets_a_certificate_over_http01_and_is_served_over_https
     let first_pem = std::fs::read_to_string(&pem_path).unwrap();
     let renewed_by = Instant::now() + Duration::from_secs(40);
     loop {
-        let renewed = cert_of(&w, 2, name).await;
+        let renewed = cert_of(w, 2, name).await;
         if renewed["cert"] == "issued" && renewed["not_after"] != cert["not_after"] {
             break;
         }
@@ -359,4 +400,85 @@ async fn raw_get(port: u16, host: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
+}
+
+#[tokio::test]
+async fn an_unreachable_challenge_fails_with_its_error_and_is_retried_later_without_a_storm() {
+    // The name resolves to an address where no node listens.
+    let stack = Stack::start("127.0.0.2", |c| c.acme_retry = Duration::from_secs(1)).await;
+    let w = &stack.w;
+    let name = "down.alice.example.com";
+    let site = w.site(&w.alice.1, 2).await;
+    w.domain(&w.alice.1, 2, site, name).await;
+    let plain = "plain.alice.example.com";
+    let p = json!({"nodeid": 2, "siteid": site, "domain": plain, "https": false});
+    w.app.call_as(&w.alice.1, "add_domain", p).await.ok();
+    assert_eq!(stack.pdns.answer(name, "A"), ["127.0.0.2"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let cert = loop {
+        let cert = cert_of(w, 2, name).await;
+        if cert["cert"] == "failed" || Instant::now() > deadline {
+            break cert;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        cert["cert"],
+        "failed",
+        "{cert}; pebble: {}",
+        stack.pebble.log()
+    );
+    let error = cert["cert_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(name) && error.contains("127.0.0.2"),
+        "{error}"
+    );
+    let db = w.app.state.pool.get().await.unwrap();
+    // Each failure waits twice as long as the one before: 1 s, then 2 s.
+    let job = |db: deadpool_postgres::Object| async move {
+        let r = db
+            .query_one(
+                "SELECT failures, extract(epoch FROM due_at - updated_at)::float8,
+                        (SELECT count(*) FROM changes WHERE event = 'certificate.failed'
+                           AND data->>'domain' = $1)
+                   FROM certificates WHERE domain = $1",
+                &[&"down.alice.example.com"],
+            )
+            .await
+            .unwrap();
+        (
+            r.get::<_, i32>(0),
+            r.get::<_, f64>(1),
+            r.get::<_, i64>(2),
+            db,
+        )
+    };
+    let (failures, wait, told, mut db) = job(db).await;
+    assert_eq!((failures, told), (1, 1));
+    assert!((0.9..1.5).contains(&wait), "{wait}");
+    loop {
+        let (failures, wait, told, back) = job(db).await;
+        db = back;
+        if failures >= 2 {
+            assert_eq!((failures, told), (2, 2), "one order per attempt");
+            assert!((1.9..2.5).contains(&wait), "{wait}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never retried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Within the 2 s wait no third order is made.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (failures, _, told, db) = job(db).await;
+    assert_eq!((failures, told), (2, 2), "no retry storm");
+    // HTTPS turned off: no certificate, no order.
+    assert_eq!(cert_of(w, 2, plain).await["cert"], "none");
+    let rows = db
+        .query_one(
+            "SELECT count(*) FROM certificates WHERE domain = $1",
+            &[&plain],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.get::<_, i64>(0), 0);
 }
