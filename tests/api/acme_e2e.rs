@@ -201,6 +201,8 @@ struct Stack {
     tls_port: u16,
     base: PathBuf,
     www: PathBuf,
+    /// Node 2's agent token.
+    token: String,
     _agent: Child,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
@@ -255,6 +257,7 @@ impl Stack {
             tls_port,
             base,
             www,
+            token,
             _agent: agent,
             _dirs: (dir, secrets),
         }
@@ -329,6 +332,31 @@ async fn a_hosted_domain_gets_a_certificate_over_http01_and_is_served_over_https
         conf.contains("ssl http2;") && conf.contains("ssl_protocols TLSv1.2 TLSv1.3;"),
         "{conf}"
     );
+    // Only the node serving the name receives its key, in its desired state; no list shows it.
+    let own = w
+        .app
+        .call_node(&stack.token, "node_sync", json!({"since": 0}))
+        .await;
+    let own = own.ok();
+    let served = own["certificates"].as_array().unwrap();
+    assert_eq!(served.len(), 1);
+    assert_eq!(served[0]["domain"], name);
+    assert!(served[0]["key"].as_str().unwrap().contains("PRIVATE KEY"));
+    let other = w.node_with_token(3).await;
+    w.site(&w.bob.1, 3).await;
+    let theirs = w
+        .app
+        .call_node(&other, "node_sync", json!({"since": 0}))
+        .await;
+    assert_eq!(theirs.ok()["certificates"], json!([]));
+    for (action, params) in [
+        ("get_list_domain", json!({"nodeid": 2})),
+        ("get_list_site", json!({"nodeid": 2})),
+        ("get_changes", json!({})),
+    ] {
+        let a = w.app.call_as(&w.admin, action, params).await;
+        assert!(!a.ok().to_string().contains("PRIVATE KEY"), "{action}");
+    }
     // The key on the node is private; nowhere else is it in the clear.
     let key_path = base.join(format!("sites/hostplane-tls/{name}.key"));
     let mode = std::fs::metadata(&key_path).unwrap().permissions();
