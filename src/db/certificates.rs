@@ -82,16 +82,23 @@ pub async fn add_challenges(
     Ok(revision)
 }
 
-/// The revision a node last applied.
-pub async fn applied_revision(c: &impl GenericClient, node: i32) -> Result<i64, ApiError> {
-    Ok(query_opt(
+/// The revision a node last applied, and the last revision it failed to apply with its error.
+pub async fn node_progress(
+    c: &impl GenericClient,
+    node: i32,
+) -> Result<(i64, Option<(i64, String)>), ApiError> {
+    let row = query_opt(
         c,
-        "SELECT applied_revision FROM nodes WHERE id = $1",
+        "SELECT applied_revision, error_revision, last_error FROM nodes WHERE id = $1",
         &[&node],
     )
-    .await?
-    .map(|r| r.get(0))
-    .unwrap_or(0))
+    .await?;
+    Ok(row.map_or((0, None), |r| {
+        let failed = r
+            .get::<_, Option<i64>>(1)
+            .map(|rev| (rev, r.get::<_, Option<String>>(2).unwrap_or_default()));
+        (r.get(0), failed)
+    }))
 }
 
 /// An order's outcome.

@@ -177,14 +177,21 @@ async fn publish_and_wait(
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let applied = {
+        let (applied, failed) = {
             let client = state.db().await.map_err(|e| e.to_string())?;
-            crate::db::certificates::applied_revision(&client, job.node_id)
+            crate::db::certificates::node_progress(&client, job.node_id)
                 .await
                 .map_err(|e| e.to_string())?
         };
         if applied >= revision {
             return Ok(());
+        }
+        // The node refused this revision (or a later one): no use asking the CA to look.
+        if let Some((_, error)) = failed.filter(|(r, _)| *r >= revision) {
+            return Err(format!(
+                "node {} could not apply the challenge: {error}",
+                job.node_id
+            ));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(format!(

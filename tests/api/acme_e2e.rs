@@ -116,7 +116,7 @@ impl Pebble {
     fn root(&self) -> PathBuf {
         let path = self.dir.path().join("root.pem");
         let out = std::process::Command::new("curl")
-            .args(["-sSf", "--cacert"])
+            .args(["-sSf", "--max-time", "10", "--cacert"])
             .arg(Self::tls_ca(self.dir.path()))
             .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
             .output()
@@ -145,7 +145,14 @@ fn https_get(root: &Path, name: &str, port: u16) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn start_agent(w: &World, nginx: &Nginx, token_file: &Path, tls_port: u16) -> Child {
+/// The agent; `test_cmd` replaces `nginx -t` (a failing one makes every revision refused).
+fn start_agent(
+    w: &World,
+    nginx: &Nginx,
+    token_file: &Path,
+    tls_port: u16,
+    test_cmd: Option<&str>,
+) -> Child {
     let bin = env!("CARGO_BIN_EXE_hostplane");
     // The agent runs as the user nginx runs as, so nginx may read the 0600 keys it writes.
     let mut cmd = if nginx.run_as.is_empty() {
@@ -166,7 +173,10 @@ fn start_agent(w: &World, nginx: &Nginx, token_file: &Path, tls_port: u16) -> Ch
         .arg(nginx.base.join("sites"))
         .args(["--listen", &format!("127.0.0.1:{}", nginx.port)])
         .args(["--listen-tls", &format!("127.0.0.1:{tls_port}")])
-        .args(["--test-cmd", &own("-t -q")])
+        .args([
+            "--test-cmd",
+            &test_cmd.map_or_else(|| own("-t -q"), str::to_string),
+        ])
         .args(["--reload-cmd", &own("-s reload")])
         .arg("--state-file")
         .arg(nginx.base.join("agent-state.json"))
@@ -209,6 +219,14 @@ struct Stack {
 
 impl Stack {
     async fn start(node_ipv4: &str, tweak: impl FnOnce(&mut hostplane::config::Config)) -> Stack {
+        Self::start_with(node_ipv4, None, tweak).await
+    }
+
+    async fn start_with(
+        node_ipv4: &str,
+        test_cmd: Option<&str>,
+        tweak: impl FnOnce(&mut hostplane::config::Config),
+    ) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().to_path_buf();
         std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -244,7 +262,7 @@ impl Stack {
         let pebble = Pebble::start(pebble_dir, pebble_ports, nginx.port, pdns.port).await;
         let token_file = base.join("token");
         std::fs::write(&token_file, &token).unwrap();
-        let agent = start_agent(&w, &nginx, &token_file, tls_port);
+        let agent = start_agent(&w, &nginx, &token_file, tls_port, test_cmd);
         w.app
             .call_as(&w.alice.1, "add_zone", json!({"zone": "alice.example.com"}))
             .await
@@ -509,4 +527,29 @@ async fn an_unreachable_challenge_fails_with_its_error_and_is_retried_later_with
         .await
         .unwrap();
     assert_eq!(rows.get::<_, i64>(0), 0);
+}
+
+#[tokio::test]
+async fn a_node_that_cannot_apply_the_challenge_fails_the_order_at_once() {
+    let refuse = "echo 'nginx: [emerg] simulated broken configuration' >&2; exit 1";
+    let stack = Stack::start_with("127.0.0.1", Some(refuse), |_| {}).await;
+    let w = &stack.w;
+    let name = "refused.alice.example.com";
+    let site = w.site(&w.alice.1, 2).await;
+    let started = Instant::now();
+    w.domain(&w.alice.1, 2, site, name).await;
+    let cert = loop {
+        let cert = cert_of(w, 2, name).await;
+        if cert["cert"] == "failed" || started.elapsed() > Duration::from_secs(30) {
+            break cert;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Not the minute the worker would otherwise wait for the node.
+    assert_eq!(cert["cert"], "failed", "{cert}");
+    let error = cert["cert_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("could not apply the challenge") && error.contains("simulated"),
+        "{error}"
+    );
 }
