@@ -32,3 +32,8 @@ dns_servers_ensure() {
         { compgen -G '/usr/lib/*/pdns/libgpgsqlbackend.so' >/dev/null ||
             apt_ensure hostplane-needs-pdns-backend-pgsql pdns-backend-pgsql; }
 }
+
+# Pebble, Let's Encrypt's ACME test server with its test CA, for the certificates' end-to-end test.
+acme_server_ensure() {
+    apt_ensure pebble pebble
+}

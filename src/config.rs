@@ -288,6 +288,36 @@ pub struct Config {
     /// Audit rows older than this many days are purged (0: keep them forever).
     #[arg(long, env = "HOSTPLANE_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     pub audit_retention_days: u32,
+    /// Issue and renew site certificates from this instance (any number of instances may).
+    #[arg(long, env = "HOSTPLANE_CERTIFICATES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub certificates: bool,
+    /// The ACME directory certificates come from.
+    #[arg(
+        long,
+        env = "HOSTPLANE_ACME_DIRECTORY",
+        default_value = "https://acme-v02.api.letsencrypt.org/directory"
+    )]
+    pub acme_directory: String,
+    /// Contact address of the ACME account (optional).
+    #[arg(long, env = "HOSTPLANE_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// PEM file of the CA that signs the ACME directory's own TLS (unset: Mozilla's roots).
+    #[arg(long, env = "HOSTPLANE_ACME_CA_FILE")]
+    pub acme_ca_file: Option<PathBuf>,
+    /// A certificate is renewed once this percentage of its lifetime has passed.
+    #[arg(long, env = "HOSTPLANE_ACME_RENEW_PERCENT", default_value_t = 67,
+          value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub acme_renew_percent: u32,
+    /// How often an idle certificate worker looks for due orders (ms).
+    #[arg(long = "acme-poll-ms", env = "HOSTPLANE_ACME_POLL_MS", default_value = "5000", value_parser = millis)]
+    pub acme_poll: Duration,
+    /// The wait after a failed order; it doubles with each failure in a row, up to a day (s).
+    #[arg(long = "acme-retry-secs", env = "HOSTPLANE_ACME_RETRY_SECS", default_value = "600", value_parser = secs)]
+    pub acme_retry: Duration,
+    /// File of 32 random bytes that seals certificates' private keys at rest (`head -c 32
+    /// /dev/urandom > key`); without it no certificate is ordered.
+    #[arg(long, env = "HOSTPLANE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 fn default_bcrypt_threads() -> usize {

@@ -15,6 +15,7 @@ pub mod dnsserver;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod jobs;
 pub mod mail;
 pub mod mailserver;
 pub mod metrics;
@@ -22,6 +23,7 @@ pub mod params;
 pub mod protocol;
 pub mod purge;
 pub mod registry;
+pub mod seal;
 pub mod server;
 pub mod validate;
 pub mod webhooks;
@@ -72,6 +74,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The HTTP client webhooks are delivered with.
     pub webhook_client: reqwest::Client,
+    /// Seals and opens certificates' private keys (`HOSTPLANE_SECRET_KEY_FILE`; unset: none).
+    pub seal_key: Option<seal::SealKey>,
 }
 
 impl AppState {
@@ -119,6 +123,10 @@ impl Application {
         let caches: Vec<Arc<dyn events::Invalidated>> = vec![sessions.clone(), lists.clone()];
         let events = Arc::new(NodeEvents::new(channel, caches));
         let webhook_client = webhooks::client(&config)?;
+        let seal_key = match &config.secret_key_file {
+            Some(path) => Some(seal::SealKey::from_file(path)?),
+            None => None,
+        };
         let names: Vec<&'static str> = registry.specs().iter().map(|s| s.name).collect();
         let metrics =
             metrics::Metrics::new(&names).map_err(|e| format!("cannot set up metrics: {e}"))?;
@@ -147,6 +155,7 @@ impl Application {
             limiter: RateLimiter::default(),
             metrics,
             webhook_client,
+            seal_key,
         });
         Ok(Application {
             listener,
@@ -177,6 +186,11 @@ impl Application {
                 self.state.webhook_client.clone(),
             ))
         });
+        let certificates = (self.state.config.certificates && self.state.seal_key.is_some())
+            .then(|| tokio::spawn(jobs::certificates::run(Arc::clone(&self.state))));
+        if self.state.config.certificates && self.state.seal_key.is_none() {
+            tracing::warn!("no HOSTPLANE_SECRET_KEY_FILE: no certificate is ordered");
+        }
         let metrics = self
             .metrics_listener
             .map(|l| tokio::spawn(server::serve_metrics(l, Arc::clone(&self.state))));
@@ -193,7 +207,7 @@ impl Application {
         server::serve(self.listener, self.state, shutdown).await;
         janitor.abort();
         counters.abort();
-        for task in [deliverer, metrics].into_iter().flatten() {
+        for task in [deliverer, certificates, metrics].into_iter().flatten() {
             task.abort();
         }
         // What was counted in memory is written before the instance goes.

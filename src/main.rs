@@ -179,6 +179,15 @@ struct AgentArgs {
     /// What the server blocks listen on: a port or ADDRESS:PORT.
     #[arg(long, default_value = "80")]
     listen: String,
+    /// What HTTPS server blocks listen on (a port or ADDRESS:PORT), or `off`.
+    #[arg(long, default_value = "443")]
+    listen_tls: String,
+    /// Folder for certificates and keys, written with mode 0600 (default: NGINX_DIR/hostplane-tls).
+    #[arg(long)]
+    tls_dir: Option<std::path::PathBuf>,
+    /// Folder nginx serves ACME HTTP-01 tokens from (default: NGINX_DIR/hostplane-acme).
+    #[arg(long)]
+    acme_dir: Option<std::path::PathBuf>,
     /// Command that reloads nginx.
     #[arg(long, default_value = "nginx -s reload")]
     reload_cmd: String,
@@ -412,6 +421,13 @@ async fn run_agent(a: AgentArgs) -> Result<(), String> {
         state_file: a
             .state_file
             .unwrap_or_else(|| a.nginx_dir.join(".hostplane-agent.json")),
+        tls_dir: a
+            .tls_dir
+            .unwrap_or_else(|| a.nginx_dir.join("hostplane-tls")),
+        acme_dir: a
+            .acme_dir
+            .unwrap_or_else(|| a.nginx_dir.join("hostplane-acme")),
+        listen_tls: (a.listen_tls != "off").then_some(a.listen_tls),
         nginx_dir: a.nginx_dir,
         listen: a.listen,
         reload_cmd: a.reload_cmd,

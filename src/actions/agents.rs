@@ -33,11 +33,61 @@ pub enum SyncResult {
         revision: i64,
         nodeid: i32,
         sites: serde_json::Value,
+        /// The node's certificates, each with its private key (this node's domains only).
+        certificates: Vec<NodeCert>,
+        /// HTTP-01 tokens to answer under `/.well-known/acme-challenge/`.
+        challenges: Vec<Challenge>,
     },
     Unchanged {
         revision: i64,
         unchanged: bool,
     },
+}
+
+/// A certificate the node serves, with its key.
+#[derive(Serialize)]
+pub struct NodeCert {
+    domain: String,
+    cert: String,
+    key: String,
+}
+
+/// An HTTP-01 token and the answer it wants.
+#[derive(Serialize)]
+pub struct Challenge {
+    token: String,
+    key_authorization: String,
+}
+
+/// The certificates and tokens of the node; a key that does not open is left out (logged by
+/// domain, never by content), and with no sealing key there are none.
+async fn tls_state(
+    ctx: &Ctx,
+    client: &impl deadpool_postgres::GenericClient,
+    node: i32,
+) -> Result<(Vec<NodeCert>, Vec<Challenge>), ApiError> {
+    let (served, tokens) = db::certificates::for_node(client, node).await?;
+    let mut certs = Vec::new();
+    if let Some(key) = &ctx.state.seal_key {
+        for s in served {
+            match key.open(&s.domain, &s.key_sealed).map(String::from_utf8) {
+                Ok(Ok(pem)) => certs.push(NodeCert {
+                    domain: s.domain,
+                    cert: s.cert_pem,
+                    key: pem,
+                }),
+                _ => tracing::warn!(domain = %s.domain, "a certificate's key does not open"),
+            }
+        }
+    }
+    let challenges = tokens
+        .into_iter()
+        .map(|(token, key_authorization)| Challenge {
+            token,
+            key_authorization,
+        })
+        .collect();
+    Ok((certs, challenges))
 }
 
 /// `node_sync`: the node's whole desired state when its revision differs from `since`; else waits
@@ -67,10 +117,13 @@ pub async fn node_sync(ctx: Ctx, p: SyncParams) -> Result<SyncResult, ApiError> 
             // A different revision, newer or (after a database restore) older: send everything.
             if revision != p.since.0 {
                 let (revision, sites) = db::nodes::desired_state(&*client, node).await?;
+                let (certificates, challenges) = tls_state(&ctx, &*client, node).await?;
                 return Ok(SyncResult::State {
                     revision,
                     nodeid: node,
                     sites,
+                    certificates,
+                    challenges,
                 });
             }
             if tokio::time::Instant::now() >= deadline || events.is_closing() {

@@ -42,6 +42,16 @@ pub struct DomainList {
     /// reason). Absent when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     review: Vec<Listed>,
+    /// Each domain's certificate, in the order of `domainlist`.
+    certificates: Vec<DomainCert>,
+}
+
+/// A domain's certificate in a list.
+#[derive(Serialize)]
+struct DomainCert {
+    domain: String,
+    #[serde(flatten)]
+    state: db::certificates::CertState,
 }
 
 impl DomainList {
@@ -57,6 +67,13 @@ impl DomainList {
                 .iter()
                 .filter(|d| d.status != "active")
                 .cloned()
+                .collect(),
+            certificates: page
+                .iter()
+                .map(|d| DomainCert {
+                    domain: d.domain.clone(),
+                    state: d.cert.clone(),
+                })
                 .collect(),
         }
     }
@@ -140,6 +157,9 @@ pub struct AddDomainParams {
     nodeid: Num,
     siteid: Num,
     domain: String,
+    /// false: no certificate is ordered and the domain is served over HTTP only.
+    #[serde(default)]
+    https: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -183,7 +203,8 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     // Subdomain takeover: no user's names nest inside another user's.
     checks::claim_name(&*tx, &ctx, &name, site.user_id, checks::Claim::Site).await?;
     let status = checks::new_domain_status(&ctx, &limits);
-    db::domains::insert(&*tx, &name, node_id, site_num, site.user_id, status).await?;
+    let https = p.https.unwrap_or(true);
+    db::domains::insert(&*tx, &name, node_id, site_num, site.user_id, status, https).await?;
     db::sites::set_revision(&*tx, node_id, site_num, revision).await?;
     audit(&*tx, &ctx, &format!("domain:{name}")).await?;
     let data = json!({"domain": name, "nodeid": node_id, "siteid": site_num, "userid": site.user_id, "status": status});

@@ -121,6 +121,7 @@ pub fn all() -> Vec<ActionSpec> {
         action("set_user", Admin, users::set_user),
         action("delete_user", Admin, users::delete_user),
         read("get_audit_log", Admin, users::get_audit_log),
+        // Carries the node's private keys: a long poll is never stored nor replayed.
         action("node_sync", Node, agents::node_sync).long_poll(),
         action("node_report", Node, agents::node_report),
         read("get_node_status", UserOrNode, agents::get_node_status),
@@ -310,7 +311,7 @@ mod tests {
     fn params_declare_their_fields() {
         let specs = all();
         let add_domain = specs.iter().find(|s| s.name == "add_domain").unwrap();
-        assert_eq!(add_domain.fields, ["nodeid", "siteid", "domain"]);
+        assert_eq!(add_domain.fields, ["nodeid", "siteid", "domain", "https"]);
         let logout = specs.iter().find(|s| s.name == "logout").unwrap();
         assert_eq!(logout.fields, ["login"]);
     }

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::render::{self, SiteState};
+use super::render::{self, Https, SiteState};
+use super::tls::{self, TlsState};
 use super::AgentOptions;
 
 /// Why a revision was not applied.
@@ -28,6 +29,7 @@ fn inside(docroot: &str, base: &Path) -> bool {
 pub async fn apply(
     opts: &AgentOptions,
     sites: &[SiteState],
+    tls: &TlsState,
     revision: i64,
 ) -> Result<(), ApplyError> {
     let outside: Vec<String> = sites
@@ -42,13 +44,25 @@ pub async fn apply(
             outside.join(", ")
         )));
     }
+    let https = Https {
+        listen_tls: opts.listen_tls.clone(),
+        tls_dir: opts.tls_dir.display().to_string(),
+        acme_dir: opts.acme_dir.display().to_string(),
+        certified: if opts.listen_tls.is_some() {
+            tls::certified(tls)
+        } else {
+            Default::default()
+        },
+    };
+    tls::write_challenges(&opts.acme_dir, tls).map_err(ApplyError::Refused)?;
+    tls::write_certificates(&opts.tls_dir, tls).map_err(ApplyError::Refused)?;
     let mut wanted: Vec<(String, String)> = vec![(
         format!("{}default.conf", render::PREFIX),
-        render::default_block(&opts.listen),
+        render::default_block(&opts.listen, &https),
     )];
     for site in sites {
         if let Some(block) =
-            render::site_block(site, &opts.listen, revision).map_err(ApplyError::Refused)?
+            render::site_block(site, &opts.listen, &https, revision).map_err(ApplyError::Refused)?
         {
             wanted.push((render::file_name(site), block));
         }
@@ -112,11 +126,26 @@ fn replace_managed_files(dir: &Path, files: &[(String, String)]) -> Result<(), S
 /// an empty or partial one: write a temporary file, flush it to disk, rename it into place,
 /// and flush the folder so the rename itself survives.
 pub fn write_durably(path: &Path, content: &[u8]) -> Result<(), String> {
+    write_durably_mode(path, content, 0o644)
+}
+
+/// [`write_durably`] with the file created in `mode`.
+pub fn write_durably_mode(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
     use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let failed = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", tmp.display());
-    let mut file = std::fs::File::create(&tmp).map_err(|e| failed("create", e))?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| failed("create", e))?;
+    // The umask may have taken bits away; the mode is exactly what was asked.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| failed("set the mode of", e))?;
     file.write_all(content).map_err(|e| failed("write", e))?;
     file.sync_all().map_err(|e| failed("flush", e))?;
     drop(file);
@@ -164,6 +193,9 @@ mod tests {
             token: "t".into(),
             nginx_dir: dir.join("sites"),
             listen: "8080".into(),
+            listen_tls: None,
+            tls_dir: dir.join("tls"),
+            acme_dir: dir.join("acme"),
             reload_cmd: "true".into(),
             test_cmd: test_cmd.into(),
             state_file: dir.join("state.json"),
@@ -188,9 +220,14 @@ mod tests {
         let inside = site(1, dir.path().join("www/site1").display().to_string());
         let outside = site(2, dir.path().join("etc/site2").display().to_string());
         let sneaky = site(3, format!("{}/www-evil/site3", dir.path().display()));
-        let e = apply(&opts, &[inside.clone(), outside, sneaky], 4)
-            .await
-            .unwrap_err();
+        let e = apply(
+            &opts,
+            &[inside.clone(), outside, sneaky],
+            &TlsState::default(),
+            4,
+        )
+        .await
+        .unwrap_err();
         let ApplyError::Refused(message) = e else {
             panic!("{e:?}")
         };
@@ -201,7 +238,9 @@ mod tests {
         assert!(!message.contains("site1 "), "{message}");
         assert!(!dir.path().join("etc").exists());
         assert!(std::fs::read_dir(&opts.nginx_dir).unwrap().next().is_none());
-        apply(&opts, &[inside], 5).await.unwrap();
+        apply(&opts, &[inside], &TlsState::default(), 5)
+            .await
+            .unwrap();
         assert!(dir.path().join("www/site1").is_dir());
     }
 
@@ -215,7 +254,7 @@ mod tests {
         let opts = options(dir.path(), &test_cmd);
         std::fs::create_dir_all(&opts.nginx_dir).unwrap();
         let s = site(1, dir.path().join("www/site1").display().to_string());
-        match apply(&opts, &[s], 2).await {
+        match apply(&opts, &[s], &TlsState::default(), 2).await {
             Err(ApplyError::Broken(m)) => assert!(m.contains("restoring"), "{m}"),
             other => panic!("expected Broken, got {other:?}"),
         }

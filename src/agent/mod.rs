@@ -4,12 +4,13 @@
 //! It survives the API being away (retrying with backoff) and, through its state file, restarts
 //! without reapplying a revision it already handled. One job per file: [`api`] (the calls),
 //! [`apply`] (the files and commands), [`render`] (the server blocks), [`state`] (what it
-//! remembers).
+//! remembers), [`tls`] (certificates, keys and ACME tokens on disk).
 
 mod api;
 pub mod apply;
 pub mod render;
 pub mod state;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +34,12 @@ pub struct AgentOptions {
     pub nginx_dir: PathBuf,
     /// What server blocks listen on: a port or `ADDRESS:PORT`.
     pub listen: String,
+    /// What HTTPS server blocks listen on; `None`: no HTTPS.
+    pub listen_tls: Option<String>,
+    /// Certificates and keys (mode 0600) are written here.
+    pub tls_dir: PathBuf,
+    /// HTTP-01 tokens are written here, and served under `/.well-known/acme-challenge/`.
+    pub acme_dir: PathBuf,
     pub reload_cmd: String,
     pub test_cmd: String,
     pub state_file: PathBuf,
@@ -52,6 +59,18 @@ pub async fn run(
             "--listen {:?} is not a port or ADDRESS:PORT",
             opts.listen
         ));
+    }
+    if let Some(l) = &opts.listen_tls {
+        if !render::safe_listen(l) {
+            return Err(format!(
+                "--listen-tls {l:?} is not a port, ADDRESS:PORT or off"
+            ));
+        }
+    }
+    if !render::safe_path(&opts.tls_dir.display().to_string())
+        || !render::safe_path(&opts.acme_dir.display().to_string())
+    {
+        return Err("--tls-dir and --acme-dir must be plain absolute paths".into());
     }
     if !opts.docroot_base.is_absolute() {
         return Err("--docroot-base must be an absolute path".into());
@@ -84,7 +103,9 @@ pub async fn run(
                 .ok_or("node_sync answered without a revision")?;
             let sites: Vec<SiteState> = serde_json::from_value(answer["sites"].clone())
                 .map_err(|e| format!("node_sync answered bad sites: {e}"))?;
-            let report = match apply::apply(&opts, &sites, revision).await {
+            let tls: tls::TlsState = serde_json::from_value(answer.clone())
+                .map_err(|e| format!("node_sync answered bad certificates: {e}"))?;
+            let report = match apply::apply(&opts, &sites, &tls, revision).await {
                 Ok(()) => {
                     tracing::info!(revision, sites = sites.len(), "applied");
                     Report {

@@ -16,8 +16,45 @@ pub struct SiteState {
 /// The file name prefix of every file the agent manages in the nginx folder.
 pub const PREFIX: &str = "hostplane-";
 
+/// How HTTPS is rendered: where TLS blocks listen (None: no HTTPS), the folders of certificates
+/// and ACME tokens, and the names with a certificate on disk.
+#[derive(Debug, Clone, Default)]
+pub struct Https {
+    pub listen_tls: Option<String>,
+    pub tls_dir: String,
+    pub acme_dir: String,
+    pub certified: std::collections::BTreeSet<String>,
+}
+
+/// Mozilla's "intermediate" policy: TLS 1.2 and 1.3, forward-secret AEAD ciphers only.
+const TLS_POLICY: &str = "    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;\n    ssl_prefer_server_ciphers off;\n    ssl_session_timeout 1d;\n    ssl_session_tickets off;\n";
+
+impl Https {
+    /// The location every port-80 block has: ACME HTTP-01 tokens from the token folder.
+    fn challenge_location(&self) -> String {
+        format!(
+            "    location ^~ /.well-known/acme-challenge/ {{\n        default_type text/plain;\n        alias \"{}/\";\n    }}\n",
+            self.acme_dir
+        )
+    }
+
+    /// `https://$host` with the TLS port when it is not 443.
+    fn redirect_base(&self) -> String {
+        let port = self
+            .listen_tls
+            .as_deref()
+            .and_then(|l| l.rsplit(':').next())
+            .unwrap_or("443");
+        if port == "443" {
+            "https://$host".into()
+        } else {
+            format!("https://$host:{port}")
+        }
+    }
+}
+
 /// A host name as the API stores it: lowercase letters, digits, hyphens and dots.
-fn safe_domain(d: &str) -> bool {
+pub fn safe_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| {
@@ -58,7 +95,12 @@ pub fn file_name(site: &SiteState) -> String {
 
 /// The server block of a site, or None for a site without domains (nothing to serve by name).
 /// Refuses anything that is not plainly safe.
-pub fn site_block(site: &SiteState, listen: &str, revision: i64) -> Result<Option<String>, String> {
+pub fn site_block(
+    site: &SiteState,
+    listen: &str,
+    https: &Https,
+    revision: i64,
+) -> Result<Option<String>, String> {
     if site.sitenum != format!("site{}", site.siteid) || site.siteid <= 0 {
         return Err(format!(
             "site {}: unexpected name {:?}",
@@ -77,19 +119,49 @@ pub fn site_block(site: &SiteState, listen: &str, revision: i64) -> Result<Optio
     if site.servername.is_empty() {
         return Ok(None);
     }
-    Ok(Some(format!(
-        "# Managed by hostplane (revision {revision}); changes here are overwritten.\n\
-         server {{\n    listen {listen};\n    server_name {};\n    root \"{}\";\n    index index.html index.htm;\n}}\n",
-        site.servername.join(" "),
-        site.docroot,
-    )))
+    let acme = https.challenge_location();
+    let (secure, plain): (Vec<&String>, Vec<&String>) = site
+        .servername
+        .iter()
+        .partition(|d| https.listen_tls.is_some() && https.certified.contains(*d));
+    let mut out =
+        format!("# Managed by hostplane (revision {revision}); changes here are overwritten.\n");
+    let root = format!(
+        "    root \"{}\";\n    index index.html index.htm;\n",
+        site.docroot
+    );
+    if !plain.is_empty() {
+        let names: Vec<&str> = plain.iter().map(|d| d.as_str()).collect();
+        out += &format!(
+            "server {{\n    listen {listen};\n    server_name {};\n{root}{acme}}}\n",
+            names.join(" ")
+        );
+    }
+    if let (false, Some(tls_listen)) = (secure.is_empty(), &https.listen_tls) {
+        let names: Vec<&str> = secure.iter().map(|d| d.as_str()).collect();
+        // Once a name has a certificate, plain HTTP only answers ACME and redirects.
+        out += &format!(
+            "server {{\n    listen {listen};\n    server_name {};\n{acme}    location / {{\n        return 301 {}$request_uri;\n    }}\n}}\n",
+            names.join(" "),
+            https.redirect_base()
+        );
+        for d in secure {
+            out += &format!(
+                "server {{\n    listen {tls_listen} ssl http2;\n    server_name {d};\n    ssl_certificate \"{dir}/{d}.pem\";\n    ssl_certificate_key \"{dir}/{d}.key\";\n{TLS_POLICY}{root}}}\n",
+                dir = https.tls_dir
+            );
+        }
+    }
+    Ok(Some(out))
 }
 
 /// The catch-all block: a Host that no site claims gets 404, never some other site's pages.
-pub fn default_block(listen: &str) -> String {
+/// ACME tokens are answered here too, so a name pointed at the node validates before it is served.
+pub fn default_block(listen: &str, https: &Https) -> String {
     format!(
         "# Managed by hostplane; changes here are overwritten.\n\
-         server {{\n    listen {listen} default_server;\n    server_name _;\n    return 404;\n}}\n"
+         server {{\n    listen {listen} default_server;\n    server_name _;\n{}    location / {{\n        return 404;\n    }}\n}}\n",
+        https.challenge_location()
     )
 }
 
@@ -111,6 +183,7 @@ mod tests {
         let block = site_block(
             &site(&["a.example", "b.example"], "/var/www/site3"),
             "8080",
+            &Https::default(),
             9,
         )
         .unwrap()
@@ -130,7 +203,7 @@ mod tests {
             "a..example",
         ] {
             assert!(
-                site_block(&site(&[d], "/var/www/site3"), "80", 1).is_err(),
+                site_block(&site(&[d], "/var/www/site3"), "80", &Https::default(), 1).is_err(),
                 "{d:?}"
             );
         }
@@ -142,7 +215,7 @@ mod tests {
             "/var/www/x\n",
         ] {
             assert!(
-                site_block(&site(&["a.example"], p), "80", 1).is_err(),
+                site_block(&site(&["a.example"], p), "80", &Https::default(), 1).is_err(),
                 "{p:?}"
             );
         }
@@ -151,9 +224,36 @@ mod tests {
     }
 
     #[test]
+    fn certified_names_get_https_and_a_redirect() {
+        let https = Https {
+            listen_tls: Some("127.0.0.1:8443".into()),
+            tls_dir: "/etc/hp/tls".into(),
+            acme_dir: "/etc/hp/acme".into(),
+            certified: ["b.example".to_string()].into(),
+        };
+        let block = site_block(
+            &site(&["a.example", "b.example"], "/var/www/site3"),
+            "80",
+            &https,
+            2,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            block.contains("server_name a.example;\n    root"),
+            "{block}"
+        );
+        assert!(block.contains("listen 127.0.0.1:8443 ssl http2;\n    server_name b.example;"));
+        assert!(block.contains("ssl_certificate_key \"/etc/hp/tls/b.example.key\";"));
+        assert!(block.contains("return 301 https://$host:8443$request_uri;"));
+        assert_eq!(block.matches("alias \"/etc/hp/acme/\";").count(), 2);
+        assert!(default_block("80", &https).contains("/.well-known/acme-challenge/"));
+    }
+
+    #[test]
     fn a_site_without_domains_is_not_served() {
         assert_eq!(
-            site_block(&site(&[], "/var/www/site3"), "80", 1).unwrap(),
+            site_block(&site(&[], "/var/www/site3"), "80", &Https::default(), 1).unwrap(),
             None
         );
     }

@@ -67,7 +67,10 @@ impl ListCache {
                 weight(
                     page.iter()
                         .map(|d| {
-                            d.domain.len() + d.reject_reason.as_ref().map_or(0, String::len) + 96
+                            d.domain.len()
+                                + d.reject_reason.as_ref().map_or(0, String::len)
+                                + d.cert.cert_error.as_ref().map_or(0, String::len)
+                                + 160
                         })
                         .sum(),
                 )
@@ -219,6 +222,7 @@ mod tests {
             status: "active".into(),
             reject_reason: None,
             nodeid: None,
+            cert: Default::default(),
         };
         (Arc::new(vec![listed]), 1)
     }
@@ -286,6 +290,7 @@ mod tests {
                 status: "active".into(),
                 reject_reason: None,
                 nodeid: None,
+                cert: Default::default(),
             })
             .collect();
         for limit in 1..=200i64 {

@@ -33,6 +33,8 @@ pub const EVENTS: &[&str] = &[
     "record.added",
     "record.changed",
     "record.deleted",
+    "certificate.issued",
+    "certificate.failed",
 ];
 
 /// One change to record.

@@ -21,16 +21,20 @@ pub async fn insert(
     site: i32,
     user: Uuid,
     status: &str,
+    https: bool,
 ) -> Result<(), ApiError> {
     let inserted = execute(
         c,
-        "INSERT INTO domains (name, node_id, site_num, user_id, status) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (name) DO NOTHING",
-        &[&name, &node, &site, &user, &status],
+        "INSERT INTO domains (name, node_id, site_num, user_id, status, https)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+        &[&name, &node, &site, &user, &status, &https],
     )
     .await?;
     if inserted == 0 {
         return Err(Reason::domain_exists.msg(format!("{name} is attached to a site already")));
+    }
+    if https {
+        super::certificates::want(c, name).await?;
     }
     Ok(())
 }
@@ -140,6 +144,9 @@ pub struct Listed {
     pub reject_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodeid: Option<i32>,
+    /// The certificate: `none`, `pending`, `issued` or `failed`, its end, the last error.
+    #[serde(skip)]
+    pub cert: super::certificates::CertState,
 }
 
 /// Which domains a list shows.
@@ -165,10 +172,12 @@ fn filter_of<'a>(f: &'a DomainFilter<'_>) -> (super::Filter<'a>, String) {
     (filter, total)
 }
 
+use super::certificates::CERT_COLUMNS;
+
 fn page_sql(filter: &super::Filter<'_>, total: &str) -> String {
     let n = filter.next_param();
     format!(
-        "SELECT name, status, reject_reason, node_id, {total} FROM domains WHERE {}
+        "SELECT name, status, reject_reason, node_id, {CERT_COLUMNS}, {total} FROM domains WHERE {}
           ORDER BY name LIMIT ${n} OFFSET ${}",
         filter.sql(),
         n + 1
@@ -215,6 +224,7 @@ pub async fn list(
             status: r.get(1),
             reject_reason: r.get(2),
             nodeid: f.node.is_none().then(|| r.get(3)),
+            cert: super::certificates::CertState::from_row(r, 4),
         })
         .collect();
     Ok((listed, total))

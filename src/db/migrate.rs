@@ -91,6 +91,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0025_dns", include_str!("../../sql/0025_dns.sql")),
     (
+        "0026_certificates",
+        include_str!("../../sql/0026_certificates.sql"),
+    ),
+    (
         "0027_usage_counters",
         include_str!("../../sql/0027_usage_counters.sql"),
     ),

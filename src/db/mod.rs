@@ -10,8 +10,10 @@
 //!    changes a site or domain holds its node first;
 //! 3. `sites` ([`sites::get`] with `for_update`, or their `DELETE`);
 //! 4. the registrable domain's advisory lock ([`domains::lock_family`]);
-//! 5. `domains`, then `mail_domains` (its row lock guards its limits and its DKIM keys:
-//!    [`mail_limits::lock`]), then `mailboxes`;
+//! 5. `domains`, then `certificates` and `acme_http_challenges`, then `mail_domains` (its row
+//!    lock guards its limits and its DKIM keys: [`mail_limits::lock`]), then `mailboxes` (the
+//!    certificate worker's lease takes `certificates` rows alone, skipping locked ones; its
+//!    results are recorded after the domain's node, [`certificates::record`]);
 //! 6. `zones`, then `zone_records` (a zone's SOA serial is bumped by triggers at the end of a
 //!    change to its records, its site domains or the nodes they point at);
 //! 7. `user_usage`, then `service_usage` (written by triggers at the end of a change);
@@ -29,6 +31,7 @@ pub mod alias_graph;
 pub mod app_passwords;
 pub mod audit;
 pub mod autoreply;
+pub mod certificates;
 pub mod changes;
 pub mod conn;
 pub mod dkim;

@@ -30,6 +30,8 @@ pub struct SiteView {
     /// The node's message when `status` is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Each served domain's certificate: `{domain, cert, not_after, cert_error}`.
+    pub certificates: serde_json::Value,
 }
 
 /// `site7` for number 7.
@@ -122,6 +124,7 @@ pub async fn list(
 ) -> Result<(Vec<SiteView>, i64), ApiError> {
     const COUNT: &str =
         "SELECT count(*) FROM sites WHERE node_id = $1 AND ($2::uuid IS NULL OR user_id = $2)";
+    use super::certificates::CERT_COLUMNS;
     let (rows, total) = page_with_total(
         c,
         &format!(
@@ -131,6 +134,12 @@ pub async fn list(
                                  AND d.status = 'active'), '{{}}'),
                     n.applied_revision >= s.revision,
                     CASE WHEN n.error_revision >= s.revision THEN n.last_error END,
+                    coalesce((SELECT json_agg(json_build_object('domain', domains.name, 'cert', cs.cert,
+                                       'not_after', cs.not_after, 'cert_error', cs.cert_error)
+                                       ORDER BY domains.name)
+                                FROM domains CROSS JOIN LATERAL (SELECT {CERT_COLUMNS}) cs (cert, not_after, cert_error)
+                               WHERE domains.node_id = s.node_id AND domains.site_num = s.site_num
+                                 AND domains.status = 'active'), '[]'),
                     ({COUNT})
                FROM sites s JOIN nodes n ON n.id = s.node_id
               WHERE s.node_id = $1 AND ($2::uuid IS NULL OR s.user_id = $2)
@@ -160,6 +169,7 @@ pub async fn list(
                 docroot: r.get(1),
                 userid: r.get(2),
                 servername: r.get(3),
+                certificates: r.get(6),
             }
         })
         .collect();

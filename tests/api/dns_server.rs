@@ -14,15 +14,15 @@ use crate::helpers::{base_database_url, url_with_schema, World};
 use crate::helpers::tool;
 
 /// A private PowerDNS on a free loopback port, reading the world's schema.
-struct PowerDns {
+pub(crate) struct PowerDns {
     dir: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
     process: Child,
     role: String,
 }
 
 impl PowerDns {
-    async fn start(w: &World) -> PowerDns {
+    pub(crate) async fn start(w: &World) -> PowerDns {
         let base = base_database_url();
         let dir = tempfile::tempdir().unwrap();
         let role = format!("{}_dns", w.app.schema());
@@ -122,7 +122,7 @@ impl PowerDns {
     }
 
     /// The answers' data, sorted.
-    fn answer(&self, name: &str, kind: &str) -> Vec<String> {
+    pub(crate) fn answer(&self, name: &str, kind: &str) -> Vec<String> {
         let out = self.dig(&["+short", name, kind]).unwrap_or_default();
         let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
         lines.sort();
@@ -155,7 +155,7 @@ impl Drop for PowerDns {
 }
 
 /// A port free on loopback for both UDP and TCP, as far as one can tell without holding it.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();

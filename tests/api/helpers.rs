@@ -130,6 +130,8 @@ impl TestApp {
         config.webhook_allow_private = true;
         config.webhook_poll = std::time::Duration::from_millis(50);
         config.webhook_retry = std::time::Duration::from_millis(200);
+        // No test orders certificates from a real CA; the ACME test turns this on with Pebble.
+        config.certificates = false;
         tweak(&mut config);
         let app = Application::build(config).await.expect("the app starts");
         let addr = app.local_addr();

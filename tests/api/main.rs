@@ -2,6 +2,7 @@
 
 mod abuse;
 mod accounts;
+mod acme_e2e;
 mod admin;
 mod agent_tls;
 mod agents;

@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::World;
 
-fn nginx_binary() -> PathBuf {
+pub(crate) fn nginx_binary() -> PathBuf {
     let candidates = [
         std::env::var("HOSTPLANE_NGINX").unwrap_or_default(),
         "/usr/sbin/nginx".into(),
@@ -24,7 +24,7 @@ fn nginx_binary() -> PathBuf {
         .expect("nginx is not installed: run the tests with scripts/test, which installs it")
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")
         .output()
@@ -33,16 +33,16 @@ fn is_root() -> bool {
 }
 
 /// nginx with its own prefix, run as `nobody` when the tests run as root.
-struct Nginx {
-    base: PathBuf,
-    port: u16,
-    run_as: String,
-    binary: PathBuf,
+pub(crate) struct Nginx {
+    pub(crate) base: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) run_as: String,
+    pub(crate) binary: PathBuf,
     _process: Child,
 }
 
 impl Nginx {
-    async fn start(base: &Path) -> Nginx {
+    pub(crate) async fn start(base: &Path) -> Nginx {
         let binary = nginx_binary();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -104,7 +104,7 @@ impl Nginx {
         );
     }
 
-    fn command(&self, args: &str) -> String {
+    pub(crate) fn command(&self, args: &str) -> String {
         let b = self.base.display();
         format!(
             "{}{} -p {b} -c {b}/nginx.conf {args}",
@@ -114,7 +114,7 @@ impl Nginx {
     }
 
     /// GET / with a Host header: (status, body).
-    async fn get(&self, host: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, host: &str) -> (u16, String) {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .unwrap();
@@ -141,7 +141,7 @@ impl Nginx {
     /// Waits until `host` gets `status` five times in a row and returns the body. After a reload,
     /// workers of the previous configuration may still take a connection or two, so one answer
     /// alone does not show what nginx serves.
-    async fn settled(&self, host: &str, status: u16) -> String {
+    pub(crate) async fn settled(&self, host: &str, status: u16) -> String {
         let started = Instant::now();
         let mut in_a_row = 0;
         while started.elapsed() < Duration::from_secs(20) {
@@ -191,7 +191,7 @@ fn start_agent(w: &World, nginx: &Nginx, token_file: &Path, test_cmd: &str) -> C
 }
 
 /// Polls until `check` holds, or fails after 20 s naming `what`.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -1,0 +1,265 @@
+//! Certificates of site domains: their state, the issuance and renewal jobs (leased with
+//! `FOR UPDATE SKIP LOCKED`, so several instances share them), the HTTP-01 tokens a node serves
+//! during an order, and the ACME account. Private keys are stored sealed (see `crate::seal`).
+//!
+//! Locks: a result is recorded after the domain's node (its revision moves, so the node hears of
+//! tokens and certificates); the lease takes certificate rows only, skipping locked ones.
+
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::{execute, query, query_opt};
+use crate::error::ApiError;
+
+/// A due order, leased to this worker.
+#[derive(Debug)]
+pub struct Leased {
+    pub domain: String,
+    pub node_id: i32,
+    pub user_id: Uuid,
+    pub failures: i32,
+}
+
+/// Starts the certificate job of a new domain.
+pub async fn want(c: &impl GenericClient, domain: &str) -> Result<(), ApiError> {
+    execute(
+        c,
+        "INSERT INTO certificates (domain) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&domain],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Leases up to `limit` due orders of active HTTPS domains for `lease_secs`, oldest due first.
+pub async fn lease(
+    c: &impl GenericClient,
+    limit: i64,
+    lease_secs: f64,
+) -> Result<Vec<Leased>, ApiError> {
+    let rows = query(
+        c,
+        "UPDATE certificates c SET leased_until = now() + make_interval(secs => $2)
+           FROM domains d
+          WHERE d.name = c.domain AND c.domain IN (
+                SELECT c2.domain FROM certificates c2 JOIN domains d2 ON d2.name = c2.domain
+                 WHERE c2.due_at <= now() AND (c2.leased_until IS NULL OR c2.leased_until < now())
+                   AND d2.status = 'active' AND d2.https
+                 ORDER BY c2.due_at LIMIT $1
+                   FOR UPDATE OF c2 SKIP LOCKED)
+         RETURNING c.domain, d.node_id, d.user_id, c.failures",
+        &[&limit, &lease_secs],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Leased {
+            domain: r.get(0),
+            node_id: r.get(1),
+            user_id: r.get(2),
+            failures: r.get(3),
+        })
+        .collect())
+}
+
+/// Publishes HTTP-01 tokens for the domain's node; returns the node revision that carries them.
+pub async fn add_challenges(
+    c: &impl GenericClient,
+    domain: &str,
+    node: i32,
+    tokens: &[(String, String)],
+) -> Result<i64, ApiError> {
+    let revision = super::nodes::bump_revision(c, node).await?;
+    for (token, key_authorization) in tokens {
+        execute(
+            c,
+            "INSERT INTO acme_http_challenges (domain, token, key_authorization) VALUES ($1, $2, $3)
+             ON CONFLICT (domain, token) DO UPDATE SET key_authorization = EXCLUDED.key_authorization",
+            &[&domain, token, key_authorization],
+        )
+        .await?;
+    }
+    Ok(revision)
+}
+
+/// The revision a node last applied, and the last revision it failed to apply with its error.
+pub async fn node_progress(
+    c: &impl GenericClient,
+    node: i32,
+) -> Result<(i64, Option<(i64, String)>), ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT applied_revision, error_revision, last_error FROM nodes WHERE id = $1",
+        &[&node],
+    )
+    .await?;
+    Ok(row.map_or((0, None), |r| {
+        let failed = r
+            .get::<_, Option<i64>>(1)
+            .map(|rev| (rev, r.get::<_, Option<String>>(2).unwrap_or_default()));
+        (r.get(0), failed)
+    }))
+}
+
+/// An order's outcome.
+pub enum Outcome<'a> {
+    Issued {
+        cert_pem: &'a str,
+        key_sealed: &'a [u8],
+        /// Unix seconds: the end of validity, and when the renewal is due.
+        not_after: i64,
+        renew_at: i64,
+    },
+    /// The error in words, and how long to wait before the next order (seconds).
+    Failed { error: &'a str, retry_secs: f64 },
+}
+
+/// Records an outcome: moves the node's revision (tokens go, a certificate comes), ends the
+/// lease. False when the domain has gone meanwhile.
+pub async fn record(
+    c: &impl GenericClient,
+    domain: &str,
+    node: i32,
+    outcome: &Outcome<'_>,
+) -> Result<bool, ApiError> {
+    super::nodes::bump_revision(c, node).await?;
+    execute(
+        c,
+        "DELETE FROM acme_http_challenges WHERE domain = $1",
+        &[&domain],
+    )
+    .await?;
+    let n = match outcome {
+        Outcome::Issued {
+            cert_pem,
+            key_sealed,
+            not_after,
+            renew_at,
+        } => {
+            execute(
+                c,
+                "UPDATE certificates SET state = 'issued', cert_pem = $2, key_sealed = $3,
+                        not_after = to_timestamp($4), due_at = to_timestamp($5), failures = 0,
+                        last_error = NULL, leased_until = NULL, updated_at = now()
+                  WHERE domain = $1",
+                &[
+                    &domain,
+                    cert_pem,
+                    key_sealed,
+                    &(*not_after as f64),
+                    &(*renew_at as f64),
+                ],
+            )
+            .await?
+        }
+        Outcome::Failed { error, retry_secs } => execute(
+            c,
+            "UPDATE certificates SET state = 'failed', last_error = $2, failures = failures + 1,
+                        due_at = now() + make_interval(secs => $3), leased_until = NULL,
+                        updated_at = now()
+                  WHERE domain = $1",
+            &[&domain, error, retry_secs],
+        )
+        .await?,
+    };
+    Ok(n == 1)
+}
+
+/// A certificate a node serves: the domain, its chain, and its sealed key.
+pub struct Served {
+    pub domain: String,
+    pub cert_pem: String,
+    pub key_sealed: Vec<u8>,
+}
+
+/// What a node needs for HTTPS: the valid certificates of its active HTTPS domains, and the
+/// HTTP-01 tokens (token, key authorization) of their pending orders.
+pub async fn for_node(
+    c: &impl GenericClient,
+    node: i32,
+) -> Result<(Vec<Served>, Vec<(String, String)>), ApiError> {
+    let certs = query(
+        c,
+        "SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
+           JOIN domains d ON d.name = c.domain
+          WHERE d.node_id = $1 AND d.status = 'active' AND d.https
+            AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
+          ORDER BY c.domain",
+        &[&node],
+    )
+    .await?;
+    let tokens = query(
+        c,
+        "SELECT t.token, t.key_authorization FROM acme_http_challenges t
+           JOIN domains d ON d.name = t.domain
+          WHERE d.node_id = $1 ORDER BY t.token",
+        &[&node],
+    )
+    .await?;
+    Ok((
+        certs
+            .iter()
+            .map(|r| Served {
+                domain: r.get(0),
+                cert_pem: r.get(1),
+                key_sealed: r.get(2),
+            })
+            .collect(),
+        tokens.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    ))
+}
+
+/// The sealed credentials of the ACME account at `directory`.
+pub async fn account(c: &impl GenericClient, directory: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT credentials FROM acme_accounts WHERE directory = $1",
+        &[&directory],
+    )
+    .await?
+    .map(|r| r.get(0)))
+}
+
+/// Stores an account unless another instance stored one first; returns the one kept.
+pub async fn keep_account(
+    c: &impl GenericClient,
+    directory: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    execute(
+        c,
+        "INSERT INTO acme_accounts (directory, credentials) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&directory, &sealed],
+    )
+    .await?;
+    Ok(account(c, directory)
+        .await?
+        .unwrap_or_else(|| sealed.to_vec()))
+}
+
+/// The certificate columns of a row of `domains` (name, https): state, end, last error.
+pub const CERT_COLUMNS: &str = "CASE WHEN NOT domains.https THEN 'none' ELSE coalesce(
+        (SELECT state FROM certificates WHERE domain = domains.name), 'none') END,
+    (SELECT hp_iso(not_after) FROM certificates WHERE domain = domains.name AND domains.https),
+    (SELECT last_error FROM certificates WHERE domain = domains.name AND domains.https)";
+
+/// A domain's certificate as lists show it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CertState {
+    /// `none` (HTTPS is off), `pending`, `issued` or `failed`.
+    pub cert: String,
+    pub not_after: Option<String>,
+    /// The last order's error in words (kept until an order succeeds).
+    pub cert_error: Option<String>,
+}
+
+impl CertState {
+    /// The three [`CERT_COLUMNS`] from column `at` on.
+    pub fn from_row(r: &tokio_postgres::Row, at: usize) -> CertState {
+        CertState {
+            cert: r.get(at),
+            not_after: r.get(at + 1),
+            cert_error: r.get(at + 2),
+        }
+    }
+}

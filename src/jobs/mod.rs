@@ -1,0 +1,6 @@
+//! Background work taken from PostgreSQL: rows leased with `FOR UPDATE SKIP LOCKED`, so any
+//! number of instances share it and a crash loses nothing (a lease runs out and the row is due
+//! again). Each kind runs on its own.
+
+pub mod acme;
+pub mod certificates;
