@@ -102,6 +102,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0028_key_lineage",
         include_str!("../../sql/0028_key_lineage.sql"),
     ),
+    (
+        "0029_autoreply_from_checked",
+        include_str!("../../sql/0029_autoreply_from_checked.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

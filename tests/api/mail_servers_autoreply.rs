@@ -105,3 +105,33 @@ async fn a_mailbox_with_an_autoreply_answers_each_sender_once() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(replies.try_recv().is_err(), "a reply after delete");
 }
+
+/// The From of an autoreply holds only while the mailbox may send as it: once the alias is gone
+/// (or its domain another user's), the script the mail server reads no longer names it.
+#[tokio::test]
+async fn an_autoreply_stops_using_an_alias_the_mailbox_no_longer_has() {
+    let w = mail_world().await;
+    let p = json!({"address": "info@alice.example", "subject": "Away", "body": "Back soon",
+                   "from": "sales@alice.example"});
+    w.app.call_as(&w.alice.1, "set_autoreply", p).await.ok();
+    let script = || async {
+        let db = w.app.db().await;
+        let row = db
+            .query_one(
+                "SELECT script FROM mail_sieve_scripts WHERE address = 'info@alice.example'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, String>(0)
+    };
+    assert!(script().await.contains(":from \"sales@alice.example\""));
+    let p = json!({"source": "sales@alice.example"});
+    w.app.call_as(&w.alice.1, "delete_alias", p).await.ok();
+    let now = script().await;
+    assert!(!now.contains("sales@alice.example"), "{now}");
+    assert!(
+        now.contains("vacation"),
+        "the autoreply itself stays: {now}"
+    );
+}
