@@ -13,19 +13,29 @@ use crate::registry::Ctx;
 
 /// A text param of 1 to `max` characters; line breaks only where `lines` allows them.
 fn text(param: &str, raw: &str, max: usize, lines: bool) -> Result<String, ApiError> {
-    let ok = !raw.trim().is_empty()
-        && raw.chars().count() <= max
-        && raw
-            .chars()
-            .all(|c| !c.is_control() || (lines && (c == '\n' || c == '\t')));
-    if ok {
-        Ok(raw.to_string())
+    // Line breaks as Windows clients send them are line breaks.
+    let raw = if lines {
+        raw.replace("\r\n", "\n")
     } else {
-        Err(Reason::bad_params.msg(format!(
-            "param `{param}`: 1 to {max} characters{}",
-            if lines { "" } else { ", one line" }
-        )))
+        raw.to_string()
+    };
+    let bad = |why: &str| Reason::bad_params.msg(format!("param `{param}`: {why}"));
+    if raw.trim().is_empty() || raw.chars().count() > max {
+        return Err(bad(&format!("1 to {max} characters")));
     }
+    let allowed = |c: char| !c.is_control() || (lines && (c == '\n' || c == '\t'));
+    if let Some(c) = raw.chars().find(|c| !allowed(*c)) {
+        return Err(bad(&format!(
+            "no control characters{} (found U+{:04X})",
+            if lines {
+                " but line breaks and tabs"
+            } else {
+                ", one line"
+            },
+            u32::from(c)
+        )));
+    }
+    Ok(raw)
 }
 
 /// A day `YYYY-MM-DD` that exists.
@@ -138,4 +148,21 @@ pub async fn delete_autoreply(
     audit(&*tx, &ctx, &format!("mailbox:{address}")).await?;
     tx.commit().await?;
     Ok(serde_json::json!({ "address": address }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text;
+
+    #[test]
+    fn crlf_is_a_line_break_and_other_control_characters_are_named() {
+        assert_eq!(text("body", "a\r\nb", 100, true).unwrap(), "a\nb");
+        let message = match text("body", "x\u{7}y", 100, true) {
+            Err(crate::error::ApiError::Client { message, .. }) => message.unwrap_or_default(),
+            _ => String::new(),
+        };
+        assert!(message.contains("U+0007"), "{message}");
+        assert!(text("subject", "a\r\nb", 100, false).is_err());
+        assert!(text("body", "   ", 100, true).is_err());
+    }
 }
