@@ -2,7 +2,6 @@
 //! `--ca-file`, and an unusable CA file stops the agent at start with a message naming it.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -52,24 +51,7 @@ async fn tls_front(upstream: SocketAddr) -> (u16, String) {
     (port, ca_cert.pem())
 }
 
-/// `hostplane agent` against `api`, as `start_agent` in agents.rs, with extra flags.
-fn agent(api: &str, dir: &Path, extra: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hostplane"));
-    cmd.args(["agent", "--api", api, "--listen", "8080"])
-        .args(["--test-cmd", "true", "--reload-cmd", "true", "--wait", "5"])
-        .arg("--token-file")
-        .arg(dir.join("token"))
-        .arg("--nginx-dir")
-        .arg(dir.join("sites"))
-        .arg("--state-file")
-        .arg(dir.join("state.json"))
-        .arg("--docroot-base")
-        .arg(dir.join("www"))
-        .args(extra)
-        .env("HOSTPLANE_LOG", "error")
-        .kill_on_drop(true);
-    cmd
-}
+use crate::agents::agent_command as agent;
 
 #[tokio::test]
 async fn the_agent_syncs_over_https_trusting_its_ca_file() {

@@ -449,17 +449,19 @@ async fn rotating_a_token_ends_polls_waiting_with_the_old_one() {
         .assert_error("auth_required", 401);
 }
 
-/// Starts `hostplane agent` for the node whose token is in DIR/token, with no-op test and
-/// reload commands, files in DIR/sites, state in DIR/state.json and docroots allowed in DIR/www.
+/// Starts `hostplane agent` for the node whose token is in DIR/token (see [`agent_command`]).
 fn start_agent(api: std::net::SocketAddr, dir: &std::path::Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_hostplane"))
-        .args([
-            "agent",
-            "--api",
-            &format!("http://{api}"),
-            "--listen",
-            "8080",
-        ])
+    agent_command(&format!("http://{api}"), dir, &[])
+        .spawn()
+        .unwrap()
+}
+
+/// `hostplane agent` against `api` for the node whose token is in DIR/token, with no-op test and
+/// reload commands, files in DIR/sites, state in DIR/state.json, docroots allowed in DIR/www, and
+/// `extra` flags.
+pub fn agent_command(api: &str, dir: &std::path::Path, extra: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hostplane"));
+    cmd.args(["agent", "--api", api, "--listen", "8080"])
         .args(["--test-cmd", "true", "--reload-cmd", "true", "--wait", "5"])
         .arg("--token-file")
         .arg(dir.join("token"))
@@ -469,10 +471,10 @@ fn start_agent(api: std::net::SocketAddr, dir: &std::path::Path) -> tokio::proce
         .arg(dir.join("state.json"))
         .arg("--docroot-base")
         .arg(dir.join("www"))
+        .args(extra)
         .env("HOSTPLANE_LOG", "error")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+        .kill_on_drop(true);
+    cmd
 }
 
 /// A world whose node 2 has its token in DIR/token and default docroots in DIR/www.
