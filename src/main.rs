@@ -241,6 +241,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::ApiKey {
             command: ApiKeyCommand::Create(a),
         } => {
+            let registry = hostplane::registry::Registry::new(hostplane::actions::all())?;
             let ask = hostplane::actions::KeyAsk {
                 name: Some(a.name),
                 actions: (!a.actions.is_empty()).then_some(a.actions),
@@ -252,7 +253,8 @@ async fn run(command: Command) -> Result<(), String> {
             let request = hostplane::actions::KeyRequest::check(
                 ask,
                 a.config.rate_limit,
-                hostplane::actions::grantable_by_operator,
+                // The operator may name any action a key can call, admin ones included.
+                |action| hostplane::actions::grantable(&registry, action, true),
             )
             .map_err(|e| e.to_cli_text())?;
             let (key, info) =

@@ -36,11 +36,7 @@ use crate::registry::{action, batch, read, Access::*, ActionSpec, Ctx};
 
 pub use keys::{KeyAsk, KeyRequest};
 
-/// Why the operator's `api-key create` cannot put `action` in a key (see [`keys::grantable`]).
-pub fn grantable_by_operator(action: &str) -> Result<(), String> {
-    let registry = crate::registry::Registry::new(all())?;
-    keys::grantable(&registry, action, true)
-}
+pub use keys::grantable;
 
 /// The `api-key create` command: a key for the user `login`, stored hashed; returns the key.
 pub async fn create_key_for(
