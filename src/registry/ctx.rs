@@ -120,16 +120,6 @@ impl Ctx {
         self.unit.as_ref().map(|u| u.id)
     }
 
-    /// The request's unit of work, if its handlers share one.
-    pub fn unit(&self) -> Option<Arc<Unit>> {
-        self.unit.clone()
-    }
-
-    /// True when the handlers of this request share one transaction.
-    pub fn in_a_unit(&self) -> bool {
-        self.unit.is_some()
-    }
-
     /// The params as the audit log keeps them: only those the action declares, secret ones
     /// replaced by `[redacted]`, every value cut to [`AUDIT_VALUE_MAX`] bytes.
     pub fn audit_params(&self) -> Value {

@@ -172,11 +172,6 @@ impl ActionSpec {
         (self.check_params)(params)
     }
 
-    /// True when the action has slow work to prepare.
-    pub fn has_prepare(&self) -> bool {
-        self.prepare.is_some()
-    }
-
     /// Runs the action's slow work, outside any transaction; `None` when it has none.
     pub(super) async fn run_prepare(
         &self,
