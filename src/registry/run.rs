@@ -108,16 +108,11 @@ impl Registry {
         let mut entries = Vec::with_capacity(checked.len());
         for (index, entry) in checked.into_iter().enumerate() {
             let prepared = match entry {
-                Ok((spec, params)) => {
-                    let entry_ctx = ctx.for_entry(spec, Arc::clone(&params));
-                    spec.run_prepare(entry_ctx, &params)
-                        .await
-                        .map(|prepared| Entry {
-                            spec,
-                            params,
-                            prepared,
-                        })
-                }
+                Ok((spec, params)) => spec.run_prepare(&ctx, &params).await.map(|prepared| Entry {
+                    spec,
+                    params,
+                    prepared,
+                }),
                 Err(e) => Err(e),
             };
             match prepared {

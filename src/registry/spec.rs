@@ -172,14 +172,17 @@ impl ActionSpec {
         (self.check_params)(params)
     }
 
-    /// Runs the action's slow work, outside any transaction; `None` when it has none.
+    /// Runs the action's slow work for the request `ctx`, outside any transaction; `None` (and
+    /// no work at all) when it has none.
     pub(super) async fn run_prepare(
         &self,
-        ctx: Ctx,
-        params: &Value,
+        ctx: &Ctx,
+        params: &Arc<Value>,
     ) -> Result<Option<Prepared>, ApiError> {
         match &self.prepare {
-            Some(prepare) => prepare(ctx, params).await.map(Some),
+            Some(prepare) => prepare(ctx.for_entry(self, Arc::clone(params)), params)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     }
