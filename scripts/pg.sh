@@ -113,6 +113,15 @@ pg_start_if_needed() {
     if as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
         return 0
     fi
+    # The cluster is down but its port is taken (another checkout's cluster, say): move to a
+    # free one (the last `port` line of postgresql.conf wins).
+    if port_in_use "$PG_PORT"; then
+        local taken=$PG_PORT
+        PG_PORT=$(pg_pick_port)
+        pg_log "port $taken is taken; this cluster moves to $PG_PORT"
+        printf 'port = %s\n' "$PG_PORT" >>"$PGDATA_DIR/postgresql.conf"
+        printf '%s' "$PG_PORT" >"$PG_DIR/port"
+    fi
     pg_log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     touch "$PG_DIR/server.log"
     [ "$(id -u)" = 0 ] && chown "$PG_OWNER" "$PG_DIR/server.log"

@@ -54,6 +54,8 @@ reasons! {
     record_managed = 409;
     /// A CNAME beside other data at one name.
     record_conflict = 409;
+    /// A wildcard domain with HTTPS needs the zone it lies in hosted here, by its owner.
+    zone_required = 409;
     /// A batch's answers, or the answer of a request sent with a `request_id`, would pass their
     /// bound; nothing was changed.
     answer_too_large = 400;

@@ -160,6 +160,10 @@ pub struct AddDomainParams {
     /// false: no certificate is ordered and the domain is served over HTTP only.
     #[serde(default)]
     https: Option<bool>,
+    /// true: every name below the domain is served by the site too; with HTTPS its certificate
+    /// covers `*.domain` (DNS-01 through the domain's zone here, which must be the owner's).
+    #[serde(default)]
+    wildcard: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -204,7 +208,23 @@ pub async fn add_domain(ctx: Ctx, p: AddDomainParams) -> Result<DomainChange, Ap
     checks::claim_name(&*tx, &ctx, &name, site.user_id, checks::Claim::Site).await?;
     let status = checks::new_domain_status(&ctx, &limits);
     let https = p.https.unwrap_or(true);
-    db::domains::insert(&*tx, &name, node_id, site_num, site.user_id, status, https).await?;
+    let wildcard = p.wildcard.unwrap_or(false);
+    // A wildcard certificate is ordered over DNS-01: the name's zone must be here, the owner's.
+    if wildcard && https && !db::dns::owns_zone_of(&*tx, &name, site.user_id).await? {
+        return Err(Reason::zone_required.msg(format!(
+            "a wildcard domain with HTTPS needs the zone of {name} hosted here by its owner: add_zone first, or send \"https\": false"
+        )));
+    }
+    let new = db::domains::NewDomain {
+        name: &name,
+        node: node_id,
+        site: site_num,
+        user: site.user_id,
+        status,
+        https,
+        wildcard,
+    };
+    db::domains::insert(&*tx, &new).await?;
     db::sites::set_revision(&*tx, node_id, site_num, revision).await?;
     audit(&*tx, &ctx, &format!("domain:{name}")).await?;
     let data = json!({"domain": name, "nodeid": node_id, "siteid": site_num, "userid": site.user_id, "status": status});

@@ -11,6 +11,9 @@ pub struct SiteState {
     pub sitenum: String,
     pub docroot: String,
     pub servername: Vec<String>,
+    /// The names of `servername` that also answer for every name below them (`*.name`).
+    #[serde(default)]
+    pub wildcard: Vec<String>,
 }
 
 /// The file name prefix of every file the agent manages in the nginx folder.
@@ -116,9 +119,20 @@ pub fn site_block(
     if let Some(bad) = site.servername.iter().find(|d| !safe_domain(d)) {
         return Err(format!("{}: unsafe domain {bad:?}", site.sitenum));
     }
+    if let Some(bad) = site.wildcard.iter().find(|d| !site.servername.contains(d)) {
+        return Err(format!("{}: wildcard {bad:?} is not served", site.sitenum));
+    }
     if site.servername.is_empty() {
         return Ok(None);
     }
+    // A name and, for a wildcard one, every name below it.
+    let names_of = |d: &str| {
+        if site.wildcard.iter().any(|w| w == d) {
+            format!("{d} *.{d}")
+        } else {
+            d.to_string()
+        }
+    };
     let acme = https.challenge_location();
     let (secure, plain): (Vec<&String>, Vec<&String>) = site
         .servername
@@ -131,14 +145,14 @@ pub fn site_block(
         site.docroot
     );
     if !plain.is_empty() {
-        let names: Vec<&str> = plain.iter().map(|d| d.as_str()).collect();
+        let names: Vec<String> = plain.iter().map(|d| names_of(d)).collect();
         out += &format!(
             "server {{\n    listen {listen};\n    server_name {};\n{root}{acme}}}\n",
             names.join(" ")
         );
     }
     if let (false, Some(tls_listen)) = (secure.is_empty(), &https.listen_tls) {
-        let names: Vec<&str> = secure.iter().map(|d| d.as_str()).collect();
+        let names: Vec<String> = secure.iter().map(|d| names_of(d)).collect();
         // Once a name has a certificate, plain HTTP only answers ACME and redirects.
         out += &format!(
             "server {{\n    listen {listen};\n    server_name {};\n{acme}    location / {{\n        return 301 {}$request_uri;\n    }}\n}}\n",
@@ -147,7 +161,8 @@ pub fn site_block(
         );
         for d in secure {
             out += &format!(
-                "server {{\n    listen {tls_listen} ssl http2;\n    server_name {d};\n    ssl_certificate \"{dir}/{d}.pem\";\n    ssl_certificate_key \"{dir}/{d}.key\";\n{TLS_POLICY}{root}}}\n",
+                "server {{\n    listen {tls_listen} ssl http2;\n    server_name {names};\n    ssl_certificate \"{dir}/{d}.pem\";\n    ssl_certificate_key \"{dir}/{d}.key\";\n{TLS_POLICY}{root}}}\n",
+                names = names_of(d),
                 dir = https.tls_dir
             );
         }
@@ -175,6 +190,7 @@ mod tests {
             sitenum: "site3".into(),
             docroot: docroot.into(),
             servername: domains.iter().map(|d| d.to_string()).collect(),
+            wildcard: Vec::new(),
         }
     }
 
@@ -248,6 +264,32 @@ mod tests {
         assert!(block.contains("return 301 https://$host:8443$request_uri;"));
         assert_eq!(block.matches("alias \"/etc/hp/acme/\";").count(), 2);
         assert!(default_block("80", &https).contains("/.well-known/acme-challenge/"));
+    }
+
+    #[test]
+    fn a_wildcard_name_answers_every_name_below_it_with_its_certificate() {
+        let https = Https {
+            listen_tls: Some("443".into()),
+            tls_dir: "/etc/hp/tls".into(),
+            acme_dir: "/etc/hp/acme".into(),
+            certified: ["w.example".to_string()].into(),
+        };
+        let mut s = site(&["a.example", "w.example"], "/var/www/site3");
+        s.wildcard = vec!["w.example".into(), "a.example".into()];
+        let block = site_block(&s, "80", &https, 2).unwrap().unwrap();
+        assert!(
+            block.contains("server_name a.example *.a.example;\n    root"),
+            "{block}"
+        );
+        assert!(
+            block.contains(
+                "listen 443 ssl http2;\n    server_name w.example *.w.example;\n    ssl_certificate \"/etc/hp/tls/w.example.pem\";"
+            ),
+            "{block}"
+        );
+        // A wildcard must be one of the site's names (and so a safe one).
+        s.wildcard = vec!["x.example;".into()];
+        assert!(site_block(&s, "80", &https, 2).is_err());
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! `FOR UPDATE SKIP LOCKED`, so several instances share them), the HTTP-01 tokens a node serves
 //! during an order, and the ACME account. Private keys are stored sealed (see `crate::seal`).
 //!
+//! DNS-01 values are TXT rows of `zone_records` marked with their domain (`acme_domain`).
+//!
 //! Locks: a result is recorded after the domain's node (its revision moves, so the node hears of
-//! tokens and certificates); the lease takes certificate rows only, skipping locked ones.
+//! tokens and certificates), then zone records (last, as everywhere); the lease takes
+//! certificate rows only, skipping locked ones.
 
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
@@ -18,6 +21,9 @@ pub struct Leased {
     pub node_id: i32,
     pub user_id: Uuid,
     pub failures: i32,
+    /// The domain also answers every name below it: its certificate covers `*.domain` too and is
+    /// ordered over DNS-01.
+    pub wildcard: bool,
 }
 
 /// Starts the certificate job of a new domain.
@@ -47,7 +53,7 @@ pub async fn lease(
                    AND d2.status = 'active' AND d2.https
                  ORDER BY c2.due_at LIMIT $1
                    FOR UPDATE OF c2 SKIP LOCKED)
-         RETURNING c.domain, d.node_id, d.user_id, c.failures",
+         RETURNING c.domain, d.node_id, d.user_id, c.failures, d.wildcard",
         &[&limit, &lease_secs],
     )
     .await?;
@@ -58,6 +64,7 @@ pub async fn lease(
             node_id: r.get(1),
             user_id: r.get(2),
             failures: r.get(3),
+            wildcard: r.get(4),
         })
         .collect())
 }
@@ -80,6 +87,44 @@ pub async fn add_challenges(
         .await?;
     }
     Ok(revision)
+}
+
+/// Publishes DNS-01 values for `domain` as TXT records at `_acme-challenge.DOMAIN` in the zone
+/// of its owner that the name lies in (replacing any left by an earlier order). Returns the
+/// zone's name, or None when no zone of the owner holds the name.
+pub async fn add_dns_challenges(
+    c: &impl GenericClient,
+    domain: &str,
+    owner: Uuid,
+    values: &[String],
+) -> Result<Option<String>, ApiError> {
+    let name = format!("_acme-challenge.{domain}");
+    let Some(zone) = query_opt(
+        c,
+        "SELECT id, name FROM zones WHERE id = hp_zone_of($1) AND user_id = $2",
+        &[&name, &owner],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (zone_id, zone_name): (i32, String) = (zone.get(0), zone.get(1));
+    execute(
+        c,
+        "DELETE FROM zone_records WHERE acme_domain = $1",
+        &[&domain],
+    )
+    .await?;
+    for value in values {
+        execute(
+            c,
+            "INSERT INTO zone_records (zone_id, name, type, content, ttl, acme_domain)
+             VALUES ($1, $2, 'TXT', $3, 60, $4) ON CONFLICT DO NOTHING",
+            &[&zone_id, &name, &format!("\"{value}\""), &domain],
+        )
+        .await?;
+    }
+    Ok(Some(zone_name))
 }
 
 /// The revision a node last applied, and the last revision it failed to apply with its error.
@@ -126,6 +171,12 @@ pub async fn record(
     execute(
         c,
         "DELETE FROM acme_http_challenges WHERE domain = $1",
+        &[&domain],
+    )
+    .await?;
+    execute(
+        c,
+        "DELETE FROM zone_records WHERE acme_domain = $1",
         &[&domain],
     )
     .await?;

@@ -103,11 +103,13 @@ pub async fn zones_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, Ap
     super::usage::of(c, user, super::usage::Counter::Zones).await
 }
 
-/// How many records the zone holds, counting no further than `cap`.
+/// How many of the user's records the zone holds (not ACME challenges), counting no further
+/// than `cap`.
 pub async fn records_of_zone(c: &impl GenericClient, zone: i32, cap: i64) -> Result<i64, ApiError> {
     Ok(query_one(
         c,
-        "SELECT count(*) FROM (SELECT 1 FROM zone_records WHERE zone_id = $1 LIMIT $2) s",
+        "SELECT count(*) FROM (SELECT 1 FROM zone_records
+                                WHERE zone_id = $1 AND acme_domain IS NULL LIMIT $2) s",
         &[&zone, &cap],
     )
     .await?
@@ -142,6 +144,21 @@ pub async fn zone_of(c: &impl GenericClient, name: &str) -> Result<Option<i32>, 
     Ok(query_one(c, "SELECT hp_zone_of($1)", &[&name])
         .await?
         .get(0))
+}
+
+/// True when the most specific zone `name` lies in is `owner`'s.
+pub async fn owns_zone_of(
+    c: &impl GenericClient,
+    name: &str,
+    owner: Uuid,
+) -> Result<bool, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT 1 FROM zones WHERE id = hp_zone_of($1) AND user_id = $2",
+        &[&name, &owner],
+    )
+    .await?
+    .is_some())
 }
 
 /// A record as lists show it; `recordid` is `None` for the records hostplane manages.
@@ -196,7 +213,8 @@ pub async fn insert_record(
     Ok(record_view(&row))
 }
 
-/// A stored record and the name of its zone.
+/// A record of the user's (not an ACME challenge, which hostplane manages) and the name of its
+/// zone.
 pub async fn record(
     c: &impl GenericClient,
     id: i64,
@@ -204,7 +222,8 @@ pub async fn record(
     let row = query_opt(
         c,
         "SELECT r.id, r.name, r.type, r.content, r.ttl, r.prio, z.name
-           FROM zone_records r JOIN zones z ON z.id = r.zone_id WHERE r.id = $1",
+           FROM zone_records r JOIN zones z ON z.id = r.zone_id
+          WHERE r.id = $1 AND r.acme_domain IS NULL",
         &[&id],
     )
     .await?;
@@ -277,6 +296,7 @@ pub async fn list_records(
            FROM dns_records v
            LEFT JOIN zone_records r ON r.zone_id = v.domain_id AND r.name = v.name
                                    AND r.type = v.type AND r.content = v.content
+                                   AND r.acme_domain IS NULL
           WHERE v.domain_id = $1 AND (v.name, v.type, v.content) > ($2, $3, $4)
           ORDER BY v.name, v.type, v.content
           LIMIT $5",

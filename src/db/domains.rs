@@ -13,28 +13,41 @@ pub struct DomainRow {
     pub user_id: Uuid,
 }
 
+/// A domain to attach.
+pub struct NewDomain<'a> {
+    pub name: &'a str,
+    pub node: i32,
+    pub site: i32,
+    pub user: Uuid,
+    pub status: &'a str,
+    /// A certificate is wanted.
+    pub https: bool,
+    /// Every name below it is served too (and certified, over DNS-01).
+    pub wildcard: bool,
+}
+
 /// Attaches a domain; `domain_exists` when it is taken anywhere.
-pub async fn insert(
-    c: &impl GenericClient,
-    name: &str,
-    node: i32,
-    site: i32,
-    user: Uuid,
-    status: &str,
-    https: bool,
-) -> Result<(), ApiError> {
+pub async fn insert(c: &impl GenericClient, d: &NewDomain<'_>) -> Result<(), ApiError> {
     let inserted = execute(
         c,
-        "INSERT INTO domains (name, node_id, site_num, user_id, status, https)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
-        &[&name, &node, &site, &user, &status, &https],
+        "INSERT INTO domains (name, node_id, site_num, user_id, status, https, wildcard)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+        &[
+            &d.name,
+            &d.node,
+            &d.site,
+            &d.user,
+            &d.status,
+            &d.https,
+            &d.wildcard,
+        ],
     )
     .await?;
     if inserted == 0 {
-        return Err(Reason::domain_exists.msg(format!("{name} is attached to a site already")));
+        return Err(Reason::domain_exists.msg(format!("{} is attached to a site already", d.name)));
     }
-    if https {
-        super::certificates::want(c, name).await?;
+    if d.https {
+        super::certificates::want(c, d.name).await?;
     }
     Ok(())
 }

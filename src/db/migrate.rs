@@ -106,6 +106,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0029_autoreply_from_checked",
         include_str!("../../sql/0029_autoreply_from_checked.sql"),
     ),
+    (
+        "0032_acme_dns01",
+        include_str!("../../sql/0032_acme_dns01.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

@@ -331,6 +331,9 @@ pub async fn desired_state(
                          'servername', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
                                                   WHERE d.node_id = s.node_id AND d.site_num = s.site_num
                                                     AND d.status = 'active'), '[]'),
+                         'wildcard', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
+                                                WHERE d.node_id = s.node_id AND d.site_num = s.site_num
+                                                  AND d.status = 'active' AND d.wildcard), '[]'),
                          'userid', s.user_id) ORDER BY s.site_num)
                   FROM sites s WHERE s.node_id = n.id), '[]')
            FROM nodes n WHERE n.id = $1",

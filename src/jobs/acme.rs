@@ -1,7 +1,7 @@
 //! One ACME order for one name set with instant-acme: the account (kept, sealed, in PostgreSQL),
-//! the HTTP-01 tokens handed to the domain's node, the key and CSR made with rcgen, and the
-//! chain. Only network work happens here; the caller records the outcome in a short
-//! transaction, and no transaction is open while the CA is asked.
+//! the HTTP-01 tokens handed to the domain's node or the DNS-01 values put in its zone, the key
+//! and CSR made with rcgen, and the chain. Only network work happens here; the caller records
+//! the outcome in a short transaction, and no transaction is open while the CA is asked.
 
 use std::time::Duration;
 
@@ -88,16 +88,28 @@ pub async fn account(state: &AppState) -> Result<Account, String> {
         .map_err(|e| format!("ACME account: {e}"))
 }
 
-/// Orders a certificate for the leased domain over HTTP-01: publishes the tokens to its node,
-/// waits until the node applied them, lets the CA check, finalizes. The error is in words.
+/// Orders a certificate for the leased domain: over HTTP-01 (the tokens go to its node, and the
+/// order waits until the node applied them), or for a wildcard domain over DNS-01 (TXT records
+/// in its zone here, which PowerDNS answers at once); then lets the CA check, and finalizes. The
+/// error is in words.
 pub async fn order(state: &AppState, account: &Account, job: &Leased) -> Result<Issued, String> {
-    let names = [Identifier::Dns(job.domain.clone())];
+    let mut names = vec![job.domain.clone()];
+    if job.wildcard {
+        names.push(format!("*.{}", job.domain));
+    }
+    let kind = if job.wildcard {
+        ChallengeType::Dns01
+    } else {
+        ChallengeType::Http01
+    };
+    let identifiers: Vec<Identifier> = names.iter().cloned().map(Identifier::Dns).collect();
     let mut order = account
-        .new_order(&NewOrder::new(&names))
+        .new_order(&NewOrder::new(&identifiers))
         .await
         .map_err(|e| format!("new order: {e}"))?;
-    // First the tokens of the authorizations still pending.
-    let mut tokens = Vec::new();
+    // First the answers of the authorizations still pending: (token, key authorization) for
+    // HTTP-01, the digest for DNS-01.
+    let mut answers = Vec::new();
     let mut auths = order.authorizations();
     while let Some(authz) = auths.next().await {
         let mut authz = authz.map_err(|e| format!("authorization: {e}"))?;
@@ -105,22 +117,31 @@ pub async fn order(state: &AppState, account: &Account, job: &Leased) -> Result<
             continue;
         }
         let challenge = authz
-            .challenge(ChallengeType::Http01)
-            .ok_or("the CA offers no http-01 challenge")?;
-        tokens.push((
-            challenge.token.clone(),
-            challenge.key_authorization().as_str().to_string(),
-        ));
+            .challenge(kind.clone())
+            .ok_or_else(|| format!("the CA offers no {} challenge", challenge_name(&kind)))?;
+        let key_authorization = challenge.key_authorization();
+        answers.push(match kind {
+            ChallengeType::Dns01 => (String::new(), key_authorization.dns_value()),
+            _ => (
+                challenge.token.clone(),
+                key_authorization.as_str().to_string(),
+            ),
+        });
     }
-    if !tokens.is_empty() {
-        publish_and_wait(state, job, &tokens).await?;
+    if !answers.is_empty() {
+        if job.wildcard {
+            let values: Vec<String> = answers.into_iter().map(|(_, v)| v).collect();
+            publish_dns(state, job, &values).await?;
+        } else {
+            publish_and_wait(state, job, &answers).await?;
+        }
         let mut auths = order.authorizations();
         while let Some(authz) = auths.next().await {
             let mut authz = authz.map_err(|e| format!("authorization: {e}"))?;
             if authz.status != AuthorizationStatus::Pending {
                 continue;
             }
-            if let Some(mut challenge) = authz.challenge(ChallengeType::Http01) {
+            if let Some(mut challenge) = authz.challenge(kind.clone()) {
                 challenge
                     .set_ready()
                     .await
@@ -139,8 +160,7 @@ pub async fn order(state: &AppState, account: &Account, job: &Leased) -> Result<
         return Err(why_invalid(&mut order).await);
     }
     let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-    let mut params =
-        rcgen::CertificateParams::new(vec![job.domain.clone()]).map_err(|e| e.to_string())?;
+    let mut params = rcgen::CertificateParams::new(names).map_err(|e| e.to_string())?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     let csr = params.serialize_request(&key).map_err(|e| e.to_string())?;
     order
@@ -158,6 +178,31 @@ pub async fn order(state: &AppState, account: &Account, job: &Leased) -> Result<
         not_before,
         not_after,
     })
+}
+
+fn challenge_name(kind: &ChallengeType) -> &'static str {
+    match kind {
+        ChallengeType::Dns01 => "dns-01",
+        _ => "http-01",
+    }
+}
+
+/// Publishes the DNS-01 values in the zone hosted here that the domain lies in (its owner's).
+/// PowerDNS reads the zone live, so the CA may look at once.
+async fn publish_dns(state: &AppState, job: &Leased, values: &[String]) -> Result<(), String> {
+    let mut client = state.db().await.map_err(|e| e.to_string())?;
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let zone = crate::db::certificates::add_dns_challenges(&tx, &job.domain, job.user_id, values)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    match zone {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "a wildcard certificate needs the zone of {} hosted here by its owner (add_zone)",
+            job.domain
+        )),
+    }
 }
 
 /// Hands the tokens to the domain's node and waits (at most a minute) until it applied them.

@@ -553,3 +553,76 @@ async fn a_node_that_cannot_apply_the_challenge_fails_the_order_at_once() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_wildcard_domain_of_a_hosted_zone_gets_its_certificate_over_dns01() {
+    let stack = Stack::start("127.0.0.1", |_| {}).await;
+    let Stack {
+        w,
+        pdns,
+        pebble,
+        tls_port,
+        www,
+        ..
+    } = &stack;
+    let zone = "alice.example.com";
+    let site = w.site(&w.alice.1, 2).await;
+    std::fs::create_dir_all(www.join(format!("site{site}"))).unwrap();
+    std::fs::write(www.join(format!("site{site}/index.html")), "every name\n").unwrap();
+    let p = json!({"nodeid": 2, "siteid": site, "domain": zone, "wildcard": true});
+    w.app.call_as(&w.alice.1, "add_domain", p).await.ok();
+    // While the order waits, its values are served in the zone (and only there).
+    let challenge = format!("_acme-challenge.{zone}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen_txt = Vec::new();
+    let cert = loop {
+        let cert = cert_of(w, 2, zone).await;
+        if seen_txt.is_empty() {
+            seen_txt = pdns.answer(&challenge, "TXT");
+        }
+        if cert["cert"] != "pending" || Instant::now() > deadline {
+            break cert;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(cert["cert"], "issued", "{cert}; pebble: {}", pebble.log());
+    assert!(
+        !seen_txt.is_empty(),
+        "the DNS-01 values were never served; pebble: {}",
+        pebble.log()
+    );
+    // The apex and any name below it are served over HTTPS with the one certificate.
+    let root = pebble.root();
+    for name in [zone, "shop.alice.example.com", "x-1.alice.example.com"] {
+        let body = loop {
+            if let Some(body) = https_get(&root, name, *tls_port) {
+                break body;
+            }
+            assert!(Instant::now() < deadline, "no HTTPS answer for {name}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(body, "every name\n", "{name}");
+    }
+    // Plain HTTP of a name below it redirects too (not the catch-all's 404): nginx knows the
+    // wildcard name, it is not only the TLS port's sole block answering.
+    let mut plain = String::new();
+    while Instant::now() < deadline {
+        plain = raw_get(stack.nginx.port, "shop.alice.example.com").await;
+        if plain.starts_with("HTTP/1.1 301") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(plain.starts_with("HTTP/1.1 301"), "{plain}");
+    // The order's TXT records went with it, and never counted as alice's.
+    assert_eq!(pdns.answer(&challenge, "TXT"), Vec::<String>::new());
+    let db = w.app.state.pool.get().await.unwrap();
+    let left = db
+        .query_one(
+            "SELECT count(*) FROM zone_records WHERE acme_domain IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.get::<_, i64>(0), 0);
+}

@@ -47,7 +47,7 @@ async fn node_sync_sends_the_whole_desired_state_when_the_revision_differs() {
     assert_eq!(
         r["sites"],
         json!([{"siteid": 1, "sitenum": "site1", "docroot": "/var/www/site1",
-                "servername": ["a.example.com", "b.example.com"], "userid": w.alice.0}])
+                "servername": ["a.example.com", "b.example.com"], "wildcard": [], "userid": w.alice.0}])
     );
     let a = w
         .app

@@ -12,6 +12,7 @@ mod counters;
 mod departures;
 mod dkim_rotation;
 mod dns;
+mod dns_challenges;
 mod dns_server;
 mod envelope;
 mod faults;

@@ -1,0 +1,153 @@
+//! Wildcard domains and their DNS-01 records through the API (no CA here; `acme_e2e` orders
+//! from Pebble): a wildcard with HTTPS needs its owner's zone, its challenge TXT records are
+//! managed (listed, locked, not counted), and a node serves the wildcard name.
+
+use serde_json::json;
+
+use crate::dns::dns_world;
+
+#[tokio::test]
+async fn a_wildcard_needs_its_owners_zone_and_its_challenges_are_locked() {
+    let w = dns_world().await;
+    let site = w.site(&w.alice.1, 1).await;
+    let wildcard = |domain: &str, https: bool| json!({"nodeid": 1, "siteid": site, "domain": domain, "wildcard": true, "https": https});
+    // No zone yet: refused with HTTPS, fine without.
+    w.app
+        .call_as(
+            &w.alice.1,
+            "add_domain",
+            wildcard("alice.example.com", true),
+        )
+        .await
+        .assert_error("zone_required", 409);
+    let a = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "add_domain",
+            wildcard("plain.example.net", false),
+        )
+        .await;
+    a.ok();
+    w.app
+        .call_as(&w.alice.1, "add_zone", json!({"zone": "alice.example.com"}))
+        .await
+        .ok();
+    w.app
+        .call_as(
+            &w.alice.1,
+            "add_domain",
+            wildcard("alice.example.com", true),
+        )
+        .await
+        .ok();
+    // The node's desired state names the wildcards among the site's names.
+    let rotated = w
+        .app
+        .call_as(&w.admin, "rotate_node_token", json!({"nodeid": 1}))
+        .await;
+    let token = rotated.ok()["token"].as_str().unwrap().to_string();
+    let state = w
+        .app
+        .call_node(&token, "node_sync", json!({"since": 0}))
+        .await;
+    let sites = state.ok()["sites"].clone();
+    let ours = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["siteid"] == site)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        ours["wildcard"],
+        json!(["alice.example.com", "plain.example.net"])
+    );
+
+    // A challenge value as the certificate job publishes it.
+    let db = w.app.state.pool.get().await.unwrap();
+    let alice: uuid::Uuid = db
+        .query_one("SELECT id FROM users WHERE login = 'alice'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let published = hostplane::db::certificates::add_dns_challenges(
+        &db,
+        "alice.example.com",
+        alice,
+        &["v4lue-one".into(), "v4lue-two".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(published.as_deref(), Some("alice.example.com"));
+    let list = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "get_list_record",
+            json!({"zone": "alice.example.com"}),
+        )
+        .await;
+    let list = list.ok();
+    let txt: Vec<_> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "_acme-challenge.alice.example.com")
+        .collect();
+    assert_eq!(txt.len(), 2, "{list}");
+    for r in &txt {
+        assert_eq!(r["managed"], true, "{r}");
+        assert_eq!(r["recordid"], json!(null), "{r}");
+    }
+    // Their ids, had a user guessed them, touch nothing.
+    let ids: Vec<i64> = db
+        .query(
+            "SELECT id FROM zone_records WHERE acme_domain IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in ids {
+        w.app
+            .call_as(&w.alice.1, "delete_record", json!({"recordid": id}))
+            .await
+            .assert_error("not_found", 404);
+        let p = json!({"recordid": id, "content": "mine now"});
+        w.app
+            .call_as(&w.alice.1, "set_record", p)
+            .await
+            .assert_error("not_found", 404);
+    }
+    // Deleting the domain takes its challenge records with its certificate.
+    w.app
+        .call_as(
+            &w.alice.1,
+            "delete_domain",
+            json!({"domain": "alice.example.com"}),
+        )
+        .await
+        .ok();
+    let left = db
+        .query_one(
+            "SELECT count(*) FROM zone_records WHERE acme_domain IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.get::<_, i64>(0), 0);
+    // No zone of the owner: nothing is published.
+    let none = hostplane::db::certificates::add_dns_challenges(
+        &db,
+        "plain.example.net",
+        alice,
+        &["x".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(none, None);
+}
