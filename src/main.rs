@@ -120,10 +120,11 @@ struct MailConfigArgs {
     /// Postfix's queue directory on the mail node (Dovecot's LMTP and auth sockets go in private/).
     #[arg(long, default_value = "/var/spool/postfix")]
     postfix_queue: String,
-    /// Certificate of submission's TLS (PEM).
+    /// Certificate of the node's TLS: Postfix on 25, 465 and 587, Dovecot's IMAPS (PEM; the
+    /// agent writes the node's own as TLS_DIR/NODE_NAME.pem).
     #[arg(long, default_value = "/etc/ssl/certs/ssl-cert-snakeoil.pem")]
     tls_cert: String,
-    /// Key of submission's TLS (PEM).
+    /// Key of the node's TLS (PEM; the agent writes it as TLS_DIR/NODE_NAME.key).
     #[arg(long, default_value = "/etc/ssl/private/ssl-cert-snakeoil.key")]
     tls_key: String,
     /// The group Postfix's processes run as (reads the maps).

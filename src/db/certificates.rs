@@ -17,15 +17,20 @@ use crate::error::ApiError;
 /// A due order, leased to this worker.
 #[derive(Debug)]
 pub struct Leased {
+    /// The name certified: a site domain, or a mail node's host name.
     pub domain: String,
+    /// The node that serves it (and receives the certificate).
     pub node_id: i32,
-    pub user_id: Uuid,
+    /// The site domain's owner; None for a mail node's certificate.
+    pub user_id: Option<Uuid>,
     pub failures: i32,
     /// The domain also answers every name below it: its certificate covers `*.domain` too and is
     /// ordered over DNS-01.
     pub wildcard: bool,
+    /// Ordered over DNS-01 (a wildcard, or a mail node's name in an admin's zone here) rather
+    /// than HTTP-01.
+    pub dns01: bool,
 }
-
 /// Starts the certificate job of a new domain.
 pub async fn want(c: &impl GenericClient, domain: &str) -> Result<(), ApiError> {
     execute(
@@ -37,7 +42,8 @@ pub async fn want(c: &impl GenericClient, domain: &str) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Leases up to `limit` due orders of active HTTPS domains for `lease_secs`, oldest due first.
+/// Leases up to `limit` due orders for `lease_secs`, oldest due first: of active HTTPS site
+/// domains, and of mail nodes' host names.
 pub async fn lease(
     c: &impl GenericClient,
     limit: i64,
@@ -45,15 +51,21 @@ pub async fn lease(
 ) -> Result<Vec<Leased>, ApiError> {
     let rows = query(
         c,
-        "UPDATE certificates c SET leased_until = now() + make_interval(secs => $2)
-           FROM domains d
-          WHERE d.name = c.domain AND c.domain IN (
-                SELECT c2.domain FROM certificates c2 JOIN domains d2 ON d2.name = c2.domain
-                 WHERE c2.due_at <= now() AND (c2.leased_until IS NULL OR c2.leased_until < now())
-                   AND d2.status = 'active' AND d2.https
-                 ORDER BY c2.due_at LIMIT $1
-                   FOR UPDATE OF c2 SKIP LOCKED)
-         RETURNING c.domain, d.node_id, d.user_id, c.failures, d.wildcard",
+        "WITH due AS (
+             SELECT c2.domain FROM certificates c2
+               LEFT JOIN domains d2 ON d2.name = c2.domain AND c2.node_id IS NULL
+              WHERE c2.due_at <= now() AND (c2.leased_until IS NULL OR c2.leased_until < now())
+                AND (c2.node_id IS NOT NULL OR (d2.status = 'active' AND d2.https))
+              ORDER BY c2.due_at LIMIT $1
+                FOR UPDATE OF c2 SKIP LOCKED)
+         UPDATE certificates c SET leased_until = now() + make_interval(secs => $2)
+           FROM due LEFT JOIN domains d ON d.name = due.domain
+          WHERE c.domain = due.domain
+         RETURNING c.domain, coalesce(c.node_id, d.node_id), CASE WHEN c.node_id IS NULL THEN d.user_id END,
+                   c.failures, c.node_id IS NULL AND d.wildcard,
+                   CASE WHEN c.node_id IS NULL THEN d.wildcard
+                        ELSE EXISTS (SELECT 1 FROM zones z JOIN users u ON u.id = z.user_id
+                                      WHERE z.id = hp_zone_of(c.domain) AND u.role = 'admin') END",
         &[&limit, &lease_secs],
     )
     .await?;
@@ -65,6 +77,7 @@ pub async fn lease(
             user_id: r.get(2),
             failures: r.get(3),
             wildcard: r.get(4),
+            dns01: r.get(5),
         })
         .collect())
 }
@@ -90,18 +103,21 @@ pub async fn add_challenges(
 }
 
 /// Publishes DNS-01 values for `domain` as TXT records at `_acme-challenge.DOMAIN` in the zone
-/// of its owner that the name lies in (replacing any left by an earlier order). Returns the
-/// zone's name, or None when no zone of the owner holds the name.
+/// that the name lies in, of its owner (for a mail node's name, with no owner: an admin's),
+/// replacing any left by an earlier order. Returns the zone's name, or None when no such zone
+/// holds the name.
 pub async fn add_dns_challenges(
     c: &impl GenericClient,
     domain: &str,
-    owner: Uuid,
+    owner: Option<Uuid>,
     values: &[String],
 ) -> Result<Option<String>, ApiError> {
     let name = format!("_acme-challenge.{domain}");
     let Some(zone) = query_opt(
         c,
-        "SELECT id, name FROM zones WHERE id = hp_zone_of($1) AND user_id = $2",
+        "SELECT z.id, z.name FROM zones z JOIN users u ON u.id = z.user_id
+          WHERE z.id = hp_zone_of($1)
+            AND (z.user_id = $2 OR ($2::uuid IS NULL AND u.role = 'admin'))",
         &[&name, &owner],
     )
     .await?
@@ -223,8 +239,9 @@ pub struct Served {
     pub key_sealed: Vec<u8>,
 }
 
-/// What a node needs for HTTPS: the valid certificates of its active HTTPS domains, and the
-/// HTTP-01 tokens (token, key authorization) of their pending orders.
+/// What a node needs for HTTPS: the valid certificates of its active HTTPS domains and, for a
+/// mail node, of its host name; and the HTTP-01 tokens (token, key authorization) of their
+/// pending orders.
 pub async fn for_node(
     c: &impl GenericClient,
     node: i32,
@@ -233,9 +250,13 @@ pub async fn for_node(
         c,
         "SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
            JOIN domains d ON d.name = c.domain
-          WHERE d.node_id = $1 AND d.status = 'active' AND d.https
+          WHERE d.node_id = $1 AND d.status = 'active' AND d.https AND c.node_id IS NULL
             AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
-          ORDER BY c.domain",
+         UNION ALL
+         SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
+          WHERE c.node_id = $1
+            AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
+          ORDER BY 1",
         &[&node],
     )
     .await?;
@@ -243,7 +264,12 @@ pub async fn for_node(
         c,
         "SELECT t.token, t.key_authorization FROM acme_http_challenges t
            JOIN domains d ON d.name = t.domain
-          WHERE d.node_id = $1 ORDER BY t.token",
+          WHERE d.node_id = $1
+         UNION ALL
+         SELECT t.token, t.key_authorization FROM acme_http_challenges t
+           JOIN certificates c ON c.domain = t.domain
+          WHERE c.node_id = $1
+          ORDER BY 1",
         &[&node],
     )
     .await?;

@@ -110,6 +110,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0032_acme_dns01",
         include_str!("../../sql/0032_acme_dns01.sql"),
     ),
+    (
+        "0033_host_certificates",
+        include_str!("../../sql/0033_host_certificates.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

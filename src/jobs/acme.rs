@@ -88,16 +88,16 @@ pub async fn account(state: &AppState) -> Result<Account, String> {
         .map_err(|e| format!("ACME account: {e}"))
 }
 
-/// Orders a certificate for the leased domain: over HTTP-01 (the tokens go to its node, and the
-/// order waits until the node applied them), or for a wildcard domain over DNS-01 (TXT records
-/// in its zone here, which PowerDNS answers at once); then lets the CA check, and finalizes. The
+/// Orders a certificate for the leased name: over HTTP-01 (the tokens go to its node, and the
+/// order waits until the node applied them), or over DNS-01 (TXT records in its zone here,
+/// which PowerDNS answers at once) for a wildcard domain or a mail node's name in an admin's zone; then lets the CA check, and finalizes. The
 /// error is in words.
 pub async fn order(state: &AppState, account: &Account, job: &Leased) -> Result<Issued, String> {
     let mut names = vec![job.domain.clone()];
     if job.wildcard {
         names.push(format!("*.{}", job.domain));
     }
-    let kind = if job.wildcard {
+    let kind = if job.dns01 {
         ChallengeType::Dns01
     } else {
         ChallengeType::Http01
@@ -129,7 +129,7 @@ pub async fn order(state: &AppState, account: &Account, job: &Leased) -> Result<
         });
     }
     if !answers.is_empty() {
-        if job.wildcard {
+        if job.dns01 {
             let values: Vec<String> = answers.into_iter().map(|(_, v)| v).collect();
             publish_dns(state, job, &values).await?;
         } else {
@@ -196,10 +196,14 @@ async fn publish_dns(state: &AppState, job: &Leased, values: &[String]) -> Resul
         .await
         .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
-    match zone {
-        Some(_) => Ok(()),
-        None => Err(format!(
+    match (zone, job.user_id) {
+        (Some(_), _) => Ok(()),
+        (None, Some(_)) => Err(format!(
             "a wildcard certificate needs the zone of {} hosted here by its owner (add_zone)",
+            job.domain
+        )),
+        (None, None) => Err(format!(
+            "no admin's zone here holds {} any more (add_zone)",
             job.domain
         )),
     }

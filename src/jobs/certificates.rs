@@ -137,7 +137,7 @@ async fn record(
     {
         let change = crate::db::changes::Change {
             event,
-            user_id: Some(job.user_id),
+            user_id: job.user_id,
             node_id: Some(job.node_id),
             data: &data,
         };

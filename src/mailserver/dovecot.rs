@@ -1,5 +1,5 @@
 //! Dovecot's part of a mail node's configuration: the SQL passdb/userdb, the usage dict, and the
-//! include with the sockets Postfix uses (LMTP, SASL, quota-status).
+//! include with the sockets Postfix uses (LMTP, SASL, quota-status) and TLS (IMAPS).
 
 use super::{file, ConfigFile, MailConfig, Reader, Service};
 
@@ -70,8 +70,13 @@ pub(super) fn files(c: &MailConfig, schema: &str) -> Vec<ConfigFile> {
          unix_listener {queue}/private/quota-status {{\n    \
          user = postfix\n    group = postfix\n    mode = 0660\n  }}\n  client_limit = 1\n}}\n\
          plugin {{\n  quota_status_success = DUNNO\n  quota_status_nouser = DUNNO\n  \
-         quota_status_overquota = \"{over_quota}\"\n}}\n",
+         quota_status_overquota = \"{over_quota}\"\n}}\n\
+         # TLS with the mail node's certificate: IMAPS on 993, STARTTLS on 143.\n\
+         ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\nssl_min_protocol = TLSv1.2\n\
+         service imap-login {{\n  inet_listener imaps {{\n    port = 993\n    ssl = yes\n  }}\n}}\n",
         over_quota = OVER_QUOTA,
+        cert = c.tls_cert,
+        key = c.tls_key,
         dir = c.dovecot_dir,
         queue = c.postfix_queue,
         app_passdbs = app_slots()

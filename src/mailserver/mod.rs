@@ -34,7 +34,8 @@ pub struct MailConfig {
     pub dovecot_dir: String,
     /// Postfix's queue directory: Dovecot's LMTP and auth sockets go in its `private/`.
     pub postfix_queue: String,
-    /// Certificate and key of submission's TLS.
+    /// Certificate and key of the node's TLS (Postfix on 25, 465 and 587; Dovecot's IMAPS): the
+    /// files the agent writes for the node's host name.
     pub tls_cert: String,
     pub tls_key: String,
 }
@@ -204,7 +205,15 @@ pub fn files(c: &MailConfig) -> Result<Vec<ConfigFile>, String> {
          virtual_mailbox_base = {root}\n\
          virtual_uid_maps = static:{uid}\n\
          virtual_gid_maps = static:{uid}\n\
-         virtual_transport = lmtp:unix:private/dovecot-lmtp\n",
+         virtual_transport = lmtp:unix:private/dovecot-lmtp\n\
+         # TLS on port 25 (STARTTLS, offered to every client) with the mail node's certificate.\n\
+         smtpd_tls_cert_file = {cert}\n\
+         smtpd_tls_key_file = {key}\n\
+         smtpd_tls_security_level = may\n\
+         smtpd_tls_protocols = >=TLSv1.2\n\
+         smtpd_tls_mandatory_protocols = >=TLSv1.2\n",
+        cert = c.tls_cert,
+        key = c.tls_key,
         region = c.region,
         root = c.mail_root,
         uid = c.mail_uid,

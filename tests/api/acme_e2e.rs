@@ -219,12 +219,14 @@ struct Stack {
 
 impl Stack {
     async fn start(node_ipv4: &str, tweak: impl FnOnce(&mut hostplane::config::Config)) -> Stack {
-        Self::start_with(node_ipv4, None, tweak).await
+        Self::start_with(node_ipv4, None, None, tweak).await
     }
 
+    /// `node2`: add_node's params for node 2 (default: a public web node `web2`).
     async fn start_with(
         node_ipv4: &str,
         test_cmd: Option<&str>,
+        node2: Option<Value>,
         tweak: impl FnOnce(&mut hostplane::config::Config),
     ) -> Stack {
         let dir = tempfile::tempdir().unwrap();
@@ -255,7 +257,13 @@ impl Stack {
         let tls_port = free_port();
         let p = json!({"nodeid": 30, "name": "ns1.hosting.example", "address": "10.0.4.1", "kinds": ["dns"]});
         w.app.call_as(&w.admin, "add_node", p).await.ok();
-        let token = w.node_with_token(2).await;
+        let token = match node2 {
+            Some(p) => {
+                let a = w.app.call_as(&w.admin, "add_node", p).await;
+                a.ok()["token"].as_str().unwrap().to_string()
+            }
+            None => w.node_with_token(2).await,
+        };
         let p = json!({"nodeid": 2, "ipv4": node_ipv4});
         w.app.call_as(&w.admin, "set_node", p).await.ok();
         let pdns = PowerDns::start(&w).await;
@@ -532,7 +540,7 @@ async fn an_unreachable_challenge_fails_with_its_error_and_is_retried_later_with
 #[tokio::test]
 async fn a_node_that_cannot_apply_the_challenge_fails_the_order_at_once() {
     let refuse = "echo 'nginx: [emerg] simulated broken configuration' >&2; exit 1";
-    let stack = Stack::start_with("127.0.0.1", Some(refuse), |_| {}).await;
+    let stack = Stack::start_with("127.0.0.1", Some(refuse), None, |_| {}).await;
     let w = &stack.w;
     let name = "refused.alice.example.com";
     let site = w.site(&w.alice.1, 2).await;
@@ -625,4 +633,88 @@ async fn a_wildcard_domain_of_a_hosted_zone_gets_its_certificate_over_dns01() {
         .await
         .unwrap();
     assert_eq!(left.get::<_, i64>(0), 0);
+}
+
+#[tokio::test]
+async fn a_mail_node_gets_a_certificate_for_its_host_name_over_dns01() {
+    let node = json!({"nodeid": 2, "name": "mx1.hosting.example", "address": "10.0.2.2",
+                      "kinds": ["web", "mail"], "public": true});
+    // The node's order starts with the node, before Pebble listens: a short wait after failures.
+    let stack = Stack::start_with("127.0.0.1", None, Some(node), |c| {
+        c.acme_retry = Duration::from_secs(1)
+    })
+    .await;
+    let Stack {
+        w, pebble, base, ..
+    } = &stack;
+    // The provider's own zone, an admin's, holds the node's name.
+    w.app
+        .call_as(&w.admin, "add_zone", json!({"zone": "hosting.example"}))
+        .await
+        .ok();
+    // The agent writes it where mail-config's --tls-cert / --tls-key point.
+    let pem = base.join("sites/hostplane-tls/mx1.hosting.example.pem");
+    let key = base.join("sites/hostplane-tls/mx1.hosting.example.key");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !(pem.exists() && key.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "no host certificate on the node; pebble: {}",
+            pebble.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mode = std::fs::metadata(&key).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    // Pebble's chain for that very name.
+    let root = pebble.root();
+    let verify = std::process::Command::new("openssl")
+        .args([
+            "verify",
+            "-verify_hostname",
+            "mx1.hosting.example",
+            "-CAfile",
+        ])
+        .arg(&root)
+        .arg("-untrusted")
+        .arg(&pem)
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    // Told to admins (no user owns it); its challenge records are gone.
+    let db = w.app.state.pool.get().await.unwrap();
+    let told = db
+        .query_one(
+            "SELECT count(*) FROM changes WHERE event = 'certificate.issued'
+                AND data->>'domain' = 'mx1.hosting.example' AND user_id IS NULL AND node_id = 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(told.get::<_, i64>(0), 1);
+    let left = db
+        .query_one(
+            "SELECT count(*) FROM zone_records WHERE acme_domain IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.get::<_, i64>(0), 0);
+    // Another node does not receive it.
+    let other = w.node_with_token(3).await;
+    w.site(&w.bob.1, 3).await;
+    let theirs = w
+        .app
+        .call_node(&other, "node_sync", json!({"since": 0}))
+        .await;
+    assert_eq!(theirs.ok()["certificates"], json!([]));
 }

@@ -74,7 +74,7 @@ async fn a_wildcard_needs_its_owners_zone_and_its_challenges_are_locked() {
     let published = hostplane::db::certificates::add_dns_challenges(
         &db,
         "alice.example.com",
-        alice,
+        Some(alice),
         &["v4lue-one".into(), "v4lue-two".into()],
     )
     .await
@@ -144,7 +144,7 @@ async fn a_wildcard_needs_its_owners_zone_and_its_challenges_are_locked() {
     let none = hostplane::db::certificates::add_dns_challenges(
         &db,
         "plain.example.net",
-        alice,
+        Some(alice),
         &["x".into()],
     )
     .await

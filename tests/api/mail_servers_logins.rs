@@ -66,7 +66,8 @@ async fn app_passwords_log_in_beside_the_main_one_until_revoked() {
     let imap_port = crate::mail_servers::free_port(24000);
     let imap = format!(
         "protocols = lmtp imap\ndisable_plaintext_auth = no\n\
-         service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n}}"
+         service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n  \
+         inet_listener imaps {{\n    port = 0\n  }}\n}}"
     );
     let dovecot = Dovecot::start_with(&node, &imap).await;
     let auth = |user: &str, password: &str| dovecot.auth(user, password);

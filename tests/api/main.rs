@@ -34,6 +34,7 @@ mod mail_servers_autoreply;
 mod mail_servers_deploy;
 mod mail_servers_logins;
 mod mail_servers_quota;
+mod mail_servers_tls;
 mod metrics_access;
 mod nginx_e2e;
 mod ownership;
