@@ -106,6 +106,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0029_autoreply_from_checked",
         include_str!("../../sql/0029_autoreply_from_checked.sql"),
     ),
+    (
+        "0030_dns_mail_records",
+        include_str!("../../sql/0030_dns_mail_records.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.
