@@ -32,7 +32,7 @@ pub const VIEWS: &[&str] = &[
 /// per-name queries also ask for the record's `anchor` (the name it hangs from: the name itself
 /// or a parent, see sql/0030_dns_mail_records.sql) among the name's suffixes, so that every
 /// branch of `dns_records` answers by an index, however many site and mail domains there are.
-const QUERIES: &[(&str, &str)] = &[
+pub const QUERIES: &[(&str, &str)] = &[
     ("basic-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and type=$1 and name=$2 and anchor = any({s}.hp_suffixes($2))"),
     ("id-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and type=$1 and name=$2 and domain_id=$3 and anchor = any({s}.hp_suffixes($2))"),
     ("any-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and name=$1 and anchor = any({s}.hp_suffixes($1))"),
