@@ -338,9 +338,11 @@ async fn powerdns_serves_the_mail_records_of_mail_domains_in_the_zone() {
     let s0 = pdns.serial(zone);
     let p = json!({"domain": zone});
     w.app.call_as(&w.alice.1, "add_mail_domain", p).await.ok();
+    let s1 = pdns.serial(zone);
+    assert!(s1 > s0);
     let p = json!({"domain": zone, "selector": "one"});
     w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
-    assert!(pdns.serial(zone) > s0);
+    assert!(pdns.serial(zone) > s1);
     assert_eq!(pdns.answer(zone, "MX"), ["10 mx1.hosting.example."]);
     assert_eq!(
         pdns.answer(zone, "TXT"),
@@ -538,7 +540,9 @@ async fn managed_mail_records_cannot_be_shadowed_and_other_users_mail_domains_ar
     );
 
     // Another user's mail domain under alice's zone (written past the claim rules) is not served.
+    // (Its serial moves all the same: triggers go by name, the view by owner.)
     let db = w.app.db().await;
+    let before = pdns.serial(zone);
     db.execute(
         "INSERT INTO mail_domains (name, user_id, region)
          SELECT 'bob.alice.example.com', id, 'default' FROM users WHERE login = 'bob'",
@@ -553,4 +557,14 @@ async fn managed_mail_records_cannot_be_shadowed_and_other_users_mail_domains_ar
     assert!(pdns
         .answer("_dmarc.bob.alice.example.com", "TXT")
         .is_empty());
+    let inserted = pdns.serial(zone);
+    assert!(inserted > before);
+    // A mail domain without DKIM keys removed moves the serial by itself.
+    db.execute(
+        "DELETE FROM mail_domains WHERE name = 'bob.alice.example.com'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(pdns.serial(zone) > inserted);
 }
