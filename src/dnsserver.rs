@@ -28,12 +28,15 @@ pub const VIEWS: &[&str] = &[
 ];
 
 /// PowerDNS's read queries over the views: (setting, query with `{s}` for the schema). Its
-/// write queries are left as they are: the reader may not write, and nothing asks it to.
-const QUERIES: &[(&str, &str)] = &[
-    ("basic-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and type=$1 and name=$2"),
-    ("id-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and type=$1 and name=$2 and domain_id=$3"),
-    ("any-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and name=$1"),
-    ("any-id-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and name=$1 and domain_id=$2"),
+/// write queries are left as they are: the reader may not write, and nothing asks it to. The
+/// per-name queries also ask for the record's `anchor` (the name it hangs from: the name itself
+/// or a parent, see sql/0030_dns_mail_records.sql) among the name's suffixes, so that every
+/// branch of `dns_records` answers by an index, however many site and mail domains there are.
+pub const QUERIES: &[(&str, &str)] = &[
+    ("basic-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and type=$1 and name=$2 and anchor = any({s}.hp_suffixes($2))"),
+    ("id-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and type=$1 and name=$2 and domain_id=$3 and anchor = any({s}.hp_suffixes($2))"),
+    ("any-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and name=$1 and anchor = any({s}.hp_suffixes($1))"),
+    ("any-id-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and name=$1 and domain_id=$2 and anchor = any({s}.hp_suffixes($1))"),
     ("list-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int,ordername FROM {s}.dns_records WHERE (disabled=false OR $1) and domain_id=$2 order by name, type"),
     ("list-subzone-query", "SELECT content,ttl,prio,type,domain_id,disabled::int,name,auth::int FROM {s}.dns_records WHERE disabled=false and (name=$1 OR name like $2) and domain_id=$3"),
     ("info-zone-query", "select id,name,master,last_check,notified_serial,type,options,catalog,account from {s}.dns_domains where name=$1"),
@@ -217,6 +220,27 @@ mod tests {
             assert!(grants.contains(view));
         }
         assert!(!grants.contains(".zones") && !grants.contains(".domains "));
+    }
+
+    #[test]
+    fn the_per_name_queries_look_records_up_by_their_anchor() {
+        let conf = pdns_conf(&config()).unwrap();
+        for setting in ["basic-query", "id-query", "any-query", "any-id-query"] {
+            let line = conf
+                .lines()
+                .find(|l| l.starts_with(&format!("gpgsql-{setting}=")))
+                .unwrap();
+            let name = if setting.starts_with("any") {
+                "$1"
+            } else {
+                "$2"
+            };
+            assert!(
+                line.contains(&format!("name={name} "))
+                    && line.contains(&format!("anchor = any(\"public\".hp_suffixes({name}))")),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! DNS records: `add_record`, `get_list_record`, `set_record`, `delete_record`. A user edits the
 //! records of their own zones; the records hostplane manages (SOA, NS, the addresses of site
-//! domains) are listed, marked `managed`, and can be neither edited nor shadowed.
+//! domains, the records of mail domains) are listed, marked `managed`, and can be neither edited
+//! nor shadowed.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,14 +34,15 @@ fn prio(n: OptNum, kind: &str) -> Result<i32, ApiError> {
 }
 
 /// Refuses what would clash with what is served at the name: the managed records (SOA and NS at
-/// the apex, a site domain's addresses), a CNAME beside other data, or a name of a deeper zone.
+/// the apex, a site domain's addresses, a mail domain's records), a CNAME beside other data, or
+/// a name of a deeper zone.
 async fn check_place(
     c: &impl deadpool_postgres::GenericClient,
     zone: &ZoneView,
-    name: &str,
-    kind: &str,
+    record: (&str, &str, &str),
     except: i64,
 ) -> Result<(), ApiError> {
+    let (name, kind, content) = record;
     if db::dns::zone_of(c, name).await? != Some(zone.zoneid) {
         return Err(Reason::bad_record.msg(format!("{name} belongs to another zone")));
     }
@@ -57,6 +59,13 @@ async fn check_place(
         return Err(Reason::record_managed.msg(format!(
             "{name} is a site domain: its addresses are those of its node"
         )));
+    }
+    if let Some(domain) = db::dns::mail_reserved(c, name, kind, content, zone.userid).await? {
+        return Err(Reason::record_managed.msg(if name == domain {
+            format!("{domain} is a mail domain: its MX and SPF records are managed (no MX, NS, CNAME or v=spf1 TXT of your own there)")
+        } else {
+            format!("{name} is managed for the mail domain {domain} (DKIM, DMARC, autoconfig, autodiscover or SRV)")
+        }));
     }
     let there = db::dns::types_at(c, zone.zoneid, name, except).await?;
     if kind == "CNAME" && !there.is_empty() {
@@ -102,7 +111,7 @@ pub async fn add_record(ctx: Ctx, p: AddRecordParams) -> Result<RecordView, ApiE
             Reason::quota_exceeded.msg(format!("a zone holds at most {MAX_PER_ZONE} records"))
         );
     }
-    check_place(&*tx, &zone, &name, &kind, 0).await?;
+    check_place(&*tx, &zone, (&name, &kind, &content), 0).await?;
     let new = NewRecord {
         zone_id: zone.zoneid,
         name: &name,
@@ -208,7 +217,12 @@ pub async fn set_record(ctx: Ctx, p: SetRecordParams) -> Result<RecordView, ApiE
     if p.prio.0.is_some() {
         record.prio = prio(p.prio, &record.kind)?;
     }
-    check_place(&*tx, &zone, &record.name, &record.kind, id).await?;
+    let place = (
+        record.name.as_str(),
+        record.kind.as_str(),
+        record.content.as_str(),
+    );
+    check_place(&*tx, &zone, place, id).await?;
     db::dns::update_record(&*tx, &record).await?;
     audit(&*tx, &ctx, &format!("zone:{}", zone.zone)).await?;
     let data = serde_json::json!({"zone": zone.zone, "recordid": id, "name": record.name, "type": record.kind});

@@ -155,3 +155,21 @@ pub async fn activate(
         }
     }
 }
+
+/// Drops keys retired more than 7 days ago (gone from `mail_dkim_states` by time alone); at most
+/// `limit`. The DNS zones publish every key kept (sql/0030), so the record goes with the row and
+/// the zone's serial moves with it. Only domains holding several keys are looked at: a domain's
+/// only key never retires.
+pub async fn purge_retired(c: &impl GenericClient, limit: i64) -> Result<u64, ApiError> {
+    execute(
+        c,
+        "DELETE FROM mail_dkim WHERE ctid = ANY (ARRAY (
+             SELECT o.ctid FROM mail_dkim o
+              WHERE o.domain IN (SELECT domain FROM mail_dkim GROUP BY domain HAVING count(*) > 1)
+                AND NOT EXISTS (SELECT 1 FROM mail_dkim_states s
+                                 WHERE s.domain = o.domain AND s.selector = o.selector)
+              LIMIT $1))",
+        &[&limit],
+    )
+    .await
+}

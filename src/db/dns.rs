@@ -259,16 +259,16 @@ pub async fn types_at(
     let rows = query(
         c,
         "SELECT v.type FROM dns_records v
-          WHERE v.domain_id = $1 AND v.name = $2
-            AND NOT EXISTS (SELECT 1 FROM zone_records r WHERE r.id = $3 AND r.name = v.name
-                              AND r.type = v.type AND r.content = v.content)",
+          WHERE v.domain_id = $1 AND v.name = $2 AND v.anchor = ANY (hp_suffixes($2))
+            AND v.record_id IS DISTINCT FROM $3",
         &[&zone, &name, &except],
     )
     .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// True when `name` is an active site domain of `owner`: its address records are managed.
+/// True when `name` is an active site domain of `owner`, or `*.` one of its wildcard ones: its
+/// address records are managed.
 pub async fn is_managed_address(
     c: &impl GenericClient,
     name: &str,
@@ -276,11 +276,36 @@ pub async fn is_managed_address(
 ) -> Result<bool, ApiError> {
     Ok(query_opt(
         c,
-        "SELECT 1 FROM domains WHERE name = $1 AND user_id = $2 AND status = 'active'",
+        "SELECT 1 FROM domains
+          WHERE (name = $1 OR (name = substr($1, 3) AND $1 LIKE '*.%' AND wildcard))
+            AND user_id = $2 AND status = 'active'",
         &[&name, &owner],
     )
     .await?
     .is_some())
+}
+
+/// The mail domain of `owner` whose managed records the record (name, type, content as stored)
+/// would shadow, if any: the rule of `hp_mail_reserved` (sql/0030), which dns_records applies.
+pub async fn mail_reserved(
+    c: &impl GenericClient,
+    name: &str,
+    kind: &str,
+    content: &str,
+    owner: Uuid,
+) -> Result<Option<String>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT m.name FROM mail_domains m
+          WHERE m.name = ANY (hp_suffixes($1)) AND m.user_id = $4
+            AND m.status = 'active' AND NOT m.disabled
+            AND hp_mail_reserved($1, $2, $3, m.name,
+                                 ARRAY(SELECT k.selector FROM mail_dkim k WHERE k.domain = m.name))
+          LIMIT 1",
+        &[&name, &kind, &content, &owner],
+    )
+    .await?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// One page of what PowerDNS serves for the zone, by (name, type, content) after `after`.
@@ -292,11 +317,8 @@ pub async fn list_records(
 ) -> Result<Vec<RecordView>, ApiError> {
     let rows = query(
         c,
-        "SELECT r.id, v.name, v.type, v.content, v.ttl, v.prio
+        "SELECT v.record_id, v.name, v.type, v.content, v.ttl, v.prio
            FROM dns_records v
-           LEFT JOIN zone_records r ON r.zone_id = v.domain_id AND r.name = v.name
-                                   AND r.type = v.type AND r.content = v.content
-                                   AND r.acme_domain IS NULL
           WHERE v.domain_id = $1 AND (v.name, v.type, v.content) > ($2, $3, $4)
           ORDER BY v.name, v.type, v.content
           LIMIT $5",

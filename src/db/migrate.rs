@@ -107,12 +107,20 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0029_autoreply_from_checked.sql"),
     ),
     (
+        "0030_dns_mail_records",
+        include_str!("../../sql/0030_dns_mail_records.sql"),
+    ),
+    (
         "0032_acme_dns01",
         include_str!("../../sql/0032_acme_dns01.sql"),
     ),
     (
         "0033_host_certificates",
         include_str!("../../sql/0033_host_certificates.sql"),
+    ),
+    (
+        "0034_dns_wildcards",
+        include_str!("../../sql/0034_dns_wildcards.sql"),
     ),
 ];
 

@@ -236,3 +236,108 @@ async fn the_serial_moves_with_records_site_domains_and_nodes() {
     let listed = w.app.call_as(&w.alice.1, "get_list_zone", json!({})).await;
     assert_eq!(listed.ok()["zones"], json!([]));
 }
+
+/// The generic plan (the one PowerDNS's prepared statements come to) of one of the queries
+/// `hostplane dns-config` writes, and its answer for `args`.
+async fn plan_and_rows(w: &World, sql: &str, args: &str) -> (String, Vec<String>) {
+    let mut db = w.app.db().await;
+    let tx = db.transaction().await.unwrap();
+    let sql = sql.replace("{s}", &format!("\"{}\"", w.app.schema()));
+    tx.batch_execute(&format!(
+        "SET LOCAL plan_cache_mode = force_generic_plan; PREPARE q AS {sql}"
+    ))
+    .await
+    .unwrap();
+    let plan = tx
+        .query(&format!("EXPLAIN EXECUTE q({args})"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let rows = tx
+        .query(&format!("EXECUTE q({args})"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    // A prepared statement outlives the transaction.
+    tx.batch_execute("DEALLOCATE q").await.unwrap();
+    tx.rollback().await.unwrap();
+    (plan, rows)
+}
+
+#[tokio::test]
+async fn powerdns_finds_a_mail_record_by_index_among_many_mail_domains() {
+    let w = dns_world().await;
+    let zone = json!({"zone": "alice.example.com"});
+    w.app.call_as(&w.alice.1, "add_zone", zone).await.ok();
+    let db = w.app.db().await;
+    // Enough mail domains that reading them all is what the planner would otherwise choose.
+    db.batch_execute(
+        "INSERT INTO nodes (id, name, address, kinds) VALUES (20, 'mx1.hosting.example', '10.0.3.1', '{mail}');
+         INSERT INTO mail_domains (name, user_id, region)
+              SELECT 'm' || i || '.alice.example.com', u.id, 'default'
+                FROM generate_series(1, 20000) i, users u WHERE u.login = 'alice';
+         INSERT INTO mail_dkim (domain, selector, private_key, public_key, activated_at)
+              SELECT name, 's1', 'private', 'PUBLIC', now() FROM mail_domains;
+         ANALYZE mail_domains; ANALYZE mail_dkim; ANALYZE zones; ANALYZE zone_records;",
+    )
+    .await
+    .unwrap();
+    let query = |setting: &str| {
+        hostplane::dnsserver::QUERIES
+            .iter()
+            .find(|(s, _)| *s == setting)
+            .unwrap()
+            .1
+    };
+    let id: i32 = db
+        .query_one("SELECT id FROM zones", &[])
+        .await
+        .unwrap()
+        .get(0);
+    for (setting, args, want) in [
+        (
+            "basic-query",
+            "'TXT', '_dmarc.m777.alice.example.com'".to_string(),
+            "\"v=DMARC1; p=quarantine; adkim=r; aspf=r\"",
+        ),
+        (
+            "id-query",
+            format!("'TXT', 's1._domainkey.m777.alice.example.com', {id}"),
+            "\"v=DKIM1; k=rsa; p=PUBLIC\"",
+        ),
+        (
+            "any-query",
+            "'autoconfig.m777.alice.example.com'".to_string(),
+            "mx1.hosting.example",
+        ),
+        (
+            "any-id-query",
+            format!("'_imaps._tcp.m777.alice.example.com', {id}"),
+            "1 993 mx1.hosting.example",
+        ),
+    ] {
+        let (plan, rows) = plan_and_rows(&w, query(setting), &args).await;
+        assert_eq!(rows, [want], "{setting}");
+        // (The few-row tables, zones and nodes, may well be read whole.)
+        for table in ["mail_domains", "mail_dkim"] {
+            assert!(
+                !plan.contains(&format!("Seq Scan on {table}")),
+                "{setting} reads {table} whole:\n{plan}"
+            );
+        }
+        // Without the anchor, the same query reads every mail domain: the test's data is big
+        // enough to tell.
+        let plain = query(setting).replace(" and anchor = any({s}.hp_suffixes($2))", "");
+        let plain = plain.replace(" and anchor = any({s}.hp_suffixes($1))", "");
+        let (plan, _) = plan_and_rows(&w, &plain, &args).await;
+        assert!(
+            plan.contains("Seq Scan on mail_domains"),
+            "{setting} without anchor:\n{plan}"
+        );
+    }
+}

@@ -64,6 +64,43 @@ async fn a_wildcard_needs_its_owners_zone_and_its_challenges_are_locked() {
         json!(["alice.example.com", "plain.example.net"])
     );
 
+    // Every name below it resolves to the node, and a user's address there is refused.
+    let list = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "get_list_record",
+            json!({"zone": "alice.example.com"}),
+        )
+        .await;
+    let list = list.ok().clone();
+    let star: Vec<_> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "*.alice.example.com")
+        .map(|r| {
+            (
+                r["type"].clone(),
+                r["content"].clone(),
+                r["managed"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        star,
+        [
+            (json!("A"), json!("192.0.2.1"), json!(true)),
+            (json!("AAAA"), json!("2001:db8::1"), json!(true))
+        ],
+        "{list}"
+    );
+    let p = json!({"zone": "alice.example.com", "name": "*", "type": "A", "content": "192.0.2.9"});
+    w.app
+        .call_as(&w.alice.1, "add_record", p)
+        .await
+        .assert_error("record_managed", 409);
+
     // A challenge value as the certificate job publishes it.
     let db = w.app.state.pool.get().await.unwrap();
     let alice: uuid::Uuid = db

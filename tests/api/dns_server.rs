@@ -317,3 +317,254 @@ async fn the_dns_reader_reads_the_views_and_nothing_else() {
         .unwrap();
     assert_eq!(mode, 0o640);
 }
+
+/// A world with a zone of alice's, `alice.example.com`, a mail node `mx1.hosting.example` (public
+/// ipv4 203.0.113.5) in the default region, and PowerDNS reading it all.
+async fn mail_zone_world() -> (World, PowerDns) {
+    let w = dns_world().await;
+    let p = json!({"nodeid": 20, "name": "mx1.hosting.example", "address": "10.0.3.1",
+                   "kinds": ["mail"], "ipv4": "203.0.113.5"});
+    w.app.call_as(&w.admin, "add_node", p).await.ok();
+    let zone = json!({"zone": "alice.example.com"});
+    w.app.call_as(&w.alice.1, "add_zone", zone).await.ok();
+    let pdns = PowerDns::start(&w).await;
+    (w, pdns)
+}
+
+#[tokio::test]
+async fn powerdns_serves_the_mail_records_of_mail_domains_in_the_zone() {
+    let (w, pdns) = mail_zone_world().await;
+    let zone = "alice.example.com";
+    let s0 = pdns.serial(zone);
+    let p = json!({"domain": zone});
+    w.app.call_as(&w.alice.1, "add_mail_domain", p).await.ok();
+    let s1 = pdns.serial(zone);
+    assert!(s1 > s0);
+    let p = json!({"domain": zone, "selector": "one"});
+    w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
+    assert!(pdns.serial(zone) > s1);
+    assert_eq!(pdns.answer(zone, "MX"), ["10 mx1.hosting.example."]);
+    assert_eq!(
+        pdns.answer(zone, "TXT"),
+        ["\"v=spf1 mx ip4:203.0.113.5 -all\""]
+    );
+    assert_eq!(
+        pdns.answer("_dmarc.alice.example.com", "TXT"),
+        ["\"v=DMARC1; p=quarantine; adkim=r; aspf=r\""]
+    );
+    let dkim = pdns.answer("one._domainkey.alice.example.com", "TXT");
+    assert_eq!(dkim.len(), 1, "{dkim:?}");
+    assert!(
+        dkim[0].starts_with("\"v=DKIM1; k=rsa; p=MII") && dkim[0].contains("\" \""),
+        "a 2048-bit key in strings of 255 bytes: {dkim:?}"
+    );
+    for name in ["autoconfig", "autodiscover"] {
+        assert_eq!(
+            pdns.answer(&format!("{name}.alice.example.com"), "CNAME"),
+            ["mx1.hosting.example."]
+        );
+    }
+    assert_eq!(
+        pdns.answer("_imaps._tcp.alice.example.com", "SRV"),
+        ["10 1 993 mx1.hosting.example."]
+    );
+
+    // The mail node's address is in the SPF record; a change moves the serial.
+    let before = pdns.serial(zone);
+    let p = json!({"nodeid": 20, "ipv4": "203.0.113.6"});
+    w.app.call_as(&w.admin, "set_node", p).await.ok();
+    assert_eq!(
+        pdns.answer(zone, "TXT"),
+        ["\"v=spf1 mx ip4:203.0.113.6 -all\""]
+    );
+    assert!(pdns.serial(zone) > before);
+
+    // Rotation: the new key is published at once, with a new serial.
+    let before = pdns.serial(zone);
+    let p = json!({"domain": zone, "selector": "two"});
+    w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
+    let two = pdns.answer("two._domainkey.alice.example.com", "TXT");
+    assert!(two[0].starts_with("\"v=DKIM1;"), "{two:?}");
+    assert_ne!(two, dkim);
+    assert!(pdns.serial(zone) > before);
+    let before = pdns.serial(zone);
+    let p = json!({"domain": zone, "selector": "two"});
+    w.app.call_as(&w.alice.1, "activate_dkim", p).await.ok();
+    assert!(pdns.serial(zone) > before);
+    // Eight days on, the retired key is dropped by the janitor, which moves the serial too.
+    let db = w.app.db().await;
+    db.execute(
+        "UPDATE mail_dkim SET created_at = created_at - interval '8 days',
+             activated_at = activated_at - interval '8 days',
+             activate_after = activate_after - interval '8 days'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let before = pdns.serial(zone);
+    assert_eq!(
+        pdns.answer("one._domainkey.alice.example.com", "TXT"),
+        dkim,
+        "kept until its row goes, so the zone never changes without its serial"
+    );
+    let purged = hostplane::purge_once(&w.app.state).await;
+    assert_eq!(purged.dkim_keys, 1, "{purged:?}");
+    assert_eq!(
+        pdns.status("one._domainkey.alice.example.com", "TXT")
+            .as_deref(),
+        Some("NXDOMAIN")
+    );
+    assert_eq!(pdns.answer("two._domainkey.alice.example.com", "TXT"), two);
+    assert!(pdns.serial(zone) > before);
+
+    // A disabled mail domain has no records served; enabled again, they are back.
+    let before = pdns.serial(zone);
+    let p = json!({"domain": zone, "disabled": true});
+    w.app.call_as(&w.alice.1, "set_mail_domain", p).await.ok();
+    assert!(pdns.answer(zone, "MX").is_empty());
+    assert!(pdns.serial(zone) > before);
+    let p = json!({"domain": zone, "disabled": false});
+    w.app.call_as(&w.alice.1, "set_mail_domain", p).await.ok();
+    assert_eq!(pdns.answer(zone, "MX"), ["10 mx1.hosting.example."]);
+
+    // Deleted: no MX, no DMARC name, and a new serial.
+    let before = pdns.serial(zone);
+    let p = json!({"domain": zone});
+    w.app
+        .call_as(&w.alice.1, "delete_mail_domain", p)
+        .await
+        .ok();
+    assert!(pdns.answer(zone, "MX").is_empty());
+    assert_eq!(
+        pdns.status("_dmarc.alice.example.com", "TXT").as_deref(),
+        Some("NXDOMAIN")
+    );
+    assert!(pdns.serial(zone) > before);
+}
+
+#[tokio::test]
+async fn managed_mail_records_cannot_be_shadowed_and_other_users_mail_domains_are_not_served() {
+    let (w, pdns) = mail_zone_world().await;
+    let zone = "alice.example.com";
+    let add = |name: &str, kind: &str, content: &str| json!({"zone": zone, "name": name, "type": kind, "content": content});
+    // Added before the mail domain, alice's MX at `news` is served until the mail domain is.
+    let mx = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "add_record",
+            add("news", "MX", "mx.other.example"),
+        )
+        .await;
+    let mx = mx.ok()["recordid"].as_i64().unwrap();
+    assert_eq!(
+        pdns.answer("news.alice.example.com", "MX"),
+        ["10 mx.other.example."]
+    );
+    let p = json!({"domain": "news.alice.example.com"});
+    w.app.call_as(&w.alice.1, "add_mail_domain", p).await.ok();
+    let p = json!({"domain": "news.alice.example.com", "selector": "s1"});
+    w.app.call_as(&w.alice.1, "set_dkim", p).await.ok();
+    assert_eq!(
+        pdns.answer("news.alice.example.com", "MX"),
+        ["10 mx1.hosting.example."]
+    );
+    // ... and it can be neither changed nor added again while the mail domain is served.
+    let p = json!({"recordid": mx, "content": "mx2.other.example"});
+    w.app
+        .call_as(&w.alice.1, "set_record", p)
+        .await
+        .assert_error("record_managed", 409);
+    for (name, kind, content) in [
+        ("news", "MX", "mx.other.example"),
+        ("news", "TXT", "v=spf1 include:other.example -all"),
+        ("news", "CNAME", "other.example"),
+        ("news", "NS", "ns.other.example"),
+        ("_dmarc.news", "TXT", "v=DMARC1; p=none"),
+        ("s1._domainkey.news", "TXT", "v=DKIM1; p=AAAA"),
+        ("autoconfig.news", "CNAME", "other.example"),
+        ("autodiscover.news", "A", "192.0.2.9"),
+        ("_submission._tcp.news", "SRV", "1 587 other.example"),
+    ] {
+        w.app
+            .call_as(&w.alice.1, "add_record", add(name, kind, content))
+            .await
+            .assert_error("record_managed", 409);
+    }
+    // What is not managed stays the customer's: other TXT at the name, another DKIM selector.
+    for (name, kind, content) in [
+        ("news", "TXT", "site-verification=abc"),
+        ("news", "CAA", "0 issue letsencrypt.org"),
+        ("google._domainkey.news", "TXT", "v=DKIM1; p=BBBB"),
+    ] {
+        w.app
+            .call_as(&w.alice.1, "add_record", add(name, kind, content))
+            .await
+            .ok();
+    }
+    let txt = pdns.answer("news.alice.example.com", "TXT");
+    assert_eq!(txt.len(), 2, "the SPF and the verification: {txt:?}");
+    // The list shows the mail records as managed, with no record id.
+    let listed = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "get_list_record",
+            json!({"zone": zone, "limit": 100}),
+        )
+        .await;
+    let records = listed.ok()["records"].as_array().unwrap().clone();
+    let managed = |name: &str, kind: &str| {
+        records.iter().any(|r| {
+            r["name"] == name
+                && r["type"] == kind
+                && r["managed"] == true
+                && r["recordid"].is_null()
+        })
+    };
+    assert!(managed("news.alice.example.com", "MX"), "{records:?}");
+    assert!(managed("s1._domainkey.news.alice.example.com", "TXT"));
+    assert!(
+        !records.iter().any(|r| r["recordid"] == mx),
+        "the shadowed record is not served: {records:?}"
+    );
+    // The mail domain gone, the customer's MX is served again.
+    let p = json!({"domain": "news.alice.example.com"});
+    w.app
+        .call_as(&w.alice.1, "delete_mail_domain", p)
+        .await
+        .ok();
+    assert_eq!(
+        pdns.answer("news.alice.example.com", "MX"),
+        ["10 mx.other.example."]
+    );
+
+    // Another user's mail domain under alice's zone (written past the claim rules) is not served.
+    // (Its serial moves all the same: triggers go by name, the view by owner.)
+    let db = w.app.db().await;
+    let before = pdns.serial(zone);
+    db.execute(
+        "INSERT INTO mail_domains (name, user_id, region)
+         SELECT 'bob.alice.example.com', id, 'default' FROM users WHERE login = 'bob'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pdns.status("bob.alice.example.com", "MX").as_deref(),
+        Some("NXDOMAIN")
+    );
+    assert!(pdns
+        .answer("_dmarc.bob.alice.example.com", "TXT")
+        .is_empty());
+    let inserted = pdns.serial(zone);
+    assert!(inserted > before);
+    // A mail domain without DKIM keys removed moves the serial by itself.
+    db.execute(
+        "DELETE FROM mail_domains WHERE name = 'bob.alice.example.com'",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(pdns.serial(zone) > inserted);
+}
