@@ -106,6 +106,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0029_autoreply_from_checked",
         include_str!("../../sql/0029_autoreply_from_checked.sql"),
     ),
+    (
+        "0031_more_counters",
+        include_str!("../../sql/0031_more_counters.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.
