@@ -300,9 +300,17 @@ mod tests {
     fn a_session_stored_again_is_still_evicted_with_its_user() {
         let c = SessionCache::new(1 << 20);
         c.set_live(true);
-        // Stored, replaced by a fresher read, dropped, stored again: the departures of the
-        // earlier entries (reported later, by the cache's housekeeping) must not unindex the last.
+        // Stored, then replaced by a fresher read: the earlier entry's departure (reported by
+        // the cache after the later one is indexed) must not unindex the later one.
         c.put(session_of(1, 10), MAX_AGE, c.generation());
+        c.put(session_of(1, 10), MAX_AGE, c.generation());
+        assert_eq!(c.indexed(), 1);
+        c.evict_user(Uuid::from_u128(1));
+        assert!(
+            c.get(&[10; 32]).is_none(),
+            "a replaced session outlived its user's eviction"
+        );
+        // Dropped and stored again, and another that expires: the index follows.
         c.put(session_of(1, 10), MAX_AGE, c.generation());
         c.evict(&[10; 32]);
         c.put(session_of(1, 10), MAX_AGE, c.generation());
