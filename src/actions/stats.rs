@@ -13,7 +13,7 @@ pub struct StatsParams {}
 
 /// `get_stats`: counts over the whole service.
 pub async fn get_stats(ctx: Ctx, _: StatsParams) -> Result<Stats, ApiError> {
-    db::stats::service(&*ctx.db().await?, &ctx.state.config).await
+    db::stats::service(&*ctx.db().await?).await
 }
 
 #[derive(Deserialize)]

@@ -111,6 +111,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0030_dns_mail_records.sql"),
     ),
     (
+        "0031_more_counters",
+        include_str!("../../sql/0031_more_counters.sql"),
+    ),
+    (
         "0032_acme_dns01",
         include_str!("../../sql/0032_acme_dns01.sql"),
     ),

@@ -141,6 +141,19 @@ pub async fn query_one(
     Ok(c.query_one(&st, params).await?)
 }
 
+/// Runs a query planned for these parameter values, every time: a statement of its own rather
+/// than the connection's cached one, whose plan goes generic (blind to the values) after five
+/// runs. For a filter whose best plan depends on its value, such as a trigram `ILIKE`: the index
+/// for a rare substring, the sort order for a common one. Costs one more round trip and a plan.
+pub async fn query_planned_with_values(
+    c: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<Row>, ApiError> {
+    let st = c.prepare(sql).await?;
+    Ok(c.query(&st, params).await?)
+}
+
 /// Runs a prepared statement and returns the number of rows it touched.
 pub async fn execute(
     c: &impl GenericClient,

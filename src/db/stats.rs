@@ -28,28 +28,24 @@ pub struct Stats {
     pub webhook_deliveries_failed: i64,
 }
 
-/// The service at a glance: the totals from the kept counters, the rest by index.
-pub async fn service(c: &impl GenericClient, config: &Config) -> Result<Stats, ApiError> {
-    let idle = config.session_idle.as_secs_f64();
-    let max = config.session_max.as_secs_f64();
+/// The service at a glance, from the kept counters (sql/0027_usage_counters.sql,
+/// sql/0031_more_counters.sql): nothing here grows with the service but the node counts.
+pub async fn service(c: &impl GenericClient) -> Result<Stats, ApiError> {
     let kept = super::usage::service(c).await?;
     let r = query_one(
         c,
-        "SELECT (SELECT count(*) FROM sessions
-                  WHERE last_seen > now() - make_interval(secs => $1)
-                    AND created_at > now() - make_interval(secs => $2)),
+        "SELECT sum(sessions)::int8, sum(mail_bytes)::int8, sum(deliveries_pending)::int8,
+                sum(deliveries_failed)::int8,
+                (SELECT coalesce(sum(n), 0)::int8 FROM changes_per_day
+                  WHERE day = (now() AT TIME ZONE 'UTC')::date),
                 (SELECT count(*) FROM nodes),
-                (SELECT count(*) FROM nodes WHERE applied_revision >= revision),
-                (SELECT coalesce(sum(used_bytes), 0)::bigint FROM mailbox_usage),
-                (SELECT count(*) FROM changes
-                  WHERE at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'),
-                (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'),
-                (SELECT count(*) FROM webhook_deliveries WHERE state = 'failed')",
-        &[&idle, &max],
+                (SELECT count(*) FROM nodes WHERE applied_revision >= revision)
+           FROM service_activity",
+        &[],
     )
     .await?;
-    let nodes: i64 = r.get(1);
-    let in_sync: i64 = r.get(2);
+    let nodes: i64 = r.get(5);
+    let in_sync: i64 = r.get(6);
     let by_status =
         |a: i64, r: i64, j: i64| serde_json::json!({"active": a, "reviewing": r, "rejected": j});
     Ok(Stats {
@@ -62,10 +58,10 @@ pub async fn service(c: &impl GenericClient, config: &Config) -> Result<Stats, A
         domains: by_status(kept[2], kept[3], kept[4]),
         mail_domains: by_status(kept[5], kept[6], kept[7]),
         mailboxes: kept[8],
-        mail_bytes_used: r.get(3),
+        mail_bytes_used: r.get(1),
         changes_today: r.get(4),
-        webhook_deliveries_pending: r.get(5),
-        webhook_deliveries_failed: r.get(6),
+        webhook_deliveries_pending: r.get(2),
+        webhook_deliveries_failed: r.get(3),
     })
 }
 
@@ -102,9 +98,7 @@ pub async fn user(
                 coalesce(n.domains, 0), coalesce(u.max_domains, $3),
                 coalesce(n.mail_domains, 0), coalesce(u.max_mail_domains, $4),
                 coalesce(n.mailboxes, 0), coalesce(u.max_mailboxes, $5),
-                (SELECT coalesce(sum(q.used_bytes), 0)::bigint
-                   FROM mailbox_usage q JOIN mailboxes m ON m.address = q.address
-                   JOIN mail_domains d ON d.name = m.domain WHERE d.user_id = u.id),
+                coalesce(n.mail_bytes, 0),
                 coalesce(n.api_keys, 0), coalesce(n.webhooks, 0)
            FROM users u LEFT JOIN user_usage n ON n.user_id = u.id WHERE u.id = $1",
         &[

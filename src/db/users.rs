@@ -231,12 +231,13 @@ pub struct UserView {
     pub created_at: String,
 }
 
-const USER_VIEW: &str = "SELECT u.id, u.login, u.role, u.disabled,
+/// The columns of [`UserView`]; a list appends its total after them.
+const USER_VIEW_HEAD: &str = "SELECT u.id, u.login, u.role, u.disabled,
         coalesce((SELECT array_agg(e.email ORDER BY e.position) FROM user_emails e WHERE e.user_id = u.id), '{}'),
         u.max_sites, u.max_domains,
         coalesce(c.sites, 0), coalesce(c.domains, 0),
-        hp_iso(u.created_at), u.max_mail_domains, u.max_mailboxes, u.review_domains
-   FROM users u LEFT JOIN user_usage c ON c.user_id = u.id";
+        hp_iso(u.created_at), u.max_mail_domains, u.max_mailboxes, u.review_domains";
+const USER_VIEW_FROM: &str = "FROM users u LEFT JOIN user_usage c ON c.user_id = u.id";
 
 fn user_view(r: &tokio_postgres::Row) -> UserView {
     UserView {
@@ -258,13 +259,17 @@ fn user_view(r: &tokio_postgres::Row) -> UserView {
 
 /// One account as admins see it.
 pub async fn view(c: &impl GenericClient, user_id: Uuid) -> Result<Option<UserView>, ApiError> {
-    let row = query_opt(c, &format!("{USER_VIEW} WHERE u.id = $1"), &[&user_id]).await?;
+    let row = query_opt(
+        c,
+        &format!("{USER_VIEW_HEAD} {USER_VIEW_FROM} WHERE u.id = $1"),
+        &[&user_id],
+    )
+    .await?;
     Ok(row.as_ref().map(user_view))
 }
 
 /// A page of accounts whose login or an address contains `q`, sorted by login (after the
-/// login `after`, for keyset paging), and the total (exact up to 1,000, estimated above). The
-/// substring search is answered by trigram indexes (sql/0016_lists_at_scale.sql).
+/// login `after`, for keyset paging), and the total (exact up to 1,000, estimated above).
 pub async fn list(
     c: &impl GenericClient,
     q: Option<&str>,
@@ -272,40 +277,87 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<UserView>, i64), ApiError> {
-    let pattern = q.map(super::contains_pattern);
+    if let Some(q) = q {
+        return search(c, q, after, limit, offset).await;
+    }
     let mut filter = super::Filter::new();
-    filter.and_some(
-        "u.id IN (SELECT id FROM users WHERE login ILIKE ?
-                  UNION SELECT user_id FROM user_emails WHERE email ILIKE ?)",
-        &pattern,
-    );
     let total = filter.total_sql("users u");
     let count_sql = format!("SELECT {total}");
-    let count_params = filter.params().to_vec();
     let after = after.map(str::to_string);
     filter.and_some("u.login > ?", &after);
     let n = filter.next_param();
     let mut params = filter.params().to_vec();
     params.push(&limit);
     params.push(&offset);
-    let view = USER_VIEW.replacen(
-        "\n   FROM users u",
-        &format!(", {total}\n   FROM users u"),
-        1,
-    );
     let (rows, total) = super::page_with_total(
         c,
         &format!(
-            "{view} WHERE {} ORDER BY u.login LIMIT ${n} OFFSET ${}",
+            "{USER_VIEW_HEAD}, {total} {USER_VIEW_FROM} WHERE {} ORDER BY u.login LIMIT ${n} OFFSET ${}",
             filter.sql(),
             n + 1
         ),
         &params,
         &count_sql,
-        &count_params,
+        &[],
         offset == 0 && after.is_none(),
     )
     .await?;
+    Ok((rows.iter().map(user_view).collect(), total))
+}
+
+/// Accounts whose login or an address contains `q` (sql/0016_lists_at_scale.sql has the trigram
+/// indexes). The page is the first rows by login of two candidate lists, each the first
+/// `limit + offset` by login of one table's matches: a single-table `ILIKE` the planner can
+/// answer either from the trigram index (a rare substring) or by walking logins in order until
+/// the page is full (a common one, where collecting every match first cost 0.5 s at 100,000
+/// users). The total is capped the same way, each side stopping at 1,001 rows. Which plan is
+/// right depends on the pattern, so these statements are planned with it every time
+/// ([`super::query_planned_with_values`]): a cached statement's generic plan cannot see it.
+async fn search(
+    c: &impl GenericClient,
+    q: &str,
+    after: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<UserView>, i64), ApiError> {
+    let pattern = super::contains_pattern(q);
+    let cap = super::EXACT_TOTAL_MAX + 1;
+    let total = format!(
+        "(SELECT CASE WHEN t.n < {cap} THEN t.n
+                      ELSE greatest(hp_estimate(format('SELECT 1 FROM users u WHERE u.login ILIKE %1$L
+                              OR EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.email ILIKE %1$L)',
+                            $1::text)), t.n) END
+            FROM (SELECT count(*) AS n FROM (
+                    (SELECT id FROM users WHERE login ILIKE $1 LIMIT {cap})
+                    UNION (SELECT x.id FROM users x WHERE EXISTS (SELECT 1 FROM user_emails e
+                             WHERE e.user_id = x.id AND e.email ILIKE $1) LIMIT {cap})) c) t)"
+    );
+    let count_sql = format!("SELECT {total}");
+    let take = limit.saturating_add(offset);
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&pattern, &take, &limit, &offset];
+    let after_sql = match &after {
+        Some(a) => {
+            params.push(a);
+            "AND login > $5"
+        }
+        None => "",
+    };
+    let page_sql = format!(
+        "{USER_VIEW_HEAD}, {total} {USER_VIEW_FROM}
+          WHERE u.id IN (
+                (SELECT id FROM users WHERE login ILIKE $1 {after_sql} ORDER BY login LIMIT $2)
+                UNION (SELECT x.id FROM users x WHERE EXISTS (SELECT 1 FROM user_emails e
+                        WHERE e.user_id = x.id AND e.email ILIKE $1) {after_sql}
+                        ORDER BY x.login LIMIT $2))
+          ORDER BY u.login LIMIT $3 OFFSET $4"
+    );
+    let rows = super::query_planned_with_values(c, &page_sql, &params).await?;
+    let total = match rows.first() {
+        Some(r) => r.get(r.len() - 1),
+        None if offset == 0 && after.is_none() => 0,
+        None => super::query_planned_with_values(c, &count_sql, &[&pattern]).await?[0].get(0),
+    };
     Ok((rows.iter().map(user_view).collect(), total))
 }
 

@@ -158,12 +158,11 @@ pub async fn deliveries(
     ))
 }
 
-/// Deliveries pending and failed.
+/// Deliveries pending and failed, from the kept counters (sql/0031_more_counters.sql).
 pub async fn outbox_counts(c: &impl GenericClient) -> Result<(i64, i64), ApiError> {
     let row = query_one(
         c,
-        "SELECT (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'),
-                (SELECT count(*) FROM webhook_deliveries WHERE state = 'failed')",
+        "SELECT sum(deliveries_pending)::int8, sum(deliveries_failed)::int8 FROM service_activity",
         &[],
     )
     .await?;

@@ -1,5 +1,7 @@
 //! The usage counters kept by triggers equal the real counts after a randomized mix of changes,
-//! deletes that cascade (`delete_site`, `delete_mail_domain` with `force`, `delete_user`) included.
+//! deletes that cascade (`delete_site`, `delete_mail_domain` with `force`, `delete_user`) included,
+//! and so do the service's activity counters (sessions, changes today, webhook deliveries by
+//! state, mailbox bytes) after logins, logouts, purges, delivery outcomes and Dovecot's writes.
 
 use serde_json::{json, Value};
 
@@ -20,6 +22,10 @@ impl Lcg {
 
 async fn real_and_kept(w: &World) -> (Vec<String>, Vec<String>) {
     let db = w.app.db().await;
+    // One snapshot for all: the delivery worker and the purge move counts in the background.
+    db.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .unwrap();
     let per_user = "SELECT u.login,
             (SELECT count(*) FROM sites WHERE user_id = u.id),
             (SELECT count(*) FROM domains WHERE user_id = u.id),
@@ -27,21 +33,36 @@ async fn real_and_kept(w: &World) -> (Vec<String>, Vec<String>) {
             (SELECT count(*) FROM mailboxes m JOIN mail_domains d ON d.name = m.domain WHERE d.user_id = u.id),
             (SELECT count(*) FROM api_keys WHERE user_id = u.id),
             (SELECT count(*) FROM webhooks WHERE created_by = u.id),
-            (SELECT count(*) FROM zones WHERE user_id = u.id)
+            (SELECT count(*) FROM zones WHERE user_id = u.id),
+            (SELECT coalesce(sum(q.used_bytes), 0)::int8 FROM mailbox_usage q
+               JOIN mailboxes m ON m.address = q.address
+               JOIN mail_domains d ON d.name = m.domain WHERE d.user_id = u.id)
        FROM users u ORDER BY u.login";
     let kept_user = "SELECT u.login, c.sites, c.domains, c.mail_domains, c.mailboxes, c.api_keys,
-            c.webhooks, c.zones
+            c.webhooks, c.zones, c.mail_bytes
        FROM users u JOIN user_usage c ON c.user_id = u.id ORDER BY u.login";
     let service = "SELECT 'service', (SELECT count(*) FROM users), (SELECT count(*) FROM sites),
             (SELECT count(*) FROM domains WHERE status = 'active'),
             (SELECT count(*) FROM domains WHERE status = 'reviewing'),
             (SELECT count(*) FROM domains WHERE status = 'rejected'),
             (SELECT count(*) FROM mail_domains WHERE status = 'active'),
-            (SELECT count(*) FROM mailboxes)";
+            (SELECT count(*) FROM mailboxes), (SELECT count(*) FROM sessions),
+            (SELECT count(*) FROM changes
+              WHERE at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'),
+            (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'),
+            (SELECT count(*) FROM webhook_deliveries WHERE state = 'failed'),
+            (SELECT coalesce(sum(used_bytes), 0)::int8 FROM mailbox_usage)";
     let kept_service =
         "SELECT 'service', sum(users)::int8, sum(sites)::int8, sum(domains_active)::int8,
             sum(domains_reviewing)::int8, sum(domains_rejected)::int8, sum(mail_active)::int8,
-            sum(mailboxes)::int8 FROM service_usage";
+            sum(mailboxes)::int8,
+            (SELECT sum(sessions)::int8 FROM service_activity),
+            (SELECT coalesce(sum(n), 0)::int8 FROM changes_per_day
+              WHERE day = (now() AT TIME ZONE 'UTC')::date),
+            (SELECT sum(deliveries_pending)::int8 FROM service_activity),
+            (SELECT sum(deliveries_failed)::int8 FROM service_activity),
+            (SELECT sum(mail_bytes)::int8 FROM service_activity)
+       FROM service_usage";
     let rows = |sql: &'static str| {
         let db = &db;
         async move {
@@ -63,6 +84,7 @@ async fn real_and_kept(w: &World) -> (Vec<String>, Vec<String>) {
     real.extend(rows(service).await);
     let mut kept = rows(kept_user).await;
     kept.extend(rows(kept_service).await);
+    db.batch_execute("COMMIT").await.unwrap();
     (real, kept)
 }
 
@@ -95,7 +117,7 @@ async fn kept_counters_equal_real_counts_after_a_random_mix() {
             let cookie = cookie.clone();
             async move { app.call_as(&cookie, action, p).await }
         };
-        match rng.below(14) {
+        match rng.below(19) {
             0 | 1 => {
                 call("create_site", json!({"nodeid": 1})).await;
             }
@@ -162,6 +184,77 @@ async fn kept_counters_equal_real_counts_after_a_random_mix() {
                 )
                 .await;
             }
+            14 | 15 => {
+                // Dovecot writes a mailbox's usage: a first report or a new figure.
+                let bytes = rng.below(100_000) as i64;
+                let pick = rng.below(1000) as i64;
+                w.app
+                    .db()
+                    .await
+                    .execute(
+                        "INSERT INTO mailbox_usage (address, used_bytes)
+                         SELECT m.address, $2 FROM mailboxes m
+                           JOIN mail_domains d ON d.name = m.domain
+                          WHERE d.user_id = $1::text::uuid
+                          ORDER BY m.address OFFSET $3 % greatest(1, (SELECT count(*) FROM mailboxes m
+                            JOIN mail_domains d ON d.name = m.domain WHERE d.user_id = $1::text::uuid))
+                          LIMIT 1
+                         ON CONFLICT (address) DO UPDATE SET used_bytes = excluded.used_bytes",
+                        &[&id, &bytes, &pick],
+                    )
+                    .await
+                    .unwrap();
+            }
+            16 => {
+                // A logout, a new login, and a spare session that expires and goes with the
+                // purge's bulk delete.
+                call("logout", json!({})).await;
+                let (_, fresh) = w.app.login(&login, &format!("password-{login}")).await;
+                users[u].2 = fresh;
+                w.app.login(&login, &format!("password-{login}")).await;
+                if rng.below(2) == 0 {
+                    w.app
+                        .db()
+                        .await
+                        .execute(
+                            "UPDATE sessions SET last_seen = now() - interval '400 days'
+                              WHERE ctid = (SELECT ctid FROM sessions WHERE user_id = $1::text::uuid
+                                             ORDER BY created_at DESC LIMIT 1)",
+                            &[&id],
+                        )
+                        .await
+                        .unwrap();
+                    hostplane::purge_once(&w.app.state).await;
+                }
+            }
+            17 => {
+                // Deliveries reach an outcome, one by one or several at once.
+                let outcome = ["delivered", "failed", "pending"][rng.below(3)];
+                let n = 1 + rng.below(3) as i64;
+                w.app
+                    .db()
+                    .await
+                    .execute(
+                        "UPDATE webhook_deliveries SET state = $1
+                          WHERE id IN (SELECT id FROM webhook_deliveries ORDER BY id DESC LIMIT $2)",
+                        &[&outcome, &n],
+                    )
+                    .await
+                    .unwrap();
+            }
+            18 => {
+                // The purge's bulk delete of old changes (and their deliveries with them).
+                let n = 1 + rng.below(5) as i64;
+                w.app
+                    .db()
+                    .await
+                    .execute(
+                        "DELETE FROM changes WHERE id IN (SELECT id FROM changes ORDER BY id LIMIT $1)",
+                        &[&n],
+                    )
+                    .await
+                    .unwrap();
+            }
             _ => {
                 // Now and then an admin decides on reviews, or a user goes with everything.
                 if rng.below(4) == 0 && users.len() > 2 {
@@ -193,7 +286,7 @@ async fn kept_counters_equal_real_counts_after_a_random_mix() {
     // The mix did exercise the counters: some user still holds mailboxes, and someone went.
     assert!(
         real.iter()
-            .any(|l| !l.starts_with("service") && !l.ends_with(" 0 0 0 0")),
+            .any(|l| !l.starts_with("service") && !l.ends_with(" 0 0 0 0 0")),
         "{real:?}"
     );
     assert!(users.len() < 5, "no user was deleted");
