@@ -307,7 +307,10 @@ mod tests {
     fn params_declare_their_fields() {
         let specs = all();
         let add_domain = specs.iter().find(|s| s.name == "add_domain").unwrap();
-        assert_eq!(add_domain.fields, ["nodeid", "siteid", "domain", "https"]);
+        assert_eq!(
+            add_domain.fields,
+            ["nodeid", "siteid", "domain", "https", "wildcard"]
+        );
         let logout = specs.iter().find(|s| s.name == "logout").unwrap();
         assert_eq!(logout.fields, ["login"]);
     }
