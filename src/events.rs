@@ -1,4 +1,5 @@
-//! Change notifications: for waiting node agents, and for the session cache.
+//! Change notifications: for waiting node agents, for polls of the change feed
+//! (`get_changes {wait}`), and for the session cache.
 //!
 //! Every revision bump fires a PostgreSQL NOTIFY (a trigger on `nodes`), so a change made through
 //! any instance reaches every instance. Each instance holds one LISTEN connection, not one per
@@ -33,12 +34,16 @@ pub struct NodeEvents {
     /// the listener is connected.
     caches: Vec<Arc<dyn Invalidated>>,
     nodes: Mutex<HashMap<i32, watch::Sender<i64>>>,
+    /// Change-feed waiters per user (woken by that user's changes) ...
+    feeds: Mutex<HashMap<uuid::Uuid, watch::Sender<i64>>>,
+    /// ... and admins' (woken by every change).
+    all_feeds: watch::Sender<i64>,
     /// Bumped to wake every waiter: after a reconnect, and at shutdown.
     everyone: watch::Sender<u64>,
     closing: AtomicBool,
 }
 
-/// What a waiter holds while it waits for a change of one node.
+/// What a waiter holds while it waits for a change of one node (or of one feed).
 pub struct Subscription {
     node: watch::Receiver<i64>,
     everyone: watch::Receiver<u64>,
@@ -61,6 +66,8 @@ impl NodeEvents {
             listener_name: format!("hostplane-listen-{}", uuid::Uuid::new_v4().simple()),
             caches,
             nodes: Mutex::new(HashMap::new()),
+            feeds: Mutex::new(HashMap::new()),
+            all_feeds: watch::Sender::new(0),
             everyone: watch::Sender::new(0),
             closing: AtomicBool::new(false),
         }
@@ -81,6 +88,39 @@ impl NodeEvents {
         Subscription {
             node,
             everyone: self.everyone.subscribe(),
+        }
+    }
+
+    /// Starts listening for changes in `user`'s feed (`None`: every change, as admins see it).
+    /// Subscribe before reading the feed, so a change committed in between is not missed.
+    pub fn subscribe_feed(&self, user: Option<uuid::Uuid>) -> Subscription {
+        let node = match user {
+            None => self.all_feeds.subscribe(),
+            Some(user) => {
+                let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+                if feeds.len() > 64 {
+                    feeds.retain(|_, tx| tx.receiver_count() > 0);
+                }
+                feeds
+                    .entry(user)
+                    .or_insert_with(|| watch::Sender::new(0))
+                    .subscribe()
+            }
+        };
+        Subscription {
+            node,
+            everyone: self.everyone.subscribe(),
+        }
+    }
+
+    /// A change of `user`'s (`None`: one only admins see) committed.
+    fn publish_feed(&self, user: Option<uuid::Uuid>) {
+        self.all_feeds.send_modify(|g| *g = g.wrapping_add(1));
+        if let Some(user) = user {
+            let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(tx) = feeds.get(&user) {
+                tx.send_modify(|g| *g = g.wrapping_add(1));
+            }
         }
     }
 
@@ -193,7 +233,9 @@ impl NodeEvents {
                         if for_caches_only {
                             continue;
                         }
-                        if let Some(node) = n.payload().strip_prefix("k:") {
+                        if let Some(user) = n.payload().strip_prefix("f:") {
+                            self.publish_feed(uuid::Uuid::parse_str(user).ok());
+                        } else if let Some(node) = n.payload().strip_prefix("k:") {
                             if let Ok(node) = node.parse() {
                                 self.wake_node(node);
                             }

@@ -1,4 +1,7 @@
-//! `get_changes`: the change feed, for scripts that poll instead of receiving webhooks.
+//! `get_changes`: the change feed, for scripts (and the console) that poll instead of receiving
+//! webhooks; with `wait` it long-polls, answering as soon as a change the caller may see commits.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,11 +13,21 @@ use crate::registry::Ctx;
 
 #[derive(Deserialize)]
 pub struct ChangesParams {
-    /// The cursor a previous answer gave; absent or "": from the oldest change kept.
+    /// The cursor a previous answer gave; absent or "": from the oldest change kept; "now":
+    /// after the newest one (only what comes next).
     since: Option<String>,
     #[serde(default)]
     limit: OptNum,
+    /// Seconds to wait for a change when there is none yet (0-60, default 0).
+    #[serde(default)]
+    wait: OptNum,
 }
+
+/// The longest a `get_changes` may wait.
+pub const MAX_WAIT_SECS: i64 = 60;
+/// A waiting poll re-reads at least this often: a change committed while an older transaction
+/// still ran is held back until that one ends (see `db::changes`), and no notification follows.
+const RECHECK: Duration = Duration::from_secs(10);
 
 #[derive(Serialize)]
 pub struct ChangeFeed {
@@ -37,17 +50,40 @@ fn parse_cursor(text: &str) -> Result<(i64, i64), ApiError> {
     Ok((txid, id))
 }
 
-/// `get_changes` {since, limit}: the caller's changes (an admin: all), in commit order.
+/// `get_changes` {since, limit, wait}: the caller's changes (an admin: all), in commit order;
+/// with none yet, waits up to `wait` seconds for one (holding no database connection meanwhile).
 pub async fn get_changes(ctx: Ctx, p: ChangesParams) -> Result<ChangeFeed, ApiError> {
-    let cursor = parse_cursor(p.since.as_deref().unwrap_or("").trim())?;
+    let since = p.since.as_deref().unwrap_or("").trim();
+    let cursor = if since == "now" {
+        db::changes::end(&*ctx.db().await?).await?
+    } else {
+        parse_cursor(since)?
+    };
     let limit = p.limit.0.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Reason::bad_params.msg("param `limit`: 1 to 1000"));
     }
+    let wait = p.wait.0.unwrap_or(0);
+    if !(0..=MAX_WAIT_SECS).contains(&wait) {
+        return Err(Reason::bad_params.msg(format!("param `wait`: 0 to {MAX_WAIT_SECS} seconds")));
+    }
     let who = (!ctx.is_admin()).then_some(me(&ctx)?.user_id);
-    let (changes, next) = db::changes::after(&*ctx.db().await?, cursor, who, limit).await?;
-    Ok(ChangeFeed {
-        changes,
-        cursor: format!("{}.{}", next.0, next.1),
-    })
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
+    let events = &ctx.state.events;
+    loop {
+        // Subscribe before reading, so a change committed in between still wakes us.
+        let mut subscription = events.subscribe_feed(who);
+        let (changes, next) = db::changes::after(&*ctx.db().await?, cursor, who, limit).await?;
+        let now = tokio::time::Instant::now();
+        if !changes.is_empty() || now >= deadline || events.is_closing() {
+            return Ok(ChangeFeed {
+                changes,
+                cursor: format!("{}.{}", next.0, next.1),
+            });
+        }
+        tokio::select! {
+            () = subscription.changed() => {}
+            () = tokio::time::sleep_until(deadline.min(now + RECHECK)) => {}
+        }
+    }
 }

@@ -185,7 +185,7 @@ pub fn all() -> Vec<ActionSpec> {
             User,
             webhooks::get_webhook_deliveries,
         ),
-        read("get_changes", User, changes::get_changes),
+        read("get_changes", User, changes::get_changes).long_poll(),
         action("review_domain", Admin, domains::review_domain),
         action("resubmit_domain", User, domains::resubmit_domain),
         action("add_zone", User, zones::add_zone),

@@ -103,6 +103,20 @@ pub async fn after(
     ))
 }
 
+/// The cursor after the newest change a reader may see now (every older transaction ended):
+/// where a reader that wants only what comes next starts.
+pub async fn end(c: &impl GenericClient) -> Result<(i64, i64), ApiError> {
+    let row = super::query_opt(
+        c,
+        "SELECT txid::text::bigint, id FROM changes
+          WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY txid DESC, id DESC LIMIT 1",
+        &[],
+    )
+    .await?;
+    Ok(row.map_or((0, 0), |r| (r.get(0), r.get(1))))
+}
+
 /// Drops at most `limit` changes older than the retention (by the `at` index); their
 /// deliveries go with them.
 pub async fn purge_older_than(

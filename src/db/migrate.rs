@@ -126,6 +126,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0034_dns_wildcards",
         include_str!("../../sql/0034_dns_wildcards.sql"),
     ),
+    (
+        "0035_change_feed_wake",
+        include_str!("../../sql/0035_change_feed_wake.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

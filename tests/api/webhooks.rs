@@ -470,3 +470,71 @@ async fn newest_delivery_until(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_waiting_change_feed_answers_when_a_change_of_the_callers_commits_anywhere() {
+    let w = World::new().await;
+    let other = TestApp::spawn_in_schema(w.app.schema().to_string(), |_| {}).await;
+    w.site(&w.alice.1, 1).await;
+    let now = w
+        .app
+        .call_as(&w.alice.1, "get_changes", json!({"since": "now"}))
+        .await;
+    assert_eq!(now.ok()["changes"], json!([]), "only what comes next");
+    let cursor = now.ok()["cursor"].clone();
+    assert_ne!(cursor, json!("0.0"));
+    // Nothing of alice's comes: the wait runs out, empty, with the same cursor.
+    let started = std::time::Instant::now();
+    let quiet = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "get_changes",
+            json!({"since": cursor, "wait": 1}),
+        )
+        .await;
+    assert_eq!(quiet.ok()["changes"], json!([]));
+    assert_eq!(quiet.ok()["cursor"], cursor);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // A long wait; bob's change wakes it but is not alice's (it would answer empty); alice's,
+    // made through another instance, is answered long before the wait runs out.
+    let started = std::time::Instant::now();
+    let poll = async {
+        let p = json!({"since": cursor, "wait": 60});
+        let a = w.app.call_as(&w.alice.1, "get_changes", p).await;
+        (a.ok().clone(), started.elapsed())
+    };
+    let changes = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.site(&w.bob.1, 1).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        other
+            .call_as(&w.alice.1, "create_site", json!({"nodeid": 1}))
+            .await
+            .ok();
+        started.elapsed()
+    };
+    let ((answer, took), made_at) = tokio::join!(poll, changes);
+    // Woken by the notification, not by the poll's own re-read every 10 s.
+    assert!(
+        took.saturating_sub(made_at) < Duration::from_secs(5),
+        "answered {:?} after the change",
+        took.saturating_sub(made_at)
+    );
+    let events: Vec<&str> = answer["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["site.created"], "{answer}");
+    assert_eq!(answer["changes"][0]["data"]["userid"], json!(w.alice.0));
+    // A long poll is no batch entry, and its range is checked.
+    let p = json!({"actions": [{"action": "get_changes", "params": {"wait": 1}}]});
+    let b = w.app.call_as(&w.alice.1, "batch", p).await;
+    assert_eq!(b.ok()[0]["reason"], "bad_params", "{}", b.body);
+    w.app
+        .call_as(&w.alice.1, "get_changes", json!({"wait": 61}))
+        .await
+        .assert_error("bad_params", 400);
+}
