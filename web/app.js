@@ -166,7 +166,26 @@ function table(headers, rows) {
 // ---------------------------------------------------------------- state and routing
 
 let me = null; // whoami, once signed in
-let timer = null; // the live refresh of the current page
+let timer = null; // a short recheck of the current page while a node has not applied it yet
+let live = 0; // bumped by every page: a change-feed poll of an earlier page stops
+
+// Follows the change feed while the current page stays, calling `onChange` with each batch of
+// news. One request waits up to a minute at a time, so an idle console costs at most 60 an hour.
+async function follow(onChange) {
+  const mine = live;
+  let since = "now";
+  while (mine === live && me) {
+    try {
+      const r = await api("get_changes", { since, wait: 60 });
+      if (mine !== live) return;
+      since = r.cursor;
+      if (r.changes.length) await onChange(r.changes);
+    } catch (e) {
+      if (mine !== live || !me) return;
+      await new Promise((ok) => setTimeout(ok, 10000));
+    }
+  }
+}
 
 const PAGES = {
   "#/signin": signinPage,
@@ -223,8 +242,9 @@ function nav() {
 }
 
 async function render(hash, message) {
-  if (timer) clearInterval(timer);
+  if (timer) clearTimeout(timer);
   timer = null;
+  live += 1;
   if (hash !== undefined && location.hash !== hash) {
     history.replaceState(null, "", hash);
   }
@@ -362,26 +382,36 @@ async function sitesPage() {
   page.append(h("div", { class: "card" }, create));
   const lists = h("div", { id: "site-lists" });
   page.append(lists);
+  const shown = live;
   async function refresh() {
+    if (timer) clearTimeout(timer);
+    timer = null;
     const fresh = usageCard(await api("get_user_stats"));
     usageShown.replaceWith(fresh);
     usageShown = fresh;
     const cards = [];
+    let waiting = false;
     for (const n of nodes.nodes) {
       const r = await api("get_list_site", { nodeid: n.nodeid, limit: 1000 });
       const sites = (r[0] && r[0].site) || [];
       if (!sites.length) continue;
+      waiting ||= sites.some((s) => s.status === "pending");
       cards.push(h("div", { class: "card", "data-node": n.nodeid },
         h("h2", {}, `${n.name} (#${n.nodeid})`),
         ...sites.map((s) => siteBlock(n.nodeid, s, refresh))));
     }
+    // Typing in a form is not interrupted: the lists are redrawn once it loses focus.
+    if (shown !== live) return;
+    if (document.querySelector("#site-lists form input:focus")) {
+      timer = setTimeout(() => refresh().catch(() => {}), 4000);
+      return;
+    }
     lists.replaceChildren(...(cards.length ? cards : [h("div", { class: "card muted" }, "No sites yet.")]));
+    // Until the node has applied a change, look again every few seconds; then only the feed.
+    if (waiting) timer = setTimeout(() => refresh().catch(() => {}), 4000);
   }
   await refresh();
-  // Statuses change when the node applies a revision: look again every few seconds.
-  timer = setInterval(() => {
-    if (!document.querySelector("#site-lists form input:focus")) refresh().catch(() => {});
-  }, 4000);
+  follow(() => refresh().catch(() => {}));
   return page;
 }
 
@@ -479,8 +509,11 @@ async function mailDomainCard(d) {
   });
   const makeKey = h("button", { type: "button", class: "plain", onclick: async () => {
     try {
-      await api("set_dkim", { domain: d.domain });
-      render();
+      // A new selector each time (a DNS label: "hp" and the time in base 36), so a rotation
+      // publishes the next key beside the current one.
+      const selector = `hp${Date.now().toString(36)}`;
+      await api("set_dkim", { domain: d.domain, selector });
+      render(undefined, `DKIM key ${selector} made: publish its record, then activate it.`);
     } catch (e) {
       say(explain(e), "error");
     }

@@ -150,6 +150,15 @@ fn screenshots() -> PathBuf {
         .join("screenshots")
 }
 
+/// API requests this instance has answered so far, from its metrics.
+fn requests_served(w: &World) -> f64 {
+    let text = String::from_utf8(w.app.state.metrics.render(&w.app.state)).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("hostplane_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[tokio::test]
 async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
     let w = World::new().await;
@@ -215,6 +224,22 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
         .ok();
     b.wait_for_text("section.site .badge", "active").await;
     b.screenshot("desktop-sites").await;
+
+    // Idle, the console only waits on the change feed (a minute at a time): no request of its
+    // completes for a while, where a timer would have refreshed the page.
+    let before = requests_served(&w);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(requests_served(&w), before, "an idle console polled");
+    // Live without polling: a domain added elsewhere (an admin's API call) shows at once.
+    let sites = w
+        .app
+        .call_as(&w.admin, "get_list_site", json!({"nodeid": 2}))
+        .await;
+    let site = sites.ok()[0]["site"][0]["siteid"].clone();
+    let p = json!({"nodeid": 2, "siteid": site, "domain": "live.example.com"});
+    w.app.call_as(&w.admin, "add_domain", p).await.ok();
+    b.wait_for_text("section.site ul.domains", "live.example.com")
+        .await;
 
     // Signing out ends the session: the API no longer knows the cookie.
     b.click("#signout").await;
