@@ -1,4 +1,4 @@
-//! The benchmark suite: five scenarios against a release `hostplane serve` in its own process,
+//! The benchmark suite: seven scenarios against a release `hostplane serve` in its own process,
 //! each load from separate processes (wrk, pgbench), each figure a ratio to a baseline measured
 //! in the same run where one exists. Prints a table of figures, targets and pass/fail.
 //! Run with `bench/run suite [SECONDS]` (default 10 s per measurement).
@@ -516,6 +516,99 @@ async fn main() {
         }
     }
 
+    // 7. Skewed data (issue 19): one owner with most of the rows. What an account's own calls
+    // and the admin's first pages cost with 2 million domains in one account and 100,000 users
+    // with addresses, against the same calls before the fill, p50 of calls one at a time.
+    // Its own schema and instance (with the list cache off, so every call reaches PostgreSQL),
+    // whatever other scenarios filled.
+    if want('7') {
+        let whale_count: i64 = std::env::var("BENCH_WHALE_DOMAINS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000_000);
+        let mut env7 = extra.clone();
+        env7.push(("HOSTPLANE_LIST_CACHE", "false"));
+        let skew = Server::start("bench_skewed", &env7).await;
+        let api = Api::new(&skew.url);
+        let admin = skew.admin_cookie(&api).await;
+        api.call_as(
+            &admin,
+            "add_node",
+            json!({"nodeid": 1, "name": "bench", "address": "10.0.0.1", "public": true}),
+        )
+        .await;
+        for login in ["whale", "minnow"] {
+            let p = json!({"login": login, "password": "whale-password", "email": format!("{login}@example.org")});
+            api.call("adduser", p, None).await;
+        }
+        let cookie = |login: &'static str| {
+            let api = &api;
+            async move {
+                let a = api
+                    .call(
+                        "authorization",
+                        json!({"login": login, "password": "whale-password"}),
+                        None,
+                    )
+                    .await;
+                (
+                    a["cookie"].as_str().unwrap().to_string(),
+                    a["userid"].as_str().unwrap().to_string(),
+                )
+            }
+        };
+        let (whale, whale_id) = cookie("whale").await;
+        let p = json!({"userid": whale_id, "max_domains": 1_000_000_000});
+        api.call_as(&admin, "set_user", p).await;
+        let whale_site = api
+            .call_as(&whale, "create_site", json!({"nodeid": 1}))
+            .await["siteid"]
+            .clone();
+        let n = 200;
+        let measure = |round: &'static str| {
+            let (api, admin, whale) = (&api, &admin, &whale);
+            let whale_site = whale_site.clone();
+            async move {
+                let add = p50_of(api, whale, "add_domain", n, |i| {
+                    json!({"nodeid": 1, "siteid": whale_site, "domain": format!("q{i}-{round}.whale-new.example"), "https": false})
+                })
+                .await;
+                let stats = p50_of(api, whale, "get_user_stats", n, |_| json!({})).await;
+                let all = p50_of(api, admin, "get_stats", n, |_| json!({})).await;
+                let users = p50_of(api, admin, "get_list_user", n, |_| json!({})).await;
+                let rare = p50_of(api, admin, "get_list_user", n, |_| json!({"q": "zebra"})).await;
+                let common =
+                    p50_of(api, admin, "get_list_user", n, |_| json!({"q": "example"})).await;
+                [
+                    ("add_domain (the quota check), the whale", add),
+                    ("get_user_stats, the whale", stats),
+                    ("get_stats (admin)", all),
+                    ("get_list_user, first page", users),
+                    ("get_list_user q=zebra (rare)", rare),
+                    ("get_list_user q=example (common)", common),
+                ]
+            }
+        };
+        let small = measure("small").await;
+        fill_skewed(&skew.database_url, "whale", whale_count, 100_000).await;
+        let large = measure("large").await;
+        for ((name, small), (_, large)) in small.iter().zip(&large) {
+            info_row(
+                &mut rows,
+                &format!("{name}: p50 small / skewed"),
+                format!("{:.2} ms / {:.2} ms", ms(*small), ms(*large)),
+            );
+            let r = large.as_secs_f64() / small.as_secs_f64();
+            ratio_row(
+                &mut rows,
+                &format!("19.1/19.2 {name}: p50 skewed / small"),
+                r,
+                "<= 1.5",
+                r <= 1.5,
+            );
+        }
+    }
+
     // 5. Memory with 1,000 idle keep-alive connections.
     if want('5') {
         let mut idle_conns = Vec::new();
@@ -595,6 +688,101 @@ fn read_under_storm(storm_url: &str, read_url: &str, body: &Value, secs: u64) ->
     std::thread::sleep(Duration::from_secs(1));
     let readers = wrk(read_url, body, 8, secs);
     (readers, storm.join().expect("the storm's wrk"))
+}
+
+/// p50 of `n` calls of `action` as `cookie`, one at a time (`params(i)` for the i-th), each
+/// answered ok or with `allowed` (a quota, say): what one call costs, not throughput.
+async fn p50_of(
+    api: &Api,
+    cookie: &str,
+    action: &str,
+    n: usize,
+    params: impl Fn(usize) -> Value,
+) -> Duration {
+    let mut took = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let (status, body) = api
+            .post(&json!({"action": action, "params": params(i), "cookie": cookie}))
+            .await;
+        took.push(started.elapsed());
+        assert!(
+            status == 200 && body["response"] == "ok",
+            "{action}: {status} {body}"
+        );
+    }
+    took.sort();
+    support::percentile(&took, 0.5)
+}
+
+/// Skewed data (issue 19): `whale` owns `domains` domains (sites of 1,000 on node 1), and
+/// `users` more accounts each have an address `skewN@example.net`. Large SQL statements, then
+/// VACUUM ANALYZE.
+async fn fill_skewed(database_url: &str, whale: &str, domains: i64, users: i64) {
+    let (db, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    db.batch_execute("SET synchronous_commit = off")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let count = |sql: String| {
+        let db = &db;
+        async move { db.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let have = count("SELECT count(*) FROM users WHERE login LIKE 'skew%'".into()).await;
+    if have < users {
+        db.batch_execute(&format!(
+            "WITH made AS (
+                 INSERT INTO users (login, password_hash, uniqcode_hash)
+                 SELECT 'skew' || lpad(g::text, 7, '0'), 'x', '\\x00'
+                   FROM generate_series({have} + 1, {users}) g
+                 RETURNING id, login)
+             INSERT INTO user_emails (user_id, position, email)
+             SELECT id, 0, login || '@example.net' FROM made"
+        ))
+        .await
+        .unwrap();
+    }
+    loop {
+        let have = count(format!(
+            "SELECT count(*) FROM domains d JOIN users u ON u.id = d.user_id WHERE u.login = '{whale}'"
+        ))
+        .await;
+        if have >= domains {
+            break;
+        }
+        let sites = ((domains - have + 999) / 1000).min(1000);
+        db.batch_execute(&format!(
+            "WITH w AS (SELECT id FROM users WHERE login = '{whale}'),
+                  s AS (UPDATE nodes SET next_site = next_site + {sites} WHERE id = 1
+                        RETURNING next_site - {sites} AS first),
+                  made AS (INSERT INTO sites (node_id, site_num, user_id, docroot)
+                           SELECT 1, s.first + g - 1, w.id, '/var/www/whale'
+                             FROM s, w, generate_series(1, {sites}) g
+                           RETURNING site_num, user_id)
+             INSERT INTO domains (name, node_id, site_num, user_id)
+             SELECT 'w' || g || '-' || made.site_num || '.whale.example', 1, made.site_num, made.user_id
+               FROM made, generate_series(1, 1000) g"
+        ))
+        .await
+        .unwrap();
+        eprintln!(
+            "whale's domains: {} ({:.0} s)",
+            have + sites * 1000,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    for table in ["domains", "sites", "users", "user_emails", "user_usage"] {
+        db.batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await
+            .unwrap();
+    }
+    eprintln!(
+        "skewed: {domains} domains of {whale}, {users} users with addresses, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Brings the database to at least `domains` domains on node 1 (filler users' sites of 1,000
