@@ -245,6 +245,12 @@ pub async fn claim_name(
         }
     }
     if !ctx.is_admin() {
+        // The platform's own names (its nodes': name servers, mail servers) are the admins'.
+        if let Some(node) = db::nodes::name_in_family(c, name, &parents).await? {
+            return Err(Reason::domain_taken.msg(format!(
+                "{node} is a server of this platform; {name} would nest with it"
+            )));
+        }
         if let Some(held) = db::domains::taken_in_family(c, name, registrable, owner).await? {
             return Err(Reason::domain_taken.msg(format!(
                 "{held} belongs to another user; {name} would nest with it"

@@ -36,6 +36,9 @@ fn prio(n: OptNum, kind: &str) -> Result<i32, ApiError> {
 /// Refuses what would clash with what is served at the name: the managed records (SOA and NS at
 /// the apex, a site domain's addresses, a mail domain's records), a CNAME beside other data, or
 /// a name of a deeper zone.
+/// The most bytes of content the records of one name and type may hold together.
+const MAX_RRSET_BYTES: i64 = 16 * 1024;
+
 async fn check_place(
     c: &impl deadpool_postgres::GenericClient,
     zone: &ZoneView,
@@ -66,6 +69,20 @@ async fn check_place(
         } else {
             format!("{name} is managed for the mail domain {domain} (DKIM, DMARC, autoconfig, autodiscover or SRV)")
         }));
+    }
+    if kind == "NS" || kind == "CNAME" {
+        if let Some(held) = db::dns::managed_under(c, name, zone.userid).await? {
+            return Err(Reason::record_managed.msg(format!(
+                "a {kind} at {name} would hide {held}, whose records hostplane manages"
+            )));
+        }
+    }
+    // A record set answers in one DNS message: its records together stay well under 64 KiB.
+    let bytes = db::dns::rrset_bytes(c, zone.zoneid, name, kind, except).await?;
+    if bytes + content.len() as i64 > MAX_RRSET_BYTES {
+        return Err(Reason::bad_record.msg(format!(
+            "the {kind} records at {name} may hold at most {MAX_RRSET_BYTES} bytes together"
+        )));
     }
     let there = db::dns::types_at(c, zone.zoneid, name, except).await?;
     if kind == "CNAME" && !there.is_empty() {

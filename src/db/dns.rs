@@ -267,6 +267,58 @@ pub async fn types_at(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// A name whose records hostplane manages that a delegation (NS) or an alias (CNAME) at `name`
+/// would hide: an active site domain of `owner` at or below it, a mail domain of `owner` at,
+/// below or above it (its managed names lie below it), a wildcard site domain above it, or the
+/// site domain whose ACME challenge name it is.
+pub async fn managed_under(
+    c: &impl GenericClient,
+    name: &str,
+    owner: Uuid,
+) -> Result<Option<String>, ApiError> {
+    // Names below `name` end in ".name": a range of reversed names, since '.' + 1 is '/'.
+    let from: String = format!(".{name}").chars().rev().collect();
+    let to = format!("{}/", &from[..from.len() - 1]);
+    let challenged = name.strip_prefix("_acme-challenge.").unwrap_or("");
+    Ok(query_opt(
+        c,
+        "(SELECT name FROM domains
+           WHERE user_id = $2 AND status = 'active'
+             AND (name = $1 OR (reverse(name) COLLATE \"C\" >= $3 AND reverse(name) COLLATE \"C\" < $4)
+                  OR (wildcard AND name = ANY (hp_suffixes($1)))
+                  OR (name = $5 AND https))
+           LIMIT 1)
+         UNION ALL
+         (SELECT name FROM mail_domains
+           WHERE user_id = $2
+             AND (name = ANY (hp_suffixes($1))
+                  OR (reverse(name) COLLATE \"C\" >= $3 AND reverse(name) COLLATE \"C\" < $4))
+           LIMIT 1)
+         LIMIT 1",
+        &[&name, &owner, &from, &to, &challenged],
+    )
+    .await?
+    .map(|r| r.get(0)))
+}
+
+/// The bytes of content the user's records of one name and type hold, other than `except`.
+pub async fn rrset_bytes(
+    c: &impl GenericClient,
+    zone: i32,
+    name: &str,
+    kind: &str,
+    except: i64,
+) -> Result<i64, ApiError> {
+    Ok(query_one(
+        c,
+        "SELECT coalesce(sum(length(content)), 0)::bigint FROM zone_records
+          WHERE zone_id = $1 AND name = $2 AND type = $3 AND id <> $4",
+        &[&zone, &name, &kind, &except],
+    )
+    .await?
+    .get(0))
+}
+
 /// True when `name` is an active site domain of `owner`, or `*.` one of its wildcard ones: its
 /// address records are managed.
 pub async fn is_managed_address(

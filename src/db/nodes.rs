@@ -318,6 +318,24 @@ pub async fn seen_revision(
     Ok(row.map(|r| r.get(0)))
 }
 
+/// A node named `name`, one of its `parents`, or a name below it: the platform's own servers,
+/// which no customer's name may nest with.
+pub async fn name_in_family(
+    c: &impl GenericClient,
+    name: &str,
+    parents: &[&str],
+) -> Result<Option<String>, ApiError> {
+    Ok(query_opt(
+        c,
+        "SELECT name FROM nodes
+          WHERE name = $1 OR name = ANY ($2) OR right(name, length($1) + 1) = '.' || $1
+          LIMIT 1",
+        &[&name, &parents],
+    )
+    .await?
+    .map(|r| r.get(0)))
+}
+
 /// The node's whole desired state, read in one snapshot: (revision, sites as JSON).
 pub async fn desired_state(
     c: &impl GenericClient,

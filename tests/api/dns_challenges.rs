@@ -188,3 +188,85 @@ async fn a_wildcard_needs_its_owners_zone_and_its_challenges_are_locked() {
     .unwrap();
     assert_eq!(none, None);
 }
+
+/// Found by the outside review of issue 18.
+#[tokio::test]
+async fn platform_names_delegations_and_huge_record_sets_are_refused() {
+    let w = dns_world().await;
+    // The DNS node is ns1.hosting.example: no customer name may nest with it.
+    let bob_site = w.site(&w.bob.1, 1).await;
+    for (action, params) in [
+        ("add_zone", json!({"zone": "hosting.example"})),
+        ("add_zone", json!({"zone": "ns1.hosting.example"})),
+        ("add_zone", json!({"zone": "x.ns1.hosting.example"})),
+        (
+            "add_domain",
+            json!({"nodeid": 1, "siteid": bob_site, "domain": "ns1.hosting.example", "https": false}),
+        ),
+    ] {
+        let a = w.app.call_as(&w.bob.1, action, params.clone()).await;
+        a.assert_error("domain_taken", 409);
+        assert!(
+            a.body["message"].as_str().unwrap().contains("server"),
+            "{params}: {}",
+            a.body
+        );
+    }
+    // The platform's admins may host its zone.
+    w.app
+        .call_as(&w.admin, "add_zone", json!({"zone": "hosting.example"}))
+        .await
+        .ok();
+
+    // In alice's zone, no delegation or alias hides a managed name.
+    w.app
+        .call_as(&w.alice.1, "add_zone", json!({"zone": "alice.example.com"}))
+        .await
+        .ok();
+    let site = w.site(&w.alice.1, 1).await;
+    w.domain(&w.alice.1, 1, site, "www.alice.example.com").await;
+    let p = json!({"nodeid": 1, "siteid": site, "domain": "w.alice.example.com", "wildcard": true});
+    w.app.call_as(&w.alice.1, "add_domain", p).await.ok();
+    let add = |name: &str, kind: &str, content: &str| json!({"zone": "alice.example.com", "name": name, "type": kind, "content": content});
+    for (name, kind) in [
+        ("www", "NS"),
+        ("alice.example.com", "NS"),
+        ("x.w", "NS"),
+        ("_acme-challenge.www", "CNAME"),
+        ("_acme-challenge.www", "NS"),
+    ] {
+        let a = w
+            .app
+            .call_as(&w.alice.1, "add_record", add(name, kind, "evil.example"))
+            .await;
+        a.assert_error("record_managed", 409);
+    }
+    // A delegation of a name of her own is hers to make.
+    w.app
+        .call_as(
+            &w.alice.1,
+            "add_record",
+            add("lab", "NS", "ns.elsewhere.example"),
+        )
+        .await
+        .ok();
+
+    // One name's records fit one DNS message.
+    let text = "x".repeat(3999);
+    for i in 0..4 {
+        let content = format!("{i}{text}");
+        w.app
+            .call_as(&w.alice.1, "add_record", add("big", "TXT", &content))
+            .await
+            .ok();
+    }
+    let a = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "add_record",
+            add("big", "TXT", &format!("9{text}")),
+        )
+        .await;
+    a.assert_error("bad_record", 400);
+}
