@@ -336,8 +336,8 @@ pub async fn review_domain(ctx: Ctx, p: ReviewDomainParams) -> Result<Reviewed, 
         ),
         None => None,
     };
-    let (web, mail) = db::domains::set_review(&*tx, &name, status, reason.as_deref()).await?;
-    let owner = match (web, mail) {
+    let (web, mail, zone) = db::domains::set_review(&*tx, &name, status, reason.as_deref()).await?;
+    let owner = match (web, mail.or(zone)) {
         (Some((_, _, owner)), _) | (None, Some(owner)) => owner,
         (None, None) => {
             return Err(Reason::not_found.msg(format!("no domain {name} waits for review")))
@@ -348,7 +348,7 @@ pub async fn review_domain(ctx: Ctx, p: ReviewDomainParams) -> Result<Reviewed, 
     }
     audit(&*tx, &ctx, &format!("domain:{name}")).await?;
     let data = json!({"domain": name, "status": status, "reject_reason": reason, "userid": owner,
-                      "site": web.is_some(), "mail": mail.is_some()});
+                      "site": web.is_some(), "mail": mail.is_some(), "zone": zone.is_some()});
     tell(&*tx, "domain.reviewed", Some(owner), web.map(|w| w.0), data).await?;
     tx.commit().await?;
     if let Some((node, _, _)) = web {

@@ -48,14 +48,16 @@ pub async fn add_zone(ctx: Ctx, p: AddZoneParams) -> Result<ZoneAnswer, ApiError
     let name = domain_param(&p.zone)?;
     let max = i64::from(ctx.state.config.default_max_zones);
     let tx = ctx.begin().await?;
-    db::users::lock_limits(&*tx, owner)
+    let limits = db::users::lock_limits(&*tx, owner)
         .await?
         .ok_or_else(|| Reason::not_found.msg("no such user"))?;
     if db::dns::zones_of_user(&*tx, owner).await? >= max {
         return Err(Reason::quota_exceeded.msg(format!("the limit is {max} zone(s)")));
     }
     checks::claim_name(&*tx, &ctx, &name, owner, checks::Claim::Zone).await?;
-    let zone = db::dns::insert_zone(&*tx, &name, owner).await?;
+    // Under domain review a zone waits too: nothing of it is served until an admin passes it.
+    let status = checks::new_domain_status(&ctx, &limits);
+    let zone = db::dns::insert_zone(&*tx, &name, owner, status).await?;
     let nameservers = db::dns::name_servers(&*tx).await?;
     audit(&*tx, &ctx, &format!("zone:{name}")).await?;
     let data = serde_json::json!({"zone": name, "userid": owner});

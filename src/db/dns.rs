@@ -16,6 +16,10 @@ pub struct ZoneView {
     pub userid: Uuid,
     pub serial: i64,
     pub created_at: String,
+    /// `active` (served), `reviewing` (waits for an admin) or `rejected`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
 }
 
 fn zone_view(r: &tokio_postgres::Row) -> ZoneView {
@@ -25,21 +29,28 @@ fn zone_view(r: &tokio_postgres::Row) -> ZoneView {
         userid: r.get(2),
         serial: r.get(3),
         created_at: r.get(4),
+        status: r.get(5),
+        reject_reason: r.get(6),
     }
 }
 
-const ZONE_COLUMNS: &str = "z.id, z.name, z.user_id, z.serial, hp_iso(z.created_at)";
+const ZONE_COLUMNS: &str =
+    "z.id, z.name, z.user_id, z.serial, hp_iso(z.created_at), z.status, z.reject_reason";
 
-/// Adds a zone; the name is free (the caller checked its claim under the family lock).
+/// Adds a zone, `active` or `reviewing`; the name is free (the caller checked its claim under
+/// the family lock).
 pub async fn insert_zone(
     c: &impl GenericClient,
     name: &str,
     owner: Uuid,
+    status: &str,
 ) -> Result<ZoneView, ApiError> {
     let row = query_one(
         c,
-        &format!("INSERT INTO zones AS z (name, user_id) VALUES ($1, $2) RETURNING {ZONE_COLUMNS}"),
-        &[&name, &owner],
+        &format!(
+            "INSERT INTO zones AS z (name, user_id, status) VALUES ($1, $2, $3) RETURNING {ZONE_COLUMNS}"
+        ),
+        &[&name, &owner, &status],
     )
     .await?;
     Ok(zone_view(&row))

@@ -250,7 +250,7 @@ pub async fn set_review(
     name: &str,
     status: &str,
     reason: Option<&str>,
-) -> Result<(Option<(i32, i32, Uuid)>, Option<Uuid>), ApiError> {
+) -> Result<(Option<(i32, i32, Uuid)>, Option<Uuid>, Option<Uuid>), ApiError> {
     let web = super::query_opt(
         c,
         "UPDATE domains SET status = $2, reject_reason = $3
@@ -267,7 +267,16 @@ pub async fn set_review(
     )
     .await?
     .map(|r| r.get(0));
-    Ok((web, mail))
+    // A zone of that name is decided alike (its owner is the name's, as claims do not nest).
+    let zone: Option<Uuid> = super::query_opt(
+        c,
+        "UPDATE zones SET status = $2, reject_reason = $3
+          WHERE name = $1 AND status <> 'active' RETURNING user_id",
+        &[&name, &status, &reason],
+    )
+    .await?
+    .map(|r| r.get(0));
+    Ok((web, mail, zone))
 }
 
 /// Sends a rejected domain back for review; the owners of what moved.
@@ -290,5 +299,12 @@ pub async fn resubmit(
         &[&name, &user],
     )
     .await?;
-    Ok(web + mail > 0)
+    let zone = execute(
+        c,
+        "UPDATE zones SET status = 'reviewing', reject_reason = NULL
+          WHERE name = $1 AND status = 'rejected' AND ($2::uuid IS NULL OR user_id = $2)",
+        &[&name, &user],
+    )
+    .await?;
+    Ok(web + mail + zone > 0)
 }

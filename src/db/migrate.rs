@@ -130,6 +130,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0035_change_feed_wake",
         include_str!("../../sql/0035_change_feed_wake.sql"),
     ),
+    (
+        "0037_zone_review",
+        include_str!("../../sql/0037_zone_review.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

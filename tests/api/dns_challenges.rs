@@ -270,3 +270,41 @@ async fn platform_names_delegations_and_huge_record_sets_are_refused() {
         .await;
     a.assert_error("bad_record", 400);
 }
+
+/// Found by the outside review of issue 18: a zone skipped domain review and was served at once.
+#[tokio::test]
+async fn a_zone_under_review_is_not_served_until_an_admin_passes_it() {
+    let w = dns_world().await;
+    let p = json!({"userid": w.bob.0, "review_domains": true});
+    w.app.call_as(&w.admin, "set_user", p).await.ok();
+    let a = w
+        .app
+        .call_as(&w.bob.1, "add_zone", json!({"zone": "paypal-login.com"}))
+        .await;
+    assert_eq!(a.ok()["status"], "reviewing", "{}", a.body);
+    let p =
+        json!({"zone": "paypal-login.com", "name": "www", "type": "A", "content": "192.0.2.66"});
+    w.app.call_as(&w.bob.1, "add_record", p).await.ok();
+    let db = w.app.state.pool.get().await.unwrap();
+    let served = |name: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one(
+                "SELECT (SELECT count(*) FROM dns_records WHERE name = $1)
+                      + (SELECT count(*) FROM dns_domains WHERE name = $1)",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(served("paypal-login.com").await, 0, "no SOA, no zone");
+    assert_eq!(served("www.paypal-login.com").await, 0);
+    let p = json!({"domain": "paypal-login.com", "audit_status": "passed"});
+    w.app.call_as(&w.admin, "review_domain", p).await.ok();
+    assert!(served("paypal-login.com").await >= 2, "its SOA and NS");
+    assert_eq!(served("www.paypal-login.com").await, 1);
+    let list = w.app.call_as(&w.bob.1, "get_list_zone", json!({})).await;
+    assert_eq!(list.ok()["zones"][0]["status"], "active");
+}
