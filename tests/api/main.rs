@@ -42,6 +42,7 @@ mod passwords;
 mod process;
 mod protocol_doc;
 mod races;
+mod readme_examples;
 mod receiver;
 mod review;
 mod review_visibility;
