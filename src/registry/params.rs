@@ -36,13 +36,32 @@ pub(super) fn declared_fields<P: DeserializeOwned>() -> &'static [&'static str] 
     fields
 }
 
-/// Decodes params into a handler's struct; the error names the offending param. NUL characters
-/// are refused everywhere: no param needs them, and PostgreSQL text cannot hold them.
+/// Decodes params into a handler's struct; the error names the offending param, also one the
+/// struct does not declare. NUL characters are refused everywhere: no param needs them, and
+/// PostgreSQL text cannot hold them.
 pub fn decode_params<P: DeserializeOwned>(params: &Value) -> Result<P, ApiError> {
     if let Some(path) = find_nul(params, String::new()) {
         return Err(
             Reason::bad_params.msg(format!("param `{path}`: NUL characters are not allowed"))
         );
+    }
+    // A param the action does not take is a mistake (a typo, or a param of another action):
+    // said, not silently ignored.
+    let fields = declared_fields::<P>();
+    if let (false, Value::Object(map)) = (fields.is_empty(), params) {
+        if let Some(unknown) = map.keys().find(|k| !fields.contains(&k.as_str())) {
+            // The name is the caller's: cut, so an answer (or a log line) never carries much of it.
+            let name: String = unknown.chars().take(64).collect();
+            let cut = if name.len() < unknown.len() {
+                "…"
+            } else {
+                ""
+            };
+            return Err(Reason::bad_params.msg(format!(
+                "param `{name}{cut}`: not a param of this action (it takes {})",
+                fields.join(", ")
+            )));
+        }
     }
     serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();

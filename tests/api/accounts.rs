@@ -53,11 +53,20 @@ async fn adduser_creates_an_account_with_a_uniqcode() {
 }
 
 #[tokio::test]
-async fn adduser_with_session_yes_returns_a_working_cookie_and_ignores_unknown_params() {
+async fn adduser_with_session_yes_returns_a_working_cookie_and_refuses_unknown_params() {
     let app = TestApp::spawn().await;
     let mut p = user("bob");
     p["session"] = json!("yes");
-    p["whatever"] = json!({"x": 1});
+    // A param no action of that name takes is a mistake, named in the answer.
+    let mut typo = p.clone();
+    typo["sesion"] = json!("yes");
+    let e = app.call("adduser", typo).await;
+    e.assert_error("bad_params", 400);
+    assert!(
+        e.body["message"].as_str().unwrap().contains("`sesion`"),
+        "{}",
+        e.body
+    );
     let a = app.call("adduser", p).await;
     let cookie = a.ok()["cookie"].as_str().unwrap().to_string();
     assert!(a.set_cookie.unwrap().contains(&cookie));

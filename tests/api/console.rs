@@ -226,10 +226,24 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
     b.screenshot("desktop-sites").await;
 
     // Idle, the console only waits on the change feed (a minute at a time): no request of its
-    // completes for a while, where a timer would have refreshed the page.
-    let before = requests_served(&w);
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(requests_served(&w), before, "an idle console polled");
+    // completes for a while, where a timer would have refreshed the page every 4 s. (The feed
+    // may still bring the news of the page's own changes late, once: up to three windows.)
+    let mut quiet = false;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let before = requests_served(&w);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let done = requests_served(&w) - before;
+        seen.push(done);
+        if done == 0.0 {
+            quiet = true;
+            break;
+        }
+    }
+    assert!(
+        quiet,
+        "an idle console polled: {seen:?} requests in 6 s windows"
+    );
     // Live without polling: a domain added elsewhere (an admin's API call) shows at once.
     let sites = w
         .app
