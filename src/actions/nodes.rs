@@ -130,6 +130,17 @@ pub async fn add_node(ctx: Ctx, p: AddNodeParams) -> Result<AddedNode, ApiError>
     let ipv4 = public_address("ipv4", p.ipv4.as_deref().unwrap_or(""), true)?;
     let ipv6 = public_address("ipv6", p.ipv6.as_deref().unwrap_or(""), false)?;
     let tx = ctx.begin().await?;
+    // A mail or DNS node's name is its own: its certificate and the zones' NS and MX records
+    // name it, so no site domain, mail domain or zone may hold it.
+    if kinds.iter().any(|k| k == "mail" || k == "dns") {
+        let lower = name.to_ascii_lowercase();
+        let (site, mail) = db::domains::holders(&*tx, &lower).await?;
+        if site.is_some() || mail.is_some() || db::dns::zone(&*tx, &lower, false).await?.is_some() {
+            return Err(Reason::domain_taken.msg(format!(
+                "{lower} is a site domain, mail domain or zone already: a mail or DNS node needs its name to itself"
+            )));
+        }
+    }
     let token = auth::new_node_token()?;
     let token_hash = auth::hash_secret(&token);
     let new_node = db::nodes::NewNode {

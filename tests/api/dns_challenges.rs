@@ -308,3 +308,20 @@ async fn a_zone_under_review_is_not_served_until_an_admin_passes_it() {
     let list = w.app.call_as(&w.bob.1, "get_list_zone", json!({})).await;
     assert_eq!(list.ok()["zones"][0]["status"], "active");
 }
+
+/// Found by the outside review of issue 18: a name a customer claimed before the node existed
+/// would have shared its certificate row with the mail node's.
+#[tokio::test]
+async fn a_mail_or_dns_node_needs_its_name_to_itself() {
+    let w = dns_world().await;
+    let site = w.site(&w.bob.1, 1).await;
+    w.domain(&w.bob.1, 1, site, "mx2.hosting.example").await;
+    let p = json!({"nodeid": 4, "name": "mx2.hosting.example", "address": "10.0.9.4", "kinds": ["mail"]});
+    w.app
+        .call_as(&w.admin, "add_node", p)
+        .await
+        .assert_error("domain_taken", 409);
+    // A web node may share a name with a site (nothing is issued or published for it).
+    let p = json!({"nodeid": 5, "name": "mx2.hosting.example", "address": "10.0.9.5", "kinds": ["web"]});
+    w.app.call_as(&w.admin, "add_node", p).await.ok();
+}
