@@ -122,7 +122,9 @@ function submit(form, fieldFor, run) {
     try {
       const data = Object.fromEntries(new FormData(form).entries());
       await run(data);
-      say("");
+      // Clear only our own "Working…": a message the action said (a one-time code, "password
+      // changed") stays.
+      if (document.getElementById("status").textContent === "Working…") say("");
     } catch (e) {
       // An ended session already sent the console to the sign-in page, with its own message.
       if (e instanceof ApiError && e.reason === "auth_required" && !me) return;

@@ -180,6 +180,8 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
     b.click("#site-node option[value='2']").await;
     b.click("#create-site button[type=submit]").await;
     b.wait_for_text("section.site .badge", "pending").await;
+    // The action's own message stays (it was wiped in the same tick before).
+    b.wait_for_text("#status", "created").await;
 
     // A bad domain shows the API's reason beside the field, in words.
     b.fill("form[data-add-domain] input[name=domain]", "not a domain!")
