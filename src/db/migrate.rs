@@ -130,6 +130,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0035_change_feed_wake",
         include_str!("../../sql/0035_change_feed_wake.sql"),
     ),
+    (
+        "0036_node_deltas",
+        include_str!("../../sql/0036_node_deltas.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.
