@@ -105,6 +105,13 @@ async fn a_delta_holds_exactly_the_sites_changed_and_removed_since() {
         .call_node(&token, "node_sync", json!({"since": r4, "delta": true}))
         .await;
     assert_eq!(a.ok(), &json!({"revision": r4, "unchanged": true}));
+    // `delta` is a flag: anything but a boolean is refused.
+    for bad in [json!(1), json!("yes"), json!([true]), json!({"a": 1})] {
+        w.app
+            .call_node(&token, "node_sync", json!({"since": r4, "delta": bad}))
+            .await
+            .assert_error("bad_params", 400);
+    }
     // Without `delta` the answer is today's: every site, no `full`, no `removed`.
     let a = w
         .app
