@@ -27,10 +27,11 @@ pub enum Purge {
     Changes,
     Deliveries,
     DkimKeys,
+    SiteTombstones,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 10] = [
+    pub const ALL: [Purge; 11] = [
         Purge::Sessions,
         Purge::Counters,
         Purge::Resets,
@@ -41,6 +42,7 @@ impl Purge {
         Purge::Changes,
         Purge::Deliveries,
         Purge::DkimKeys,
+        Purge::SiteTombstones,
     ];
 
     /// Deletes one batch of at most `limit` rows; returns how many went.
@@ -68,6 +70,7 @@ impl Purge {
                 db::webhooks::purge_finished(c, config.changes_retention_days, limit).await
             }
             Purge::DkimKeys => db::dkim::purge_retired(c, limit).await,
+            Purge::SiteTombstones => db::node_deltas::purge_tombstones(c, limit).await,
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct Purged {
     pub deliveries: u64,
     /// DKIM keys retired more than 7 days ago.
     pub dkim_keys: u64,
+    /// Tombstones of removed sites older than 7 days (node deltas).
+    pub site_tombstones: u64,
     pub failed: Vec<Purge>,
 }
 
@@ -101,6 +106,7 @@ impl Purged {
             Purge::Changes => &mut self.changes,
             Purge::Deliveries => &mut self.deliveries,
             Purge::DkimKeys => &mut self.dkim_keys,
+            Purge::SiteTombstones => &mut self.site_tombstones,
         };
         *field += n;
     }
@@ -109,7 +115,8 @@ impl Purged {
 /// Deletes what only grows: expired sessions, rate-limit and request counters whose window is
 /// long over, expired or used reset tokens and invites, audit rows past their retention, request
 /// ids older than a day, changes and finished webhook deliveries past theirs, and DKIM keys
-/// retired more than 7 days ago (their DNS record goes with them, and the zone's serial moves).
+/// retired more than 7 days ago (their DNS record goes with them, and the zone's serial moves),
+/// and tombstones of sites removed more than 7 days ago (raising their node's delta floor).
 /// Each delete goes by an index (see sql/0007_bounded_storage.sql and sql/0015_integration.sql;
 /// the DKIM purge reads the primary key of mail_dkim whole, about 70 ms for 100,000 keys).
 pub async fn purge_once(state: &AppState) -> Purged {

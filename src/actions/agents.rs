@@ -23,6 +23,9 @@ pub struct SyncParams {
     since: Num,
     #[serde(default)]
     wait: OptNum,
+    /// The agent applies deltas: answer only what changed since `since` when that is possible.
+    #[serde(default)]
+    delta: Option<bool>,
 }
 
 /// The answer of `node_sync`.
@@ -32,6 +35,12 @@ pub enum SyncResult {
     State {
         revision: i64,
         nodeid: i32,
+        /// With `delta`: false when `sites` holds only the sites changed since `since`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        full: Option<bool>,
+        /// With `delta`: the ids of the sites removed since `since` (empty in a full answer).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        removed: Option<Vec<i32>>,
         sites: serde_json::Value,
         /// The node's certificates, each with its private key (this node's domains only).
         certificates: Vec<NodeCert>,
@@ -59,14 +68,22 @@ pub struct Challenge {
     key_authorization: String,
 }
 
-/// The certificates and tokens of the node; a key that does not open is left out (logged by
+/// The certificates and tokens of the node (with `sites`, only the certificates of those sites'
+/// domains and of the node's host name); a key that does not open is left out (logged by
 /// domain, never by content), and with no sealing key there are none.
 async fn tls_state(
     ctx: &Ctx,
     client: &impl deadpool_postgres::GenericClient,
     node: i32,
+    sites: Option<&[i32]>,
 ) -> Result<(Vec<NodeCert>, Vec<Challenge>), ApiError> {
-    let (served, tokens) = db::certificates::for_node(client, node).await?;
+    let (served, tokens) = match sites {
+        None => db::certificates::for_node(client, node).await?,
+        Some(sites) => (
+            db::certificates::for_sites(client, node, sites).await?,
+            db::certificates::challenges(client, node).await?,
+        ),
+    };
     let mut certs = Vec::new();
     if let Some(key) = &ctx.state.seal_key {
         for s in served {
@@ -102,6 +119,7 @@ pub async fn node_sync(ctx: Ctx, p: SyncParams) -> Result<SyncResult, ApiError> 
     if !(0..=MAX_WAIT_SECS).contains(&wait) {
         return Err(Reason::bad_params.msg(format!("param `wait`: 0 to {MAX_WAIT_SECS} seconds")));
     }
+    let delta = p.delta.unwrap_or(false);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
     let events = &ctx.state.events;
     loop {
@@ -114,17 +132,10 @@ pub async fn node_sync(ctx: Ctx, p: SyncParams) -> Result<SyncResult, ApiError> 
                 .ok_or_else(|| {
                     Reason::auth_required.msg("the node token was rotated or the node deleted")
                 })?;
-            // A different revision, newer or (after a database restore) older: send everything.
+            // A different revision: what changed since, when the agent takes deltas and one
+            // serves; else (older: a database restore; tombstones purged) everything.
             if revision != p.since.0 {
-                let (revision, sites) = db::nodes::desired_state(&*client, node).await?;
-                let (certificates, challenges) = tls_state(&ctx, &*client, node).await?;
-                return Ok(SyncResult::State {
-                    revision,
-                    nodeid: node,
-                    sites,
-                    certificates,
-                    challenges,
-                });
+                return sync_state(&ctx, &*client, node, p.since.0, delta).await;
             }
             if tokio::time::Instant::now() >= deadline || events.is_closing() {
                 return Ok(SyncResult::Unchanged {
@@ -138,6 +149,44 @@ pub async fn node_sync(ctx: Ctx, p: SyncParams) -> Result<SyncResult, ApiError> 
             () = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// The state `node_sync` answers: with `delta` and a `since` the changes can be told from, the
+/// sites changed and removed since (`"full": false`); else every site (`"full": true` with
+/// `delta`, and no `full` without, as agents that know no deltas expect).
+async fn sync_state(
+    ctx: &Ctx,
+    client: &impl deadpool_postgres::GenericClient,
+    node: i32,
+    since: i64,
+    delta: bool,
+) -> Result<SyncResult, ApiError> {
+    if delta && since > 0 {
+        let d = db::node_deltas::since(client, node, since).await?;
+        if d.serves(since) {
+            let (certificates, challenges) = tls_state(ctx, client, node, Some(&d.changed)).await?;
+            return Ok(SyncResult::State {
+                revision: d.revision,
+                nodeid: node,
+                full: Some(false),
+                removed: Some(d.removed),
+                sites: d.sites,
+                certificates,
+                challenges,
+            });
+        }
+    }
+    let (revision, sites) = db::nodes::desired_state(client, node).await?;
+    let (certificates, challenges) = tls_state(ctx, client, node, None).await?;
+    Ok(SyncResult::State {
+        revision,
+        nodeid: node,
+        full: delta.then_some(true),
+        removed: delta.then(Vec::new),
+        sites,
+        certificates,
+        challenges,
+    })
 }
 
 #[derive(Deserialize)]

@@ -25,13 +25,8 @@ fn inside(docroot: &str, base: &Path) -> bool {
     Path::new(docroot).starts_with(base)
 }
 
-/// Writes the new configuration, checks it, reloads; on any failure puts the old files back.
-pub async fn apply(
-    opts: &AgentOptions,
-    sites: &[SiteState],
-    tls: &TlsState,
-    revision: i64,
-) -> Result<(), ApplyError> {
+/// Refuses a revision with a document root outside `--docroot-base`.
+pub(super) fn check_docroots(opts: &AgentOptions, sites: &[SiteState]) -> Result<(), ApplyError> {
     let outside: Vec<String> = sites
         .iter()
         .filter(|s| !inside(&s.docroot, &opts.docroot_base))
@@ -44,7 +39,12 @@ pub async fn apply(
             outside.join(", ")
         )));
     }
-    let https = Https {
+    Ok(())
+}
+
+/// How HTTPS is rendered, with the names `tls` certifies.
+pub(super) fn https_of(opts: &AgentOptions, tls: &TlsState) -> Https {
+    Https {
         listen_tls: opts.listen_tls.clone(),
         tls_dir: opts.tls_dir.display().to_string(),
         acme_dir: opts.acme_dir.display().to_string(),
@@ -53,7 +53,29 @@ pub async fn apply(
         } else {
             Default::default()
         },
-    };
+    }
+}
+
+/// nginx's test command, then its reload.
+pub(super) async fn run_checked(opts: &AgentOptions) -> Result<(), String> {
+    run_command(&opts.test_cmd)
+        .await
+        .map_err(|e| format!("configuration test failed: {e}"))?;
+    run_command(&opts.reload_cmd)
+        .await
+        .map_err(|e| format!("reload failed: {e}"))
+}
+
+/// Writes the whole new configuration (every site's file; files of sites not in it removed),
+/// checks it, reloads; on any failure puts the old files back.
+pub async fn apply(
+    opts: &AgentOptions,
+    sites: &[SiteState],
+    tls: &TlsState,
+    revision: i64,
+) -> Result<(), ApplyError> {
+    check_docroots(opts, sites)?;
+    let https = https_of(opts, tls);
     tls::write_challenges(&opts.acme_dir, tls).map_err(ApplyError::Refused)?;
     tls::write_certificates(&opts.tls_dir, tls).map_err(ApplyError::Refused)?;
     let mut wanted: Vec<(String, String)> = vec![(
@@ -64,7 +86,10 @@ pub async fn apply(
         if let Some(block) =
             render::site_block(site, &opts.listen, &https, revision).map_err(ApplyError::Refused)?
         {
-            wanted.push((render::file_name(site), block));
+            wanted.push((
+                render::file_name(site),
+                super::delta::with_names(block, site),
+            ));
         }
     }
     for site in sites {
@@ -74,12 +99,7 @@ pub async fn apply(
     let previous = managed_files(&opts.nginx_dir).map_err(ApplyError::Refused)?;
     let outcome = async {
         replace_managed_files(&opts.nginx_dir, &wanted)?;
-        run_command(&opts.test_cmd)
-            .await
-            .map_err(|e| format!("configuration test failed: {e}"))?;
-        run_command(&opts.reload_cmd)
-            .await
-            .map_err(|e| format!("reload failed: {e}"))
+        run_checked(opts).await
     }
     .await;
     if let Err(e) = outcome {

@@ -8,6 +8,7 @@
 
 mod api;
 pub mod apply;
+pub mod delta;
 pub mod render;
 pub mod state;
 pub mod tls;
@@ -89,10 +90,12 @@ pub async fn run(
                 state.pending_report = None;
                 state::save(&opts.state_file, &state)?;
             }
+            // Deltas only on top of a revision applied by this agent: after a failed one (its
+            // changes were never applied) or an older agent's files, the next answer is full.
             let answer = api
                 .call(
                     "node_sync",
-                    json!({"since": state.revision, "wait": opts.wait}),
+                    json!({"since": state.revision, "wait": opts.wait, "delta": state.deltas}),
                 )
                 .await?;
             if answer.get("unchanged").is_some() {
@@ -105,9 +108,18 @@ pub async fn run(
                 .map_err(|e| format!("node_sync answered bad sites: {e}"))?;
             let tls: tls::TlsState = serde_json::from_value(answer.clone())
                 .map_err(|e| format!("node_sync answered bad certificates: {e}"))?;
-            let report = match apply::apply(&opts, &sites, &tls, revision).await {
+            // An answer without `full` (a server that knows no deltas) is a full one.
+            let full = answer["full"].as_bool().unwrap_or(true);
+            let applied = if full {
+                apply::apply(&opts, &sites, &tls, revision).await
+            } else {
+                let removed: Vec<i64> = serde_json::from_value(answer["removed"].clone())
+                    .map_err(|e| format!("node_sync answered bad removed sites: {e}"))?;
+                delta::apply_delta(&opts, &sites, &removed, &tls, revision).await
+            };
+            let report = match applied {
                 Ok(()) => {
-                    tracing::info!(revision, sites = sites.len(), "applied");
+                    tracing::info!(revision, full, sites = sites.len(), "applied");
                     Report {
                         revision,
                         status: "ok".into(),
@@ -131,6 +143,7 @@ pub async fn run(
             // Remember first, report second: a crash in between re-sends the report, never re-applies.
             state = AgentState {
                 revision,
+                deltas: report.status == "ok",
                 pending_report: Some(report.clone()),
             };
             state::save(&opts.state_file, &state)?;

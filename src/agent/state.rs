@@ -11,6 +11,11 @@ pub struct AgentState {
     pub revision: i64,
     /// The report of that revision, until the API has taken it.
     pub pending_report: Option<Report>,
+    /// The files on disk hold `revision` as written by an agent that applies deltas (each site
+    /// file names its domains), so the next change may come as a delta. False after a revision
+    /// that failed to apply, and in an older agent's state: the next sync asks for the full state.
+    #[serde(default)]
+    pub deltas: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +64,7 @@ mod tests {
         let state = AgentState {
             revision: 9,
             pending_report: None,
+            deltas: true,
         };
         save(&path, &state).unwrap();
         assert_eq!(load(&path).revision, 9);

@@ -107,6 +107,50 @@ pub fn write_certificates(dir: &Path, tls: &TlsState) -> Result<(), String> {
     })
 }
 
+/// Writes the certificates `tls` holds (a delta's: of the changed sites only) and removes
+/// those of the `stale` names, leaving every other file as it is.
+pub fn write_some_certificates(
+    dir: &Path,
+    tls: &TlsState,
+    stale: &BTreeSet<String>,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+    let names = certified(tls);
+    for c in tls
+        .certificates
+        .iter()
+        .filter(|c| names.contains(&c.domain))
+    {
+        write_file(
+            &dir.join(format!("{}.pem", c.domain)),
+            c.cert.as_bytes(),
+            0o600,
+        )?;
+        write_file(
+            &dir.join(format!("{}.key", c.domain)),
+            c.key.as_bytes(),
+            0o600,
+        )?;
+    }
+    for name in stale
+        .iter()
+        .filter(|n| safe_domain(n) && !names.contains(*n))
+    {
+        for ext in ["pem", "key"] {
+            let path = dir.join(format!("{name}.{ext}"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Removes the folder's files that `keep` does not want (temporary files included).
 fn remove_others(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<(), String> {
     for entry in

@@ -260,6 +260,25 @@ pub async fn for_node(
         &[&node],
     )
     .await?;
+    let tokens = challenges(c, node).await?;
+    Ok((
+        certs
+            .iter()
+            .map(|r| Served {
+                domain: r.get(0),
+                cert_pem: r.get(1),
+                key_sealed: r.get(2),
+            })
+            .collect(),
+        tokens,
+    ))
+}
+
+/// The HTTP-01 tokens (token, key authorization) of the node's pending orders.
+pub async fn challenges(
+    c: &impl GenericClient,
+    node: i32,
+) -> Result<Vec<(String, String)>, ApiError> {
     let tokens = query(
         c,
         "SELECT t.token, t.key_authorization FROM acme_http_challenges t
@@ -273,17 +292,38 @@ pub async fn for_node(
         &[&node],
     )
     .await?;
-    Ok((
-        certs
-            .iter()
-            .map(|r| Served {
-                domain: r.get(0),
-                cert_pem: r.get(1),
-                key_sealed: r.get(2),
-            })
-            .collect(),
-        tokens.iter().map(|r| (r.get(0), r.get(1))).collect(),
-    ))
+    Ok(tokens.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The valid certificates of the active HTTPS domains of some of a node's sites (a delta's
+/// changed ones), and of the node's own host name.
+pub async fn for_sites(
+    c: &impl GenericClient,
+    node: i32,
+    sites: &[i32],
+) -> Result<Vec<Served>, ApiError> {
+    let certs = query(
+        c,
+        "SELECT c.domain, c.cert_pem, c.key_sealed FROM domains d
+           JOIN certificates c ON c.domain = d.name AND c.node_id IS NULL
+          WHERE d.node_id = $1 AND d.site_num = ANY($2) AND d.status = 'active' AND d.https
+            AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
+         UNION ALL
+         SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
+          WHERE c.node_id = $1
+            AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
+          ORDER BY 1",
+        &[&node, &sites],
+    )
+    .await?;
+    Ok(certs
+        .iter()
+        .map(|r| Served {
+            domain: r.get(0),
+            cert_pem: r.get(1),
+            key_sealed: r.get(2),
+        })
+        .collect())
 }
 
 /// The sealed credentials of the ACME account at `directory`.

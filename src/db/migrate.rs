@@ -131,6 +131,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0035_change_feed_wake.sql"),
     ),
     (
+        "0036_node_deltas",
+        include_str!("../../sql/0036_node_deltas.sql"),
+    ),
+    (
         "0037_zone_review",
         include_str!("../../sql/0037_zone_review.sql"),
     ),

@@ -43,6 +43,7 @@ pub mod mail;
 pub mod mail_dns;
 pub mod mail_limits;
 pub mod migrate;
+pub mod node_deltas;
 pub mod nodes;
 pub mod sessions;
 pub mod sites;

@@ -336,6 +336,17 @@ pub async fn name_in_family(
     .map(|r| r.get(0)))
 }
 
+/// One site of a node's desired state as JSON, for a `sites s` row in scope.
+pub const SITE_JSON: &str = "json_build_object(
+         'siteid', s.site_num, 'sitenum', 'site' || s.site_num, 'docroot', s.docroot,
+         'servername', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
+                                  WHERE d.node_id = s.node_id AND d.site_num = s.site_num
+                                    AND d.status = 'active'), '[]'),
+         'wildcard', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
+                                WHERE d.node_id = s.node_id AND d.site_num = s.site_num
+                                  AND d.status = 'active' AND d.wildcard), '[]'),
+         'userid', s.user_id)";
+
 /// The node's whole desired state, read in one snapshot: (revision, sites as JSON).
 pub async fn desired_state(
     c: &impl GenericClient,
@@ -343,18 +354,12 @@ pub async fn desired_state(
 ) -> Result<(i64, serde_json::Value), ApiError> {
     let row = query_one(
         c,
-        "SELECT n.revision, coalesce((
-                SELECT json_agg(json_build_object(
-                         'siteid', s.site_num, 'sitenum', 'site' || s.site_num, 'docroot', s.docroot,
-                         'servername', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
-                                                  WHERE d.node_id = s.node_id AND d.site_num = s.site_num
-                                                    AND d.status = 'active'), '[]'),
-                         'wildcard', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
-                                                WHERE d.node_id = s.node_id AND d.site_num = s.site_num
-                                                  AND d.status = 'active' AND d.wildcard), '[]'),
-                         'userid', s.user_id) ORDER BY s.site_num)
-                  FROM sites s WHERE s.node_id = n.id), '[]')
-           FROM nodes n WHERE n.id = $1",
+        &format!(
+            "SELECT n.revision, coalesce((
+                    SELECT json_agg({SITE_JSON} ORDER BY s.site_num)
+                      FROM sites s WHERE s.node_id = n.id), '[]')
+               FROM nodes n WHERE n.id = $1"
+        ),
         &[&id],
     )
     .await?;

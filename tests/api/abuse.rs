@@ -306,6 +306,7 @@ const PURGES: &[&str] = &[
     "DELETE FROM idempotent_requests WHERE ctid = ANY (ARRAY (SELECT ctid FROM idempotent_requests WHERE created_at < now() - make_interval(hours => 24) LIMIT 10000))",
     "DELETE FROM changes WHERE id = ANY (ARRAY (SELECT id FROM changes WHERE at < now() - make_interval(days => 30) LIMIT 10000))",
     "DELETE FROM webhook_deliveries WHERE id = ANY (ARRAY (SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND created_at < now() - make_interval(days => 30) LIMIT 10000))",
+    "DELETE FROM site_changes WHERE ctid = ANY (ARRAY (SELECT ctid FROM site_changes WHERE deleted AND changed_at < now() - make_interval(days => 7) LIMIT 10000))",
 ];
 
 #[tokio::test]

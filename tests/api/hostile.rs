@@ -45,11 +45,13 @@ fn hostile_values() -> Vec<Value> {
 }
 
 /// Params whose value is free text by design (a search, a filter): a hostile value there is a
-/// valid request, answered with an (empty) result.
+/// valid request, answered with an (empty) result. Also `node_sync`'s `delta`, a flag: of the
+/// hostile values only `true` is accepted, and that is a valid request (every other is refused).
 const FREE_TEXT: &[(&str, &str)] = &[
     ("get_list_user", "q"),
     ("get_audit_log", "action"),
     ("get_list_mailbox", "q"),
+    ("node_sync", "delta"),
 ];
 
 /// Raw bodies that are not valid envelopes at all.

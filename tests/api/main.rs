@@ -37,6 +37,7 @@ mod mail_servers_quota;
 mod mail_servers_tls;
 mod metrics_access;
 mod nginx_e2e;
+mod node_deltas;
 mod ownership;
 mod passwords;
 mod process;

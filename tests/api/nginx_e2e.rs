@@ -299,3 +299,54 @@ async fn the_agent_keeps_a_real_nginx_in_step_with_the_api() {
         .await;
     assert_eq!(listed.ok()[0]["site"][0]["status"], "error");
 }
+
+#[tokio::test]
+async fn the_agent_applies_deltas_touching_only_the_sites_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let www = base.join("www");
+    let w = World::with(|c| c.docroot_pattern = format!("{}/{{sitenum}}", www.display())).await;
+    let nginx = Nginx::start(&base).await;
+    let token = w.node_with_token(2).await;
+    let token_file = base.join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let in_sync = || async {
+        let st = w
+            .app
+            .call_as(&w.admin, "get_node_status", json!({"nodeid": 2}))
+            .await;
+        st.ok()["in_sync"] == true
+    };
+    let conf = |n: i64| std::fs::read_to_string(base.join(format!("sites/hostplane-site{n}.conf")));
+
+    let _agent = start_agent(&w, &nginx, &token_file, &nginx.command("-t -q"));
+    let (a, b) = (&w.alice.1, &w.bob.1);
+    let s1 = w.site(a, 2).await;
+    let s2 = w.site(b, 2).await;
+    w.domain(a, 2, s1, "one.example.com").await;
+    w.domain(b, 2, s2, "two.example.com").await;
+    eventually("the node is in sync", in_sync).await;
+    std::fs::write(www.join("site1/index.html"), "one\n").unwrap();
+    std::fs::write(www.join("site2/index.html"), "two\n").unwrap();
+    assert_eq!(nginx.settled("two.example.com", 200).await, "two\n");
+    let untouched = conf(s1).unwrap();
+
+    // A domain added to site 2 rewrites site 2's file only.
+    w.domain(b, 2, s2, "www.two.example.com").await;
+    assert_eq!(nginx.settled("www.two.example.com", 200).await, "two\n");
+    eventually("the node is in sync", in_sync).await;
+    assert!(conf(s2).unwrap().contains("www.two.example.com"));
+    assert_eq!(conf(s1).unwrap(), untouched, "site 1 was not rewritten");
+
+    // Deleting site 2 removes its file; site 1 keeps serving from its untouched file.
+    w.app
+        .call_as(b, "delete_site", json!({"nodeid": 2, "siteid": s2}))
+        .await
+        .ok();
+    nginx.settled("two.example.com", 404).await;
+    eventually("the node is in sync", in_sync).await;
+    assert!(conf(s2).is_err(), "the removed site's file is gone");
+    assert_eq!(conf(s1).unwrap(), untouched);
+    assert_eq!(nginx.get("one.example.com").await, (200, "one\n".into()));
+}
