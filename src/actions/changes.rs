@@ -28,6 +28,8 @@ pub const MAX_WAIT_SECS: i64 = 60;
 /// A waiting poll re-reads at least this often: a change committed while an older transaction
 /// still ran is held back until that one ends (see `db::changes`), and no notification follows.
 const RECHECK: Duration = Duration::from_secs(10);
+/// The first pause before looking again after news the read could not see yet.
+const FIRST_LOOK_AGAIN: Duration = Duration::from_millis(50);
 
 #[derive(Serialize)]
 pub struct ChangeFeed {
@@ -70,6 +72,9 @@ pub async fn get_changes(ctx: Ctx, p: ChangesParams) -> Result<ChangeFeed, ApiEr
     let who = (!ctx.is_admin()).then_some(me(&ctx)?.user_id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
     let events = &ctx.state.events;
+    // After news that the read could not see yet (its transaction committed while an older one
+    // still ran), look again soon, backing off: not only at the next re-read.
+    let mut soon: Option<Duration> = None;
     loop {
         // Subscribe before reading, so a change committed in between still wakes us.
         let mut subscription = events.subscribe_feed(who);
@@ -81,9 +86,12 @@ pub async fn get_changes(ctx: Ctx, p: ChangesParams) -> Result<ChangeFeed, ApiEr
                 cursor: format!("{}.{}", next.0, next.1),
             });
         }
+        let pause = soon.unwrap_or(RECHECK);
         tokio::select! {
-            () = subscription.changed() => {}
-            () = tokio::time::sleep_until(deadline.min(now + RECHECK)) => {}
+            () = subscription.changed() => soon = Some(FIRST_LOOK_AGAIN),
+            () = tokio::time::sleep_until(deadline.min(now + pause)) => {
+                soon = soon.map(|d| (d * 2).min(RECHECK));
+            }
         }
     }
 }
