@@ -159,6 +159,9 @@ pub struct ListMailboxParams {
 pub struct MailboxList {
     mailboxes: Vec<MailboxView>,
     total: i64,
+    /// `false` when `total` is the planner's estimate (above 1,000 matches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_exact: Option<bool>,
 }
 
 /// `get_list_mailbox`: the caller's mailboxes (admins: everyone's, or one user's), filtered.
@@ -185,7 +188,11 @@ pub async fn get_list_mailbox(ctx: Ctx, p: ListMailboxParams) -> Result<MailboxL
     let client = ctx.db().await?;
     let (mailboxes, total) =
         db::mail::list_mailboxes(&*client, &filter, page.limit, page.offset).await?;
-    Ok(MailboxList { mailboxes, total })
+    Ok(MailboxList {
+        mailboxes,
+        total,
+        total_exact: (total > db::EXACT_TOTAL_MAX).then_some(false),
+    })
 }
 
 #[derive(Deserialize)]

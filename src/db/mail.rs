@@ -255,7 +255,10 @@ pub struct MailboxFilter<'a> {
     pub has_forward: Option<bool>,
 }
 
-/// A sorted page of mailboxes and the total.
+/// A sorted page of mailboxes and the total (exact up to [`super::EXACT_TOTAL_MAX`], estimated
+/// above). Only the filters that apply are in the statement (each combination its own, whose
+/// plan uses the right index); a search by part of the address uses the trigram index and is
+/// planned with its pattern every time.
 pub async fn list_mailboxes(
     c: &impl GenericClient,
     f: &MailboxFilter<'_>,
@@ -263,30 +266,41 @@ pub async fn list_mailboxes(
     offset: i64,
 ) -> Result<(Vec<MailboxView>, i64), ApiError> {
     let pattern = f.q.map(super::contains_pattern);
-    let filter = "($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR m.domain = $2)
-              AND ($3::text IS NULL OR m.address LIKE $3) AND ($4::bool IS NULL OR m.can_login = $4)
-              AND ($5::bool IS NULL OR (cardinality(m.forward_to) > 0) = $5)
-              AND ($6::text IS NULL OR m.address = $6)";
-    let count = format!(
-        "SELECT count(*) FROM mailboxes m JOIN mail_domains d ON d.name = m.domain WHERE {filter}"
+    let has_forward = f.has_forward;
+    let mut filter = super::Filter::new();
+    filter
+        .and_some("d.user_id = ?", &f.user)
+        .and_some("m.domain = ?", &f.domain)
+        .and_some("m.address LIKE ?", &pattern)
+        .and_some("m.can_login = ?", &f.can_login)
+        .and_some("(cardinality(m.forward_to) > 0) = ?", &has_forward)
+        .and_some("m.address = ?", &f.address);
+    let total_sql = format!(
+        "SELECT {}",
+        filter.total_sql("mailboxes m JOIN mail_domains d ON d.name = m.domain")
     );
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-        &f.user,
-        &f.domain,
-        &pattern,
-        &f.can_login,
-        &f.has_forward,
-        &f.address,
-    ];
-    let rows = super::query(
-        c,
-        &format!("{MAILBOX_VIEW} WHERE {filter} ORDER BY m.address LIMIT $7 OFFSET $8"),
-        &[
-            params[0], params[1], params[2], params[3], params[4], params[5], &limit, &offset,
-        ],
-    )
-    .await?;
-    let total = query_one(c, &count, &params).await?.get(0);
+    let n = filter.next_param();
+    let page_sql = format!(
+        "{MAILBOX_VIEW} WHERE {} ORDER BY m.address LIMIT ${n} OFFSET ${}",
+        filter.sql(),
+        n + 1
+    );
+    let count_params = filter.params().to_vec();
+    let mut params = count_params.clone();
+    params.push(&limit);
+    params.push(&offset);
+    let (rows, total) = if pattern.is_some() {
+        (
+            super::query_planned_with_values(c, &page_sql, &params).await?,
+            super::query_planned_with_values(c, &total_sql, &count_params).await?,
+        )
+    } else {
+        (
+            super::query(c, &page_sql, &params).await?,
+            super::query(c, &total_sql, &count_params).await?,
+        )
+    };
+    let total = total.first().map_or(0, |r| r.get::<_, i64>(0));
     Ok((rows.iter().map(mailbox_view).collect(), total))
 }
 

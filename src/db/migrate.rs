@@ -138,6 +138,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0037_zone_review",
         include_str!("../../sql/0037_zone_review.sql"),
     ),
+    (
+        "0038_mailbox_search",
+        include_str!("../../sql/0038_mailbox_search.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.
