@@ -204,6 +204,8 @@ async fn cert_of(w: &World, node: i64, domain: &str) -> Value {
 /// The API (ordering from Pebble), the reference agent, nginx, PowerDNS and Pebble, with a DNS
 /// node, node 2 at `node_ipv4` and alice's zone `alice.example.com`.
 struct Stack {
+    /// First, so it is dropped (killed) first: no report of its is in flight when the API stops.
+    _agent: Child,
     w: World,
     nginx: Nginx,
     pdns: PowerDns,
@@ -213,7 +215,6 @@ struct Stack {
     www: PathBuf,
     /// Node 2's agent token.
     token: String,
-    _agent: Child,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 

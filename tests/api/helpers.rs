@@ -307,9 +307,31 @@ impl Drop for TestApp {
                     tokio_postgres::connect(&base_database_url(), tokio_postgres::NoTls).await
                 {
                     tokio::spawn(conn);
-                    let _ = db
-                        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                        .await;
+                    // The test's runtime waits for this thread, so a request of its server still
+                    // inside a transaction (an agent's report when the test ended) can never end
+                    // it: never wait on its locks for long, and end such sessions, which were the
+                    // test's own, before dropping.
+                    let _ = db.batch_execute("SET lock_timeout = '5s'").await;
+                    for _ in 0..5 {
+                        let _ = db
+                            .execute(
+                                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
+                                  WHERE a.state LIKE 'idle in transaction%' AND a.pid <> pg_backend_pid()
+                                    AND EXISTS (SELECT 1 FROM pg_locks l
+                                                  JOIN pg_class c ON c.oid = l.relation
+                                                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                                                 WHERE l.pid = a.pid AND n.nspname = $1)",
+                                &[&schema],
+                            )
+                            .await;
+                        if db
+                            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                            .await
+                            .is_ok()
+                        {
+                            break;
+                        }
+                    }
                 }
             });
         })

@@ -161,3 +161,35 @@ impl Client {
         self.try_call(cookie, action, params).await.unwrap()
     }
 }
+
+/// A test whose server still had a request inside a transaction when the test ended (an agent's
+/// report, say) once hung the whole suite: the schema's DROP waited on that transaction, whose
+/// task could not run while the test's thread waited for the DROP. Teardown now ends it.
+#[tokio::test]
+async fn a_test_ends_even_with_a_transaction_of_its_server_left_open() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let schema = app.schema().to_string();
+    // A connection of the server's own pool, mid-transaction with a lock in the schema; it
+    // outlives the app (declared after, dropped first... so kept with mem::forget below).
+    let held = app.state.pool.get().await.unwrap();
+    held.batch_execute("BEGIN; LOCK TABLE users IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    drop(app);
+    std::mem::forget(held);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let (db, conn) =
+        tokio_postgres::connect(&crate::helpers::base_database_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let left = db
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.get::<_, i64>(0), 0, "the schema was dropped");
+}
