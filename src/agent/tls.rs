@@ -75,9 +75,9 @@ pub fn write_challenges(dir: &Path, tls: &TlsState) -> Result<(), String> {
     remove_others(dir, |name| wanted.contains(name))
 }
 
-/// Writes each certificate (`DOMAIN.pem`) and key (`DOMAIN.key`), mode 0600, and removes those
-/// of names no longer served.
-pub fn write_certificates(dir: &Path, tls: &TlsState) -> Result<(), String> {
+/// Writes each certificate of `tls` (`DOMAIN.pem`) and its key (`DOMAIN.key`), mode 0600, into
+/// `dir` (made private); returns the names written.
+fn write_each(dir: &Path, tls: &TlsState) -> Result<BTreeSet<String>, String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
@@ -99,6 +99,13 @@ pub fn write_certificates(dir: &Path, tls: &TlsState) -> Result<(), String> {
             0o600,
         )?;
     }
+    Ok(names)
+}
+
+/// Writes each certificate (`DOMAIN.pem`) and key (`DOMAIN.key`), mode 0600, and removes those
+/// of names no longer served.
+pub fn write_certificates(dir: &Path, tls: &TlsState) -> Result<(), String> {
+    let names = write_each(dir, tls)?;
     remove_others(dir, |name| {
         let stem = name
             .strip_suffix(".pem")
@@ -114,27 +121,7 @@ pub fn write_some_certificates(
     tls: &TlsState,
     stale: &BTreeSet<String>,
 ) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
-    let names = certified(tls);
-    for c in tls
-        .certificates
-        .iter()
-        .filter(|c| names.contains(&c.domain))
-    {
-        write_file(
-            &dir.join(format!("{}.pem", c.domain)),
-            c.cert.as_bytes(),
-            0o600,
-        )?;
-        write_file(
-            &dir.join(format!("{}.key", c.domain)),
-            c.key.as_bytes(),
-            0o600,
-        )?;
-    }
+    let names = write_each(dir, tls)?;
     for name in stale
         .iter()
         .filter(|n| safe_domain(n) && !names.contains(*n))

@@ -239,6 +239,26 @@ pub struct Served {
     pub key_sealed: Vec<u8>,
 }
 
+/// A certificate a node may serve: issued, its key kept, still valid.
+const VALID: &str = "c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()";
+
+/// The rest of a node's certificates query: its own host name's (a mail node's), node `$1`.
+const HOST_CERT: &str = "UNION ALL
+     SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
+      WHERE c.node_id = $1 AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL
+        AND c.not_after > now()
+      ORDER BY 1";
+
+fn served(rows: &[tokio_postgres::Row]) -> Vec<Served> {
+    rows.iter()
+        .map(|r| Served {
+            domain: r.get(0),
+            cert_pem: r.get(1),
+            key_sealed: r.get(2),
+        })
+        .collect()
+}
+
 /// What a node needs for HTTPS: the valid certificates of its active HTTPS domains and, for a
 /// mail node, of its host name; and the HTTP-01 tokens (token, key authorization) of their
 /// pending orders.
@@ -248,30 +268,17 @@ pub async fn for_node(
 ) -> Result<(Vec<Served>, Vec<(String, String)>), ApiError> {
     let certs = query(
         c,
-        "SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
-           JOIN domains d ON d.name = c.domain
-          WHERE d.node_id = $1 AND d.status = 'active' AND d.https AND c.node_id IS NULL
-            AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
-         UNION ALL
-         SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
-          WHERE c.node_id = $1
-            AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
-          ORDER BY 1",
+        &format!(
+            "SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
+               JOIN domains d ON d.name = c.domain
+              WHERE d.node_id = $1 AND d.status = 'active' AND d.https AND c.node_id IS NULL
+                AND {VALID}
+             {HOST_CERT}"
+        ),
         &[&node],
     )
     .await?;
-    let tokens = challenges(c, node).await?;
-    Ok((
-        certs
-            .iter()
-            .map(|r| Served {
-                domain: r.get(0),
-                cert_pem: r.get(1),
-                key_sealed: r.get(2),
-            })
-            .collect(),
-        tokens,
-    ))
+    Ok((served(&certs), challenges(c, node).await?))
 }
 
 /// The HTTP-01 tokens (token, key authorization) of the node's pending orders.
@@ -304,26 +311,17 @@ pub async fn for_sites(
 ) -> Result<Vec<Served>, ApiError> {
     let certs = query(
         c,
-        "SELECT c.domain, c.cert_pem, c.key_sealed FROM domains d
-           JOIN certificates c ON c.domain = d.name AND c.node_id IS NULL
-          WHERE d.node_id = $1 AND d.site_num = ANY($2) AND d.status = 'active' AND d.https
-            AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
-         UNION ALL
-         SELECT c.domain, c.cert_pem, c.key_sealed FROM certificates c
-          WHERE c.node_id = $1
-            AND c.cert_pem IS NOT NULL AND c.key_sealed IS NOT NULL AND c.not_after > now()
-          ORDER BY 1",
+        &format!(
+            "SELECT c.domain, c.cert_pem, c.key_sealed FROM domains d
+               JOIN certificates c ON c.domain = d.name AND c.node_id IS NULL
+              WHERE d.node_id = $1 AND d.site_num = ANY($2) AND d.status = 'active' AND d.https
+                AND {VALID}
+             {HOST_CERT}"
+        ),
         &[&node, &sites],
     )
     .await?;
-    Ok(certs
-        .iter()
-        .map(|r| Served {
-            domain: r.get(0),
-            cert_pem: r.get(1),
-            key_sealed: r.get(2),
-        })
-        .collect())
+    Ok(served(&certs))
 }
 
 /// The sealed credentials of the ACME account at `directory`.

@@ -135,8 +135,7 @@ pub async fn zone_taken(
     parents: &[&str],
     owner: Uuid,
 ) -> Result<Option<String>, ApiError> {
-    let from: String = format!(".{name}").chars().rev().collect();
-    let to = format!("{}/", &from[..from.len() - 1]);
+    let (from, to) = super::below_range(name);
     let row = query_opt(
         c,
         "SELECT name FROM zones
@@ -287,9 +286,7 @@ pub async fn managed_under(
     name: &str,
     owner: Uuid,
 ) -> Result<Option<String>, ApiError> {
-    // Names below `name` end in ".name": a range of reversed names, since '.' + 1 is '/'.
-    let from: String = format!(".{name}").chars().rev().collect();
-    let to = format!("{}/", &from[..from.len() - 1]);
+    let (from, to) = super::below_range(name);
     let challenged = name.strip_prefix("_acme-challenge.").unwrap_or("");
     Ok(query_opt(
         c,

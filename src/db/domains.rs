@@ -77,9 +77,7 @@ pub async fn taken_in_family(
         .map(|(i, _)| &name[i + 1..])
         .take_while(|parent| parent.len() >= registrable.len())
         .collect();
-    // Subdomains end in ".name": a range of reversed names, since '.' + 1 is '/'.
-    let from: String = format!(".{name}").chars().rev().collect();
-    let to = format!("{}/", &from[..from.len() - 1]);
+    let (from, to) = super::below_range(name);
     // Site domains and mail-only domains are claims alike.
     let row = query_opt(
         c,

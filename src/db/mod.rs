@@ -102,6 +102,14 @@ pub fn create_pool(config: &Config) -> Result<Pool, String> {
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
+/// The names below `name` as a range of reversed names, `[from, to)` in the "C" collation: they
+/// end in ".name", and '.' + 1 is '/'. An index on `reverse(name) COLLATE "C"` serves it.
+pub fn below_range(name: &str) -> (String, String) {
+    let from: String = format!(".{name}").chars().rev().collect();
+    let to = format!("{}/", &from[..from.len() - 1]);
+    (from, to)
+}
+
 /// A LIKE pattern matching text that contains `q` literally: its wildcards are escaped.
 pub fn contains_pattern(q: &str) -> String {
     format!(
