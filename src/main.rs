@@ -1,4 +1,5 @@
-//! The `hostplane` command: `serve`, `migrate`, `create-admin`.
+//! The `hostplane` command: `serve`, `migrate`, `create-admin`, `api-key`, `agent`, `mail-config`,
+//! `dns-config`.
 //!
 //! Reads `HOSTPLANE_LOG` (a tracing filter, default `info,tokio_postgres=warn`), `HOSTPLANE_ADMIN_PASSWORD` for
 //! `create-admin`, and everything [`hostplane::config`] reads.
@@ -271,10 +272,10 @@ async fn run(command: Command) -> Result<(), String> {
         Command::DnsConfig(args) => dns_config(args).await,
         Command::Serve { config } => {
             let config = config.settled();
-            hostplane::metrics::warn_if_public(&config);
+            hostplane::http::metrics::warn_if_public(&config);
             let app = hostplane::Application::build(config).await?;
             tracing::info!(listen = %app.local_addr(), "hostplane is serving POST /api");
-            app.run_until(shutdown_signal()).await;
+            app.run_until(hostplane::app::shutdown_signal()).await;
             Ok(())
         }
         Command::Migrate { config } => {
@@ -306,67 +307,15 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-/// Where a node's reader finds hostplane's database: (schema, password, host, port, database).
-struct ReaderDb {
-    schema: String,
-    password: String,
-    host: String,
-    port: u16,
-    name: String,
-}
-
-/// Reads the schema from the database, and the reader's password from its file (made with a
-/// random one when missing).
-async fn reader_db(
-    database_url: &hostplane::config::Secret,
-    password_file: &std::path::Path,
-    db_host: Option<String>,
-    db_port: Option<u16>,
-) -> Result<ReaderDb, String> {
-    let url = database_url.expose();
-    let pg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    tokio::spawn(conn);
-    let schema: String = client
-        .query_one("SELECT current_schema()", &[])
-        .await
-        .map_err(|e| format!("cannot read the schema: {e}"))?
-        .get(0);
-    let password = match std::fs::read_to_string(password_file) {
-        Ok(p) => p.trim().to_string(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let p = uuid::Uuid::new_v4().simple().to_string();
-            hostplane::mailserver::write_secret(password_file, &p)?;
-            p
-        }
-        Err(e) => return Err(format!("cannot read {}: {e}", password_file.display())),
-    };
-    let host = db_host.unwrap_or_else(|| match pg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    });
-    Ok(ReaderDb {
-        schema,
-        password,
-        host,
-        port: db_port.unwrap_or_else(|| pg.get_ports().first().copied().unwrap_or(5432)),
-        name: pg.get_dbname().unwrap_or("postgres").to_string(),
-    })
-}
-
 async fn dns_config(a: DnsConfigArgs) -> Result<(), String> {
-    let db = reader_db(
+    let db = hostplane::nodeconf::reader::reader_db(
         &a.database_url,
         &a.reader_password_file,
         a.db_host,
         a.db_port,
     )
     .await?;
-    let config = hostplane::dnsserver::DnsConfig {
+    let config = hostplane::nodeconf::dns::DnsConfig {
         db_host: db.host,
         db_port: db.port,
         db_name: db.name,
@@ -374,20 +323,20 @@ async fn dns_config(a: DnsConfigArgs) -> Result<(), String> {
         reader: a.reader,
         reader_password: db.password,
     };
-    let written = hostplane::dnsserver::write(&config, &a.out)?;
+    let written = hostplane::nodeconf::dns::write(&config, &a.out)?;
     println!("wrote {} into {}", written.join(", "), a.out.display());
     Ok(())
 }
 
 async fn mail_config(a: MailConfigArgs) -> Result<(), String> {
-    let db = reader_db(
+    let db = hostplane::nodeconf::reader::reader_db(
         &a.database_url,
         &a.reader_password_file,
         a.db_host,
         a.db_port,
     )
     .await?;
-    let config = hostplane::mailserver::MailConfig {
+    let config = hostplane::nodeconf::mail::MailConfig {
         db_host: db.host,
         db_port: db.port,
         db_name: db.name,
@@ -404,12 +353,12 @@ async fn mail_config(a: MailConfigArgs) -> Result<(), String> {
         tls_cert: a.tls_cert,
         tls_key: a.tls_key,
     };
-    let groups = hostplane::mailserver::Groups {
+    let groups = hostplane::nodeconf::mail::Groups {
         postfix: a.postfix_group,
         dovecot: a.dovecot_group,
         opendkim: a.opendkim_group,
     };
-    let written = hostplane::mailserver::write(&config, &groups, &a.out)?;
+    let written = hostplane::nodeconf::mail::write(&config, &groups, &a.out)?;
     println!("wrote {} into {}", written.join(", "), a.out.display());
     Ok(())
 }
@@ -438,29 +387,7 @@ async fn run_agent(a: AgentArgs) -> Result<(), String> {
         wait: a.wait,
         docroot_base: a.docroot_base,
     };
-    hostplane::agent::run(opts, shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received");
+    hostplane::agent::run(opts, hostplane::app::shutdown_signal()).await
 }
 
 #[global_allocator]

@@ -14,6 +14,6 @@ fn registry() -> &'static Registry {
 
 fuzz_target!(|body: &[u8]| {
     if let Err(hostplane::error::ApiError::Client { reason, message, .. }) = registry().dry_run(body) {
-        let _ = hostplane::protocol::error_body(reason, message.as_deref());
+        let _ = hostplane::registry::protocol::error_body(reason, message.as_deref());
     }
 });

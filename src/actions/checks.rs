@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::auth::{Role, SessionUser};
 use crate::db::{self, nodes::Node, sites::Site};
 use crate::error::{ApiError, Reason};
-use crate::params::{Num, OptNum};
+use crate::registry::types::{Num, OptNum};
 use crate::registry::Ctx;
 
 /// Largest page a list action returns.

@@ -3,29 +3,21 @@
 //! compares the two).
 
 mod accounts;
-mod agents;
-mod app_passwords;
-mod autoreply;
-mod changes;
 mod checks;
-mod dkim;
-mod dns_content;
-mod domains;
-mod keys;
-mod mail_dns;
-mod mail_domains;
-mod mail_routing;
-mod mail_targets;
-pub(crate) mod mailboxes;
-mod nodes;
-mod passwords;
-mod records;
-mod session;
-mod sites;
-mod stats;
-mod users;
-mod webhooks;
-mod zones;
+mod dns;
+mod hosting;
+mod integrations;
+pub(crate) mod mail;
+
+// The table below names handlers by their file.
+use accounts::{passwords, session, signup, stats, users};
+use dns::{records, zones};
+use hosting::{agents, domains, nodes, sites};
+use integrations::{changes, keys, webhooks};
+use mail::{
+    app_passwords, autoreply, dkim, dns as mail_dns, domains as mail_domains, mailboxes,
+    routing as mail_routing,
+};
 
 use deadpool_postgres::GenericClient;
 
@@ -82,13 +74,13 @@ pub fn all() -> Vec<ActionSpec> {
             .for_mailboxes()
             .sessions_only(),
         read("whoami", User, session::whoami).for_mailboxes(),
-        action("adduser", Anyone, accounts::adduser)
+        action("adduser", Anyone, signup::adduser)
             .secret(&["password", "invite"])
             .limit_anonymous()
             .not_in_batch()
             .returns_secret(&["uniqcode", "cookie"])
-            .prepare(accounts::prepare_adduser),
-        action("add_invite", Admin, accounts::add_invite).returns_secret(&["invite"]),
+            .prepare(signup::prepare_adduser),
+        action("add_invite", Admin, signup::add_invite).returns_secret(&["invite"]),
         action("change_password", User, passwords::change_password)
             .secret(&["oldpassword", "newpassword"])
             .for_mailboxes()

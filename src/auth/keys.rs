@@ -4,15 +4,15 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use super::{hash_secret, random_secret, SessionUser};
+use super::{hash_secret, random_secret};
 use crate::db;
-use crate::error::{ApiError, Reason};
-use crate::AppState;
+use crate::error::ApiError;
 
 /// Every API key starts with this.
 pub const KEY_PREFIX: &str = "hpk_";
@@ -42,46 +42,6 @@ pub fn new_key() -> Result<(String, [u8; 32], String), ApiError> {
     Ok((key.clone(), hash_secret(&key), prefix))
 }
 
-/// The user a key acts as, when the key is known, live, its owner enabled and the client within
-/// its networks.
-pub async fn resolve_key(
-    state: &AppState,
-    key: &str,
-    client_ip: IpAddr,
-) -> Result<SessionUser, ApiError> {
-    let hash = hash_secret(key.trim());
-    let client = state.db().await?;
-    let found = db::keys::lookup(&client, &hash, client_ip)
-        .await?
-        .ok_or_else(|| Reason::auth_required.msg("unknown or revoked API key"))?;
-    if found.owner_disabled {
-        return Err(Reason::account_disabled.msg("the key's owner is disabled"));
-    }
-    if found.expires_in.is_some_and(|left| left <= 0.0) {
-        return Err(Reason::forbidden.msg("this API key has expired"));
-    }
-    if !found.address_allowed {
-        return Err(Reason::forbidden.msg("this API key may not be used from this address"));
-    }
-    state.key_usage.record(found.key_id, client_ip);
-    Ok(SessionUser {
-        user_id: found.user_id,
-        login: found.login,
-        role: found.role,
-        session_hash: [0; 32],
-        key: Some(Arc::new(KeyScope {
-            key_id: found.key_id,
-            actions: found.actions,
-            read_only: found.read_only,
-            cidrs: found.cidrs,
-            rate_limit: found.rate_limit,
-            expires_in: found.expires_in,
-            root_id: found.root_id,
-            root_rate_limit: found.root_rate_limit,
-        })),
-    })
-}
-
 /// The last use of each key since the last write, bounded like everything a caller can grow.
 #[derive(Default)]
 pub struct KeyUsage {
@@ -93,7 +53,8 @@ pub struct KeyUsage {
 const USAGE_MAX: usize = 100_000;
 
 impl KeyUsage {
-    fn record(&self, key: Uuid, ip: IpAddr) {
+    /// Remembers a use of the key, written at the next flush.
+    pub fn record(&self, key: Uuid, ip: IpAddr) {
         if let Ok(mut seen) = self.seen.lock() {
             if seen.len() < USAGE_MAX || seen.contains_key(&key) {
                 seen.insert(key, (Instant::now(), ip));
@@ -102,7 +63,7 @@ impl KeyUsage {
     }
 
     /// Writes what was remembered, in one statement.
-    pub async fn flush(&self, state: &AppState) -> Result<usize, ApiError> {
+    pub async fn flush(&self, pool: &Pool) -> Result<usize, ApiError> {
         let taken = match self.seen.lock() {
             Ok(mut seen) => std::mem::take(&mut *seen),
             Err(_) => return Ok(0),
@@ -118,7 +79,7 @@ impl KeyUsage {
             ips.push(ip.to_string());
             ages.push(at.elapsed().as_secs_f64());
         }
-        let client = state.db().await?;
+        let client = pool.get().await?;
         db::keys::touch_many(&client, &ids, &ips, &ages).await?;
         Ok(taken.len())
     }

@@ -6,6 +6,7 @@
 pub mod hasher;
 pub mod keys;
 pub mod ratelimit;
+pub mod seal;
 pub mod secrets;
 pub mod sessions;
 pub mod throttle;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 pub use crate::db::users::Role;
 pub use hasher::PasswordHasher;
 pub use secrets::{hash_secret, new_node_token, random_secret, secret_matches};
-pub use sessions::{open_session, resolve_node_token, resolve_session};
+pub use sessions::open_session;
 pub use throttle::Throttle;
 
 use crate::error::{ApiError, Reason};

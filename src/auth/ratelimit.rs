@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Reason};
-use crate::AppState;
+use deadpool_postgres::Pool;
+
+use crate::config::Config;
 
 /// The window of every request limit.
 pub const WINDOW_SECS: i64 = 3600;
@@ -78,9 +80,9 @@ impl std::fmt::Display for Subject {
 
 /// The per-instance side of the shared request counters: one small map behind one lock, held
 /// only for a few arithmetic steps (never across a database call).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct RateLimiter {
-    entries: Mutex<HashMap<Subject, Entry>>,
+    entries: Arc<Mutex<HashMap<Subject, Entry>>>,
 }
 
 /// How many requests an instance counts before it adds them to the shared sum.
@@ -96,8 +98,7 @@ fn now_secs() -> i64 {
 }
 
 /// The counter and limit of a caller; `None` for node agents.
-pub fn subject(state: &AppState, caller: &Caller, client_ip: IpAddr) -> Option<(Subject, u64)> {
-    let config = &state.config;
+pub fn subject(config: &Config, caller: &Caller, client_ip: IpAddr) -> Option<(Subject, u64)> {
     match caller {
         Caller::Node(_) => None,
         Caller::User(u) => Some(match &u.key {
@@ -128,14 +129,14 @@ pub fn subject(state: &AppState, caller: &Caller, client_ip: IpAddr) -> Option<(
 
 /// For a key made by another key: the counter and limit of its lineage's root key, which every
 /// key of the lineage also counts against (so children never multiply a budget).
-pub fn root_subject(state: &AppState, caller: &Caller) -> Option<(Subject, u64)> {
+pub fn root_subject(config: &Config, caller: &Caller) -> Option<(Subject, u64)> {
     let Caller::User(u) = caller else {
         return None;
     };
     let key = u.key.as_ref()?;
     (key.root_id != key.key_id).then(|| {
-        let limit = key.root_rate_limit.map_or(state.config.rate_limit, |l| {
-            (l.max(1) as u64).min(state.config.rate_limit)
+        let limit = key.root_rate_limit.map_or(config.rate_limit, |l| {
+            (l.max(1) as u64).min(config.rate_limit)
         });
         (Subject::Key(key.root_id), limit)
     })
@@ -162,7 +163,7 @@ impl RateLimiter {
     /// sent leaves the sending to a task of its own, which settles the count either way.
     pub async fn check(
         &self,
-        state: &Arc<AppState>,
+        pool: &Pool,
         subject: Subject,
         limit: u64,
         cost: u64,
@@ -202,10 +203,9 @@ impl RateLimiter {
         };
         let used = match flush {
             Some(delta) => {
-                let state = Arc::clone(state);
-                let sent = tokio::spawn(async move {
-                    state.limiter.send(&state, subject, window, delta).await
-                });
+                let (limiter, pool) = (self.clone(), pool.clone());
+                let sent =
+                    tokio::spawn(async move { limiter.send(&pool, subject, window, delta).await });
                 sent.await.ok().flatten().unwrap_or(used)
             }
             None => used,
@@ -245,15 +245,9 @@ impl RateLimiter {
     }
 
     /// Adds `delta` to the shared count and learns the sum; returns what is used now.
-    async fn send(
-        &self,
-        state: &AppState,
-        subject: Subject,
-        window: i64,
-        delta: u64,
-    ) -> Option<u64> {
+    async fn send(&self, pool: &Pool, subject: Subject, window: i64, delta: u64) -> Option<u64> {
         let key = subject.to_string();
-        let total = match state.db().await {
+        let total = match pool.get().await.map_err(ApiError::from) {
             Ok(client) => crate::db::throttle::add_requests(&client, &key, window, delta).await,
             Err(e) => Err(e),
         };
@@ -272,7 +266,7 @@ impl RateLimiter {
     }
 
     /// Sends every count not yet sent (each second), so other instances learn of it.
-    pub async fn flush_all(&self, state: &AppState) {
+    pub async fn flush_all(&self, pool: &Pool) {
         let now = now_secs();
         let window = now - now.rem_euclid(WINDOW_SECS);
         let due: Vec<(Subject, u64)> = match self.entries.lock() {
@@ -288,7 +282,7 @@ impl RateLimiter {
             Err(_) => return,
         };
         for (subject, delta) in due {
-            self.send(state, subject, window, delta).await;
+            self.send(pool, subject, window, delta).await;
         }
     }
 }

@@ -8,13 +8,16 @@
 
 use std::net::IpAddr;
 
+use deadpool_postgres::Pool;
+
+use crate::config::Config;
 use crate::db::{self, throttle::Count};
 use crate::error::{ApiError, Reason};
-use crate::AppState;
 
 /// The login rate limit of one attempt.
 pub struct Throttle<'a> {
-    pub state: &'a AppState,
+    pub pool: &'a Pool,
+    pub config: &'a Config,
     pub login: String,
     pub addr: IpAddr,
 }
@@ -22,7 +25,7 @@ pub struct Throttle<'a> {
 impl Throttle<'_> {
     /// (scope, key, limit) of each counter.
     fn counters(&self) -> [(&'static str, String, i32); 3] {
-        let c = &self.state.config;
+        let c = self.config;
         let addr = self.addr.to_string();
         [
             (
@@ -40,9 +43,8 @@ impl Throttle<'_> {
     pub async fn begin(&self) -> Result<(), ApiError> {
         let counters = self.counters();
         let keys: Vec<(&str, &str)> = counters.iter().map(|(s, k, _)| (*s, k.as_str())).collect();
-        let client = self.state.db().await?;
-        let counts =
-            db::throttle::count_attempts(&client, &keys, self.state.config.limit_window).await?;
+        let client = self.pool.get().await?;
+        let counts = db::throttle::count_attempts(&client, &keys, self.config.limit_window).await?;
         let limits = counters.iter().map(|(_, _, limit)| *limit);
         over_limit(
             counts.into_iter().zip(limits),
@@ -54,23 +56,28 @@ impl Throttle<'_> {
     pub async fn succeeded(&self) -> Result<(), ApiError> {
         let counters = self.counters();
         let keys: Vec<(&str, &str)> = counters.iter().map(|(s, k, _)| (*s, k.as_str())).collect();
-        let client = self.state.db().await?;
+        let client = self.pool.get().await?;
         db::throttle::forgive_attempts(&client, &keys).await
     }
 }
 
 /// Counts an anonymous call of `action` from `addr`; `too_many_attempts` past the limit.
-pub async fn count_anonymous(state: &AppState, action: &str, addr: IpAddr) -> Result<(), ApiError> {
+pub async fn count_anonymous(
+    pool: &Pool,
+    config: &Config,
+    action: &str,
+    addr: IpAddr,
+) -> Result<(), ApiError> {
     let scope = format!("anon:{action}");
     let addr = addr.to_string();
-    let client = state.db().await?;
+    let client = pool.get().await?;
     let counts = db::throttle::count_attempts(
         &client,
         &[(scope.as_str(), addr.as_str())],
-        state.config.anon_window,
+        config.anon_window,
     )
     .await?;
-    let limit = state.config.anon_limit;
+    let limit = config.anon_limit;
     over_limit(
         counts.into_iter().zip(std::iter::once(limit)),
         "too many requests from this address, try again later",

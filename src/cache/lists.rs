@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::Freshness;
 use crate::db::domains::Listed;
 use crate::db::nodes::Node;
-use crate::events::Invalidated;
+use crate::pubsub::Invalidated;
 
 /// What a domain page shows: node, site, user filter, limit, offset.
 pub type DomainQuery = (i32, Option<i32>, Option<Uuid>, i64, i64);

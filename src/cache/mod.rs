@@ -1,5 +1,5 @@
 //! Caches in memory, each bounded in bytes, kept correct across instances by the change
-//! notifications of [`crate::events`]: [`lists`] (pages of node and domain lists) and
+//! notifications of [`crate::pubsub`]: [`lists`] (pages of node and domain lists) and
 //! [`sessions`] (who a cookie belongs to).
 
 pub mod lists;

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::Freshness;
 use crate::auth::SessionUser;
-use crate::events::Invalidated;
+use crate::pubsub::Invalidated;
 
 /// The longest an entry is trusted without asking the database.
 pub const MAX_AGE: Duration = Duration::from_secs(30);

@@ -1,6 +1,6 @@
 //! Certificates of site domains: their state, the issuance and renewal jobs (leased with
 //! `FOR UPDATE SKIP LOCKED`, so several instances share them), the HTTP-01 tokens a node serves
-//! during an order, and the ACME account. Private keys are stored sealed (see `crate::seal`).
+//! during an order, and the ACME account. Private keys are stored sealed (see `crate::auth::seal`).
 //!
 //! DNS-01 values are TXT rows of `zone_records` marked with their domain (`acme_domain`).
 //!

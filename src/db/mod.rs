@@ -33,7 +33,6 @@ pub mod audit;
 pub mod autoreply;
 pub mod certificates;
 pub mod changes;
-pub mod conn;
 pub mod dkim;
 pub mod dns;
 pub mod domains;

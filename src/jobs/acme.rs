@@ -11,7 +11,7 @@ use instant_acme::{
 };
 
 use crate::db::certificates::Leased;
-use crate::AppState;
+use crate::state::AppState;
 
 /// An issued certificate: the chain, its key (PEM), and its validity (unix seconds).
 pub struct Issued {

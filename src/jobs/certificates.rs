@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::db::certificates::{self, Leased, Outcome};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Orders one worker runs at once.
 const BATCH: i64 = 4;

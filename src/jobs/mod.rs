@@ -4,3 +4,6 @@
 
 pub mod acme;
 pub mod certificates;
+pub mod counters;
+pub mod purge;
+pub mod webhooks;

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use super::run::{without_secrets, Entry};
 use super::Ctx;
-use crate::db::conn::Unit;
 use crate::error::{ApiError, Reason};
+use crate::registry::conn::Unit;
 
 /// The most entries one batch may hold.
 pub const MAX_ENTRIES: usize = 100;
@@ -69,8 +69,11 @@ pub(super) async fn run_entries(
                             unit.execute("RELEASE SAVEPOINT entry").await?;
                         }
                         let redacted = without_secrets(entry.spec.replay, &result)?
-                            .map(|r| crate::protocol::ok_body(&r).to_vec());
-                        (crate::protocol::ok_body(&result).to_vec(), redacted)
+                            .map(|r| crate::registry::protocol::ok_body(&r).to_vec());
+                        (
+                            crate::registry::protocol::ok_body(&result).to_vec(),
+                            redacted,
+                        )
                     }
                 }
             }

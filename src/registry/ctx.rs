@@ -8,14 +8,17 @@ use serde_json::Value;
 
 use super::spec::{ActionSpec, Prepared};
 use crate::auth::{Caller, CookieChange, Role};
-use crate::db::conn::{Db, Tx, Unit};
 use crate::error::ApiError;
-use crate::AppState;
+use crate::registry::conn::{Db, Tx, Unit};
+use crate::registry::Registry;
+use crate::state::AppState;
 
 /// Everything a handler knows about the request besides its params.
 #[derive(Clone)]
 pub struct Ctx {
     pub state: Arc<AppState>,
+    /// The table of actions (a key's grants name them).
+    pub registry: Arc<Registry>,
     pub caller: Caller,
     pub action: &'static str,
     /// The params as sent; only [`audit_params`](Self::audit_params) of them are stored.
@@ -38,6 +41,7 @@ pub const AUDIT_VALUE_MAX: usize = 256;
 impl Ctx {
     pub fn new(
         state: Arc<AppState>,
+        registry: Arc<Registry>,
         caller: Caller,
         spec: &ActionSpec,
         raw_params: Arc<Value>,
@@ -45,6 +49,7 @@ impl Ctx {
     ) -> Self {
         Ctx {
             state,
+            registry,
             caller,
             action: spec.name,
             raw_params,

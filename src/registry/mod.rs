@@ -7,10 +7,13 @@
 //! handler's own typed struct, so `unknown_action`, `auth_required` and `bad_params` stay distinct.
 
 mod batch;
+pub mod conn;
 mod ctx;
 mod params;
+pub mod protocol;
 mod run;
 mod spec;
+pub mod types;
 
 use std::collections::HashMap;
 
@@ -71,7 +74,7 @@ impl Registry {
     /// Everything a request goes through before a handler runs, without a database or a caller:
     /// the envelope, the action lookup and the typed params. The fuzz target drives this.
     pub fn dry_run(&self, body: &[u8]) -> Result<&'static str, ApiError> {
-        let envelope = crate::protocol::Envelope::decode(body)?;
+        let envelope = crate::registry::protocol::Envelope::decode(body)?;
         let spec = self.lookup(&envelope.action)?;
         spec.check_params(&envelope.params)?;
         Ok(spec.name)

@@ -16,9 +16,9 @@ use super::params::decode_params;
 use super::spec::{Prepared, Replay};
 use super::{ActionSpec, Ctx, Registry};
 use crate::auth::{Caller, Role};
-use crate::db::conn::Unit;
 use crate::db::idempotency::{self, Claimed};
 use crate::error::{ApiError, Reason};
+use crate::registry::conn::Unit;
 
 /// The most a request sent with a `request_id` may answer, in bytes (its answer is stored).
 pub const STORED_ANSWER_MAX: usize = 64 << 10;

@@ -348,7 +348,7 @@ async fn the_janitor_purges_what_expired_and_keeps_what_lives() {
     )
     .await
     .unwrap();
-    let purged = hostplane::purge_once(&w.app.state).await;
+    let purged = hostplane::jobs::purge::purge_once(&w.app.state).await;
     assert!(purged.failed.is_empty(), "{purged:?}");
     assert_eq!(purged.sessions, 1, "{purged:?}");
     assert_eq!(purged.counters, 1, "{purged:?}");

@@ -152,7 +152,7 @@ fn screenshots() -> PathBuf {
 
 /// API requests this instance has answered so far, from its metrics.
 fn requests_served(w: &World) -> f64 {
-    let text = String::from_utf8(w.app.state.metrics.render(&w.app.state)).unwrap();
+    let text = String::from_utf8(w.app.service.metrics.render(&w.app.state)).unwrap();
     text.lines()
         .filter(|l| l.starts_with("hostplane_requests_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

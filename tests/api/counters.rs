@@ -224,7 +224,7 @@ async fn kept_counters_equal_real_counts_after_a_random_mix() {
                         )
                         .await
                         .unwrap();
-                    hostplane::purge_once(&w.app.state).await;
+                    hostplane::jobs::purge::purge_once(&w.app.state).await;
                 }
             }
             17 => {

@@ -288,7 +288,7 @@ async fn powerdns_finds_a_mail_record_by_index_among_many_mail_domains() {
     .await
     .unwrap();
     let query = |setting: &str| {
-        hostplane::dnsserver::QUERIES
+        hostplane::nodeconf::dns::QUERIES
             .iter()
             .find(|(s, _)| *s == setting)
             .unwrap()

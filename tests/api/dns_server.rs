@@ -407,7 +407,7 @@ async fn powerdns_serves_the_mail_records_of_mail_domains_in_the_zone() {
         dkim,
         "kept until its row goes, so the zone never changes without its serial"
     );
-    let purged = hostplane::purge_once(&w.app.state).await;
+    let purged = hostplane::jobs::purge::purge_once(&w.app.state).await;
     assert_eq!(purged.dkim_keys, 1, "{purged:?}");
     assert_eq!(
         pdns.status("one._domainkey.alice.example.com", "TXT")

@@ -58,6 +58,8 @@ impl Answer {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
+    /// The state with the table of actions and the request figures.
+    pub service: Arc<hostplane::http::Service>,
     pub spool: tempfile::TempDir,
     schema: String,
     owns_schema: bool,
@@ -136,6 +138,7 @@ impl TestApp {
         let app = Application::build(config).await.expect("the app starts");
         let addr = app.local_addr();
         let state = app.state();
+        let service = app.service();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async {
             let _ = rx.await;
@@ -143,6 +146,7 @@ impl TestApp {
         TestApp {
             addr,
             state,
+            service,
             spool,
             schema,
             owns_schema: false,

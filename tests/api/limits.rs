@@ -162,7 +162,7 @@ async fn counting_needs_no_database_write_per_request() {
         .map(|r| r.get::<_, i64>(0))
     };
     for _ in 0..share - 1 {
-        let (_, allowed) = state.limiter.check(&state, who, limit, 1).await;
+        let (_, allowed) = state.limiter.check(&state.pool, who, limit, 1).await;
         allowed.unwrap();
     }
     assert_eq!(
@@ -170,7 +170,7 @@ async fn counting_needs_no_database_write_per_request() {
         None,
         "nothing written below the flush share"
     );
-    let (info, allowed) = state.limiter.check(&state, who, limit, 1).await;
+    let (info, allowed) = state.limiter.check(&state.pool, who, limit, 1).await;
     allowed.unwrap();
     assert_eq!(
         stored().await,
@@ -189,7 +189,7 @@ async fn counting_needs_no_database_write_per_request() {
         .unwrap();
     let mut last = info;
     for _ in 0..share {
-        last = state.limiter.check(&state, who, limit, 1).await.0;
+        last = state.limiter.check(&state.pool, who, limit, 1).await.0;
     }
     assert_eq!(last.remaining, limit - 2 * share - 500);
 }
@@ -204,7 +204,7 @@ async fn a_dropped_request_never_counts_twice() {
     let limit = 50; // a flush share of 1: every request writes its count
     let who = hostplane::auth::ratelimit::Subject::User(uuid::Uuid::from_u128(8));
     for _ in 0..10 {
-        let mut check = Box::pin(state.limiter.check(&state, who, limit, 1));
+        let mut check = Box::pin(state.limiter.check(&state.pool, who, limit, 1));
         // Poll once, so its count is on its way, then drop it.
         std::future::poll_fn(|cx| {
             let _ = check.as_mut().poll(cx);
@@ -227,7 +227,7 @@ async fn a_dropped_request_never_counts_twice() {
         .unwrap()
         .get(0);
     assert_eq!(stored, 10);
-    let (info, allowed) = state.limiter.check(&state, who, limit, 1).await;
+    let (info, allowed) = state.limiter.check(&state.pool, who, limit, 1).await;
     allowed.unwrap();
     assert_eq!(info.remaining, limit - 11);
 }

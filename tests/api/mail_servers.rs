@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hostplane::mailserver::MailConfig;
+use hostplane::nodeconf::mail::MailConfig;
 use serde_json::json;
 
 use crate::helpers::{base_database_url, url_with_schema, World};

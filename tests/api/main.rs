@@ -21,6 +21,7 @@ mod helpers;
 mod hostile;
 mod hosting;
 mod keys;
+mod layout;
 mod limits;
 mod list_cache;
 mod lists;

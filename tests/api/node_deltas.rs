@@ -146,7 +146,7 @@ async fn a_since_the_tombstones_no_longer_cover_gets_the_full_state() {
         )
         .await
         .unwrap();
-    let purged = hostplane::purge_once(&w.app.state).await;
+    let purged = hostplane::jobs::purge::purge_once(&w.app.state).await;
     assert!(purged.failed.is_empty(), "{purged:?}");
     assert_eq!(purged.site_tombstones, 1, "{purged:?}");
     let s3 = w.site(a, 2).await;

@@ -231,6 +231,7 @@ async fn a_call_that_lost_a_race_is_run_again_and_gives_up_as_busy() {
         let spec = flaky_action(failures, attempts.clone());
         let ctx = hostplane::registry::Ctx::new(
             app.state.clone(),
+            app.service.registry.clone(),
             hostplane::auth::Caller::Anonymous,
             &spec,
             Arc::new(json!({})),

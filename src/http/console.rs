@@ -1,0 +1,39 @@
+//! The web console: three static files embedded in the binary (`web/`), served at `/` with
+//! strict security headers. It is a plain client of `POST /api` with the session cookie, so
+//! everything it does, a script can do the same way.
+
+/// The console's files by path: (content type, body).
+pub fn asset(path: &str) -> Option<(&'static str, &'static str)> {
+    const INDEX: &str = include_str!("../../web/index.html");
+    match path {
+        // `/reset?token=...` is the link of the password reset mail.
+        "/" | "/index.html" | "/reset" => Some(("text/html; charset=utf-8", INDEX)),
+        "/assets/app.js" => Some((
+            "text/javascript; charset=utf-8",
+            include_str!("../../web/app.js"),
+        )),
+        "/assets/app.css" => Some(("text/css; charset=utf-8", include_str!("../../web/app.css"))),
+        _ => None,
+    }
+}
+
+/// Scripts, styles and requests from this origin only; no inline script or style, no framing,
+/// no plugins, no foreign form targets.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// Every console answer's headers besides its content type.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=()",
+    ),
+    // Small files, always checked again: a new binary's console is used at once.
+    ("cache-control", "no-cache"),
+];
