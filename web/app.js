@@ -37,12 +37,24 @@ const REASONS = {
   busy: "The service is busy. Try again in a moment.",
   unavailable: "The service cannot reach its database right now. Try again shortly.",
   idempotency_conflict: "This request was already made with other values.",
+  bad_record: "That record is not valid.",
+  record_managed: "hostplane keeps that record itself; it cannot be changed here.",
+  record_conflict: "That record clashes with another one at the same name.",
+  zone_required: "A wildcard with HTTPS needs the domain's DNS zone here first.",
 };
+
+// Reasons whose message from the server says what to fix (which field, which character).
+const DETAILED = ["bad_params", "bad_record", "bad_email", "record_conflict", "forbidden"];
+
+function capital(m) {
+  return m.charAt(0).toUpperCase() + m.slice(1).replace(/\.$/, "");
+}
 
 function explain(e) {
   if (!(e instanceof ApiError)) return "Could not reach the service. Check your connection.";
-  const text = REASONS[e.reason] || e.reason;
-  return e.message && e.message !== e.reason ? `${text} (${e.message})` : text;
+  const text = REASONS[e.reason];
+  if (!text) return e.message || e.reason;
+  return DETAILED.includes(e.reason) && e.message && e.message !== e.reason ? `${text} ${capital(e.message)}.` : text;
 }
 
 async function api(action, params = {}) {
@@ -67,7 +79,7 @@ async function api(action, params = {}) {
   if (body.response === "error") {
     const err = new ApiError(body.reason, body.message);
     // A session that ended (logout elsewhere, a disabled account) sends the console to sign-in.
-    if (body.reason === "auth_required" && me && action !== "authorization") {
+    if ((body.reason === "auth_required" || body.reason === "account_disabled") && me && action !== "authorization") {
       me = null;
       render("#/signin", "Your session has ended. Please sign in again.");
     }
@@ -194,15 +206,10 @@ const PAGES = {
   "#/signup": signupPage,
   "#/forgot": forgotPage,
   "#/": sitesPage,
-  "#/mail": mailPage,
   "#/keys": keysPage,
   "#/webhooks": webhooksPage,
   "#/account": accountPage,
-  "#/admin/users": usersPage,
-  "#/admin/nodes": nodesPage,
-  "#/admin/review": reviewPage,
-  "#/admin/audit": auditPage,
-  "#/admin/stats": statsPage,
+  // mail.js, dns.js and admin.js add their pages.
 };
 const PUBLIC = ["#/signin", "#/signup", "#/forgot"];
 
@@ -211,6 +218,7 @@ function nav() {
     ? [
         ["#/", "Sites"],
         ["#/mail", "Mail"],
+        ["#/dns", "DNS"],
         ["#/keys", "API keys"],
         ["#/webhooks", "Webhooks"],
         ["#/account", "Account"],
@@ -258,10 +266,13 @@ async function render(hash, message) {
   const main = document.getElementById("main");
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   say(message || "");
+  const mine = live;
   try {
-    main.replaceChildren(await page());
+    const shown = await page();
+    // A later click already asked for another page: the slower render must not win.
+    if (mine === live) main.replaceChildren(shown);
   } catch (e) {
-    main.replaceChildren(h("div", { class: "card" }, explain(e)));
+    if (mine === live && me !== null) main.replaceChildren(h("div", { class: "card" }, explain(e)));
   }
 }
 
@@ -363,7 +374,15 @@ function resetPage(token) {
 // ---------------------------------------------------------------- sites and domains
 
 async function sitesPage() {
-  const [nodes, usage] = await Promise.all([api("get_node_list", { limit: 1000 }), api("get_user_stats")]);
+  const [all, usage] = await Promise.all([api("get_node_list", { limit: 1000 }), api("get_user_stats")]);
+  // Sites live on web nodes only; a mail or DNS node is not offered.
+  const nodes = { nodes: all.nodes.filter((n) => !n.kinds || n.kinds.includes("web")) };
+  // Admins see everyone's sites: each is labelled with its owner.
+  const owners = new Map();
+  if (me.role === "admin") {
+    const users = await api("get_list_user", { limit: 1000 });
+    for (const u of users.users) owners.set(u.userid, u.login);
+  }
   const page = h("div", {});
   let usageShown = usageCard(usage);
   page.append(h("h1", {}, "Sites"), usageShown);
@@ -400,7 +419,7 @@ async function sitesPage() {
       waiting ||= sites.some((s) => s.status === "pending");
       cards.push(h("div", { class: "card", "data-node": n.nodeid },
         h("h2", {}, `${n.name} (#${n.nodeid})`),
-        ...sites.map((s) => siteBlock(n.nodeid, s, refresh))));
+        ...sites.map((s) => siteBlock(n, s, refresh, owners))));
     }
     // Typing in a form is not interrupted: the lists are redrawn once it loses focus.
     if (shown !== live) return;
@@ -408,7 +427,8 @@ async function sitesPage() {
       timer = setTimeout(() => refresh().catch(() => {}), 4000);
       return;
     }
-    lists.replaceChildren(...(cards.length ? cards : [h("div", { class: "card muted" }, "No sites yet.")]));
+    lists.replaceChildren(...(cards.length ? cards : [h("div", { class: "card muted" }, "No sites yet.")]),
+      await waitingDomains(refresh));
     // Until the node has applied a change, look again every few seconds; then only the feed.
     if (waiting) timer = setTimeout(() => refresh().catch(() => {}), 4000);
   }
@@ -417,13 +437,47 @@ async function sitesPage() {
   return page;
 }
 
+// A domain's certificate state: issued (until when), pending, failed (why), or none (HTTP only).
+function certBadge(c) {
+  if (!c || c.cert === "none") return "";
+  const b = badge(c.cert === "issued" ? "https" : c.cert);
+  b.title = c.cert === "issued" ? `certificate until ${c.not_after}` : c.cert_error || "certificate on its way";
+  return b;
+}
+
 function usageCard(u) {
   const item = (name, x) => h("div", { class: "stat" }, h("span", { class: "muted" }, name), h("b", {}, `${x.used} / ${x.limit}`));
   return h("div", { class: "grid", id: "usage" }, item("Sites", u.sites), item("Domains", u.domains),
     item("Mail domains", u.mail_domains), item("Mailboxes", u.mailboxes));
 }
 
-function siteBlock(nodeid, s, refresh) {
+// The caller's domains under review or rejected (not yet served); a rejected one can be sent back.
+async function waitingDomains(refresh) {
+  const [reviewing, rejected] = await Promise.all([
+    api("get_list_domain", { status: "reviewing", limit: 100 }),
+    api("get_list_domain", { status: "rejected", limit: 100 }),
+  ]);
+  if (!reviewing.domainlist.length && !rejected.domainlist.length) return "";
+  const reasons = new Map((rejected.review || []).map((r) => [r.domain, r.reject_reason]));
+  return h("div", { class: "card", id: "waiting-domains" }, h("h2", {}, "Domains not served yet"),
+    table(["Domain", "State", ""], [
+      ...reviewing.domainlist.map((d) => h("tr", {}, h("td", {}, d), h("td", {}, badge("reviewing")), h("td", {}))),
+      ...rejected.domainlist.map((d) => h("tr", { "data-rejected": d }, h("td", {}, d),
+        h("td", {}, badge("rejected"), reasons.get(d) ? h("div", { class: "field-error" }, reasons.get(d)) : null),
+        h("td", {}, h("button", { class: "plain", type: "button", onclick: async () => {
+          try {
+            await api("resubmit_domain", { domain: d });
+            await refresh();
+            say(`${d} waits for review again.`);
+          } catch (e) {
+            say(explain(e), "error");
+          }
+        } }, "Send for review again")))),
+    ]));
+}
+
+function siteBlock(node, s, refresh, owners) {
+  const nodeid = node.nodeid;
   const add = h("form", { class: "row", "data-add-domain": s.siteid },
     field("Add a domain", "domain", { placeholder: "www.example.com", required: true }),
     h("button", { type: "submit" }, "Add"));
@@ -442,8 +496,10 @@ function siteBlock(nodeid, s, refresh) {
       say(explain(e), "error");
     }
   };
+  const certs = new Map((s.certificates || []).map((c) => [c.domain, c]));
+  const target = [node.ipv4, node.ipv6].filter(Boolean).join(" and ") || node.address;
   const domains = s.servername.map((d) =>
-    h("li", {}, h("code", {}, d), " ",
+    h("li", {}, h("code", {}, d), " ", certBadge(certs.get(d)), " ",
       h("button", { class: "plain", type: "button", "aria-label": `Delete ${d}`, onclick: async () => {
         try {
           await api("delete_domain", { domain: d });
@@ -456,99 +512,11 @@ function siteBlock(nodeid, s, refresh) {
     h("h2", {}, s.sitenum, " ", badge(s.status), " ",
       h("button", { class: "danger", type: "button", onclick: remove }, "Delete site")),
     s.status === "error" ? h("p", { class: "field-error" }, `The node reported: ${s.error}`) : null,
-    h("p", { class: "muted" }, "Document root: ", h("code", {}, s.docroot)),
+    h("p", { class: "muted" }, "Document root: ", h("code", {}, s.docroot),
+      owners.size ? ` · owner ${owners.get(s.userid) || s.userid}` : ""),
+    s.servername.length ? h("p", { class: "muted" }, `Point these names at ${target} (A/AAAA), or host their zone on the DNS page.`) : null,
     h("ul", { class: "domains" }, domains),
     add);
-}
-
-// ---------------------------------------------------------------- mail
-
-async function mailPage() {
-  const list = await api("get_list_mail_domain", { limit: 1000 });
-  const page = h("div", {}, h("h1", {}, "Mail"));
-  const add = h("form", { class: "row", id: "add-mail-domain" },
-    field("Mail domain", "domain", { required: true, placeholder: "example.com" }),
-    field("Region", "region", { placeholder: "default" }),
-    h("button", { type: "submit" }, "Add"));
-  submit(add, (r) => (["bad_domain", "domain_exists", "domain_taken"].includes(r) ? "domain" : null), async (d) => {
-    const p = { domain: d.domain };
-    if (d.region) p.region = d.region;
-    await api("add_mail_domain", p);
-    render();
-  });
-  page.append(h("div", { class: "card" }, add));
-  for (const d of list.domains) page.append(await mailDomainCard(d));
-  return page;
-}
-
-async function mailDomainCard(d) {
-  const [boxes, aliases] = await Promise.all([
-    api("get_list_mailbox", { domain: d.domain, limit: 1000 }),
-    api("get_list_alias", { domain: d.domain, limit: 1000 }),
-  ]);
-  let dkim = null;
-  try {
-    dkim = await api("get_dkim", { domain: d.domain });
-  } catch (e) {
-    /* no key yet */
-  }
-  const addBox = h("form", { class: "row" },
-    field("New mailbox (local part)", "local", { required: true }),
-    field("Password", "password", { type: "password", required: true }),
-    field("Quota (MB, 0: none)", "quota", { type: "number", min: 0, value: 0 }),
-    h("button", { type: "submit" }, "Add mailbox"));
-  submit(addBox, (r) => ({ bad_password: "password", bad_email: "local", already_exists: "local" })[r], async (f) => {
-    await api("add_mailbox", { domain: d.domain, local: f.local, password: f.password, quota_bytes: Number(f.quota || 0) * 1048576 });
-    render();
-  });
-  const addAlias = h("form", { class: "row" },
-    field("Alias (or @domain for a catch-all)", "source", { required: true, placeholder: `sales@${d.domain}` }),
-    field("Forward to", "destination", { required: true }),
-    h("button", { type: "submit" }, "Add alias"));
-  submit(addAlias, (r) => ({ bad_email: "source" })[r], async (f) => {
-    await api("add_alias", { source: f.source, destination: f.destination });
-    render();
-  });
-  const makeKey = h("button", { type: "button", class: "plain", onclick: async () => {
-    try {
-      // A new selector each time (a DNS label: "hp" and the time in base 36), so a rotation
-      // publishes the next key beside the current one.
-      const selector = `hp${Date.now().toString(36)}`;
-      await api("set_dkim", { domain: d.domain, selector });
-      render(undefined, `DKIM key ${selector} made: publish its record, then activate it.`);
-    } catch (e) {
-      say(explain(e), "error");
-    }
-  } }, dkim ? "New DKIM key" : "Make a DKIM key");
-  return h("div", { class: "card" },
-    h("h2", {}, d.domain, " ", badge(d.status || "active"), d.disabled ? " (disabled)" : ""),
-    d.reject_reason ? h("p", { class: "field-error" }, `Rejected: ${d.reject_reason}`) : null,
-    table(["Mailbox", "Used", "Forwarding", ""], boxes.mailboxes.map((m) =>
-      h("tr", {}, h("td", {}, m.address),
-        h("td", {}, quotaBar(m)),
-        h("td", { class: "hide-narrow" }, (m.forward_to || []).join(", ")),
-        h("td", {}, h("button", { class: "danger", type: "button", onclick: async () => {
-          if (!confirm(`Delete ${m.address}?`)) return;
-          try { await api("delete_mailbox", { address: m.address }); render(); } catch (e) { say(explain(e), "error"); }
-        } }, "Delete"))))),
-    addBox,
-    h("h2", {}, "Aliases"),
-    table(["Alias", "Goes to"], aliases.aliases.map((a) => h("tr", {}, h("td", {}, a.source), h("td", {}, a.destination.join(", "))))),
-    addAlias,
-    h("h2", {}, "DKIM"),
-    dkim ? h("div", {}, h("p", { class: "muted" }, `TXT record ${dkim.name}:`), h("div", { class: "secret" }, dkim.record),
-      copyButton(dkim.record)) : h("p", { class: "muted" }, "No key yet."),
-    makeKey);
-}
-
-function quotaBar(m) {
-  const used = m.used_bytes || 0;
-  if (!m.quota_bytes) return `${(used / 1048576).toFixed(1)} MB`;
-  const pct = Math.min(100, Math.round((used * 100) / m.quota_bytes));
-  const fill = h("span", {});
-  fill.style.width = `${pct}%`; // set through the CSSOM: the CSP allows no style attributes
-  return h("div", {}, h("div", { class: "bar", role: "progressbar", "aria-valuenow": pct, "aria-valuemin": 0, "aria-valuemax": 100 },
-    fill), h("span", { class: "muted" }, `${pct}% of ${(m.quota_bytes / 1048576).toFixed(0)} MB`));
 }
 
 function copyButton(text) {
@@ -638,137 +606,4 @@ async function accountPage() {
     say("Password changed. Other sessions were signed out.");
   });
   return h("div", {}, h("h1", {}, "Account"), h("div", { class: "card" }, h("p", {}, `Signed in as ${me.login}.`), form));
-}
-
-// ---------------------------------------------------------------- admin
-
-async function usersPage(offset = 0, q = "") {
-  const limit = 20;
-  const list = await api("get_list_user", { q, limit, offset });
-  const search = h("form", { class: "row", role: "search", id: "user-search" },
-    field("Search login or e-mail", "q", { value: q }), h("button", { type: "submit" }, "Search"));
-  submit(search, () => null, async (d) => swap(await usersPage(0, d.q)));
-  const page = h("div", { id: "users-page" }, h("h1", {}, "Users"), h("div", { class: "card" }, search));
-  const swap = (el) => page.replaceWith(el);
-  page.append(h("div", { class: "card" },
-    table(["Login", "Role", "Sites", "Domains", "Limits", ""], list.users.map((u) => userRow(u))),
-    pager(list.total, offset, limit, async (o) => swap(await usersPage(o, q)))));
-  return page;
-}
-
-function userRow(u) {
-  const act = (params, done) => async () => {
-    try {
-      await api("set_user", { userid: u.userid, ...params });
-      say(done);
-      render();
-    } catch (e) {
-      say(explain(e), "error");
-    }
-  };
-  return h("tr", { "data-user": u.login },
-    h("td", {}, u.login, u.disabled ? " (disabled)" : "", h("div", { class: "muted" }, u.email.join(", "))),
-    h("td", {}, u.role),
-    h("td", {}, u.sites), h("td", {}, u.domains),
-    h("td", { class: "hide-narrow" }, `sites ${u.max_sites ?? "default"}, domains ${u.max_domains ?? "default"}`),
-    h("td", {},
-      h("button", { class: u.disabled ? "plain" : "danger", type: "button", "data-toggle-disabled": u.login,
-        onclick: act({ disabled: !u.disabled }, `${u.login} ${u.disabled ? "enabled" : "disabled"}.`) },
-        u.disabled ? "Enable" : "Disable"), " ",
-      h("button", { class: "plain", type: "button", onclick: act({ role: u.role === "admin" ? "user" : "admin" }, "Role changed.") },
-        u.role === "admin" ? "Make user" : "Make admin"), " ",
-      h("button", { class: "plain", type: "button", onclick: async () => {
-        const n = prompt(`Most sites for ${u.login} (empty: default)`, u.max_sites ?? "");
-        if (n === null) return;
-        await act({ max_sites: n === "" ? null : Number(n) }, "Limit set.")();
-      } }, "Site limit")));
-}
-
-async function nodesPage() {
-  const nodes = await api("get_node_list", { limit: 1000 });
-  const add = h("form", { class: "row", id: "add-node" },
-    field("Name", "name", { required: true }), field("Address", "address", { required: true }),
-    h("label", {}, "Public", h("input", { type: "checkbox", name: "public", value: "yes" })),
-    h("button", { type: "submit" }, "Add node"));
-  submit(add, () => null, async (d) => {
-    const n = await api("add_node", { name: d.name, address: d.address, public: !!d.public });
-    await render();
-    document.getElementById("main").prepend(h("div", { class: "card" },
-      h("p", {}, `Node ${n.nodeid}'s agent token, shown only now:`), h("div", { class: "secret" }, n.token), copyButton(n.token)));
-  });
-  const grant = h("form", { class: "row", id: "grant-node" },
-    field("User id", "userid", { required: true }), field("Node id", "nodeid", { required: true, type: "number" }),
-    h("button", { type: "submit" }, "Grant"), h("button", { type: "button", class: "plain", onclick: async () => {
-      const d = Object.fromEntries(new FormData(grant).entries());
-      try { await api("revoke_node", { userid: d.userid, nodeid: Number(d.nodeid) }); say("Revoked."); } catch (e) { say(explain(e), "error"); }
-    } }, "Revoke"));
-  submit(grant, () => null, async (d) => {
-    await api("grant_node", { userid: d.userid, nodeid: Number(d.nodeid) });
-    say("Granted.");
-  });
-  const rows = [];
-  for (const n of nodes.nodes) {
-    let s = null;
-    try {
-      s = await api("get_node_status", { nodeid: n.nodeid });
-    } catch (e) {
-      /* shown as unknown */
-    }
-    rows.push(h("tr", {}, h("td", {}, `${n.name} (#${n.nodeid})`), h("td", {}, n.address),
-      h("td", {}, s ? badge(s.in_sync ? "ok" : s.last_error ? "error" : "pending") : "?"),
-      h("td", {}, s ? `${s.applied_revision} / ${s.revision}` : ""),
-      h("td", { class: "hide-narrow" }, s?.last_seen || "never"),
-      h("td", { class: "hide-narrow" }, s?.last_error || "")));
-  }
-  return h("div", {}, h("h1", {}, "Nodes"), h("div", { class: "card" }, add), h("div", { class: "card" }, grant),
-    h("div", { class: "card" }, table(["Node", "Address", "Sync", "Applied / revision", "Last seen", "Last error"], rows)));
-}
-
-async function reviewPage() {
-  const [web, mail] = await Promise.all([
-    api("get_list_domain", { status: "reviewing", limit: 1000 }),
-    api("get_list_mail_domain", { status: "reviewing", limit: 1000 }),
-  ]);
-  const names = [...new Set([...web.domainlist, ...mail.domains.map((d) => d.domain)])];
-  const decide = (domain, audit_status) => async () => {
-    const p = { domain, audit_status };
-    if (audit_status === "rejected") {
-      const why = prompt(`Why is ${domain} rejected?`);
-      if (!why) return;
-      p.reject_reason = why;
-    }
-    try { await api("review_domain", p); render(); } catch (e) { say(explain(e), "error"); }
-  };
-  return h("div", {}, h("h1", {}, "Domains waiting for review"), h("div", { class: "card" },
-    names.length ? table(["Domain", ""], names.map((d) => h("tr", {}, h("td", {}, d), h("td", {},
-      h("button", { type: "button", onclick: decide(d, "passed") }, "Pass"), " ",
-      h("button", { type: "button", class: "danger", onclick: decide(d, "rejected") }, "Reject")))))
-      : h("p", { class: "muted" }, "Nothing waits.")));
-}
-
-async function auditPage(before = null, action = "") {
-  const p = { limit: 50 };
-  if (before) p.before = before;
-  if (action) p.action = action;
-  const log = await api("get_audit_log", p);
-  const filter = h("form", { class: "row", id: "audit-filter" }, field("Action", "action", { value: action }),
-    h("button", { type: "submit" }, "Filter"));
-  const page = h("div", {}, h("h1", {}, "Audit log"), h("div", { class: "card" }, filter));
-  submit(filter, () => null, async (d) => page.replaceWith(await auditPage(null, d.action)));
-  page.append(h("div", { class: "card" },
-    table(["When", "Who", "Action", "Object"], log.entries.map((e) =>
-      h("tr", {}, h("td", {}, e.at), h("td", {}, e.login || "—"), h("td", {}, e.action), h("td", {}, e.object || "")))),
-    h("p", { class: "muted" }, `${log.total}${log.total_exact === false ? " (about)" : ""} entries`),
-    log.next ? h("button", { class: "plain", type: "button", onclick: async () => page.replaceWith(await auditPage(log.next, action)) }, "Older") : null));
-  return page;
-}
-
-async function statsPage() {
-  const s = await api("get_stats");
-  const stat = (name, v) => h("div", { class: "stat" }, h("span", { class: "muted" }, name), h("b", {}, v));
-  return h("div", {}, h("h1", {}, "Statistics"), h("div", { class: "grid" },
-    stat("Users", s.users), stat("Active sessions", s.active_sessions), stat("Nodes in sync", `${s.nodes_in_sync} / ${s.nodes}`),
-    stat("Sites", s.sites), stat("Domains", s.domains.active), stat("Waiting for review", s.domains.reviewing + s.mail_domains.reviewing),
-    stat("Mail domains", s.mail_domains.active), stat("Mailboxes", s.mailboxes), stat("Mail used", `${(s.mail_bytes_used / 1048576).toFixed(1)} MB`),
-    stat("Changes today", s.changes_today), stat("Webhooks pending", s.webhook_deliveries_pending), stat("Webhooks failed", s.webhook_deliveries_failed)));
 }

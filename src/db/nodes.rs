@@ -434,13 +434,15 @@ pub async fn status(c: &impl GenericClient, id: i32) -> Result<Option<NodeStatus
     Ok(row.map(|r| {
         let revision: i64 = r.get(1);
         let applied_revision: i64 = r.get(2);
+        let last_seen: Option<String> = r.get(3);
         NodeStatus {
             nodeid: r.get(0),
             revision,
             applied_revision,
-            last_seen: r.get(3),
+            // A node whose agent never connected has applied nothing, whatever the numbers say.
+            in_sync: applied_revision >= revision && last_seen.is_some(),
+            last_seen,
             last_error: r.get(4),
-            in_sync: applied_revision >= revision,
         }
     }))
 }

@@ -39,7 +39,8 @@ pub async fn service(c: &impl GenericClient) -> Result<Stats, ApiError> {
                 (SELECT coalesce(sum(n), 0)::int8 FROM changes_per_day
                   WHERE day = (now() AT TIME ZONE 'UTC')::date),
                 (SELECT count(*) FROM nodes),
-                (SELECT count(*) FROM nodes WHERE applied_revision >= revision)
+                (SELECT count(*) FROM nodes
+                  WHERE applied_revision >= revision AND last_seen IS NOT NULL)
            FROM service_activity",
         &[],
     )

@@ -1,17 +1,20 @@
-//! The web console: three static files embedded in the binary (`web/`), served at `/` with
+//! The web console: static files embedded in the binary (`web/`), served at `/` with
 //! strict security headers. It is a plain client of `POST /api` with the session cookie, so
 //! everything it does, a script can do the same way.
 
 /// The console's files by path: (content type, body).
 pub fn asset(path: &str) -> Option<(&'static str, &'static str)> {
+    const JS: &str = "text/javascript; charset=utf-8";
     const INDEX: &str = include_str!("../../web/index.html");
     match path {
         // `/reset?token=...` is the link of the password reset mail.
         "/" | "/index.html" | "/reset" => Some(("text/html; charset=utf-8", INDEX)),
-        "/assets/app.js" => Some((
-            "text/javascript; charset=utf-8",
-            include_str!("../../web/app.js"),
-        )),
+        // The core (API, DOM helpers, routing, sign-in, sites, keys, webhooks, account), then
+        // the pages each script adds to it.
+        "/assets/app.js" => Some((JS, include_str!("../../web/app.js"))),
+        "/assets/mail.js" => Some((JS, include_str!("../../web/mail.js"))),
+        "/assets/dns.js" => Some((JS, include_str!("../../web/dns.js"))),
+        "/assets/admin.js" => Some((JS, include_str!("../../web/admin.js"))),
         "/assets/app.css" => Some(("text/css; charset=utf-8", include_str!("../../web/app.css"))),
         _ => None,
     }

@@ -542,3 +542,37 @@ async fn a_damaged_state_file_means_a_clean_full_sync() {
     node_status_until(&w, |st| st["in_sync"] == true).await;
     assert!(dir.path().join("sites/hostplane-site1.conf").exists());
 }
+
+#[tokio::test]
+async fn a_node_whose_agent_never_connected_is_not_in_sync() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    // Nothing to apply yet (revision 0), but no agent ever asked: not "in sync".
+    let st = w
+        .app
+        .call_as(&w.admin, "get_node_status", json!({"nodeid": 2}))
+        .await;
+    assert_eq!(st.ok()["in_sync"], false, "{}", st.body);
+    let stats = w.app.call_as(&w.admin, "get_stats", json!({})).await;
+    assert_eq!(stats.ok()["nodes_in_sync"], 0, "{}", stats.body);
+    assert_eq!(stats.ok()["nodes_out_of_sync"], 2);
+    // Once the agents have synced, both are.
+    let rotated = w
+        .app
+        .call_as(&w.admin, "rotate_node_token", json!({"nodeid": 1}))
+        .await;
+    let first = rotated.ok()["token"].as_str().unwrap().to_string();
+    for t in [first, token] {
+        let sync = w.app.call_node(&t, "node_sync", json!({"since": 0})).await;
+        let revision = sync.ok()["revision"].clone();
+        let p = json!({"revision": revision, "status": "ok"});
+        w.app.call_node(&t, "node_report", p).await.ok();
+    }
+    let st = w
+        .app
+        .call_as(&w.admin, "get_node_status", json!({"nodeid": 2}))
+        .await;
+    assert_eq!(st.ok()["in_sync"], true, "{}", st.body);
+    let stats = w.app.call_as(&w.admin, "get_stats", json!({})).await;
+    assert_eq!(stats.ok()["nodes_in_sync"], 2, "{}", stats.body);
+}

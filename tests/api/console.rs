@@ -13,14 +13,14 @@ use tokio::process::{Child, Command};
 use crate::helpers::World;
 
 /// A headless Chromium at a given window size, and the chromedriver driving it.
-struct Browser {
-    client: Client,
+pub struct Browser {
+    pub client: Client,
     _driver: Child,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    async fn start(width: u32, height: u32) -> Browser {
+    pub async fn start(width: u32, height: u32) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -72,7 +72,7 @@ impl Browser {
         }
     }
 
-    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+    pub async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(Duration::from_secs(15))
@@ -82,7 +82,7 @@ impl Browser {
     }
 
     /// Waits until nothing on the page matches `css` (a list redrawn without it).
-    async fn wait_gone(&self, css: &str) {
+    pub async fn wait_gone(&self, css: &str) {
         let started = Instant::now();
         while self.client.find(Locator::Css(css)).await.is_ok() {
             assert!(
@@ -94,33 +94,40 @@ impl Browser {
     }
 
     /// Waits until the first element matching `css` has text containing `text`.
-    async fn wait_for_text(&self, css: &str, text: &str) {
+    pub async fn wait_for_text(&self, css: &str, text: &str) {
         let started = Instant::now();
         loop {
+            let mut seen = String::new();
             if let Ok(el) = self.client.find(Locator::Css(css)).await {
-                if el.text().await.unwrap_or_default().contains(text) {
+                seen = el.text().await.unwrap_or_default();
+                if seen.contains(text) {
                     return;
                 }
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "{css} never showed {text:?}"
-            );
+            if started.elapsed() >= Duration::from_secs(20) {
+                let status = match self.client.find(Locator::Css("#status")).await {
+                    Ok(el) => el.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                panic!(
+                    "{css} never showed {text:?}: it showed {seen:?}; the status line {status:?}"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub async fn fill(&self, css: &str, text: &str) {
         let el = self.wait_for(css).await;
         el.clear().await.unwrap();
         el.send_keys(text).await.unwrap();
     }
 
-    async fn click(&self, css: &str) {
+    pub async fn click(&self, css: &str) {
         self.wait_for(css).await.click().await.unwrap();
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let dir = screenshots();
@@ -129,7 +136,7 @@ impl Browser {
     }
 
     /// True when the page is no wider than the window (nothing to scroll sideways).
-    async fn fits_the_width(&self) -> bool {
+    pub async fn fits_the_width(&self) -> bool {
         let v = self
             .client
             .execute(

@@ -8,6 +8,7 @@ mod agent_tls;
 mod agents;
 mod batch;
 mod console;
+mod console_pages;
 mod counters;
 mod departures;
 mod dkim_rotation;

@@ -95,13 +95,31 @@ async fn a_domain_under_review_is_served_only_once_an_admin_passes_it() {
         )
         .await;
     assert_eq!(mail_queue.ok()["domains"][0]["domain"], "shop.example.com");
-    // Users may not list other nodes' queues.
-    w.app
+    // Over every node, a user lists only their own waiting domains, never another's.
+    let mine = w
+        .app
         .call_as(
             &w.alice.1,
             "get_list_domain",
             json!({"status": "reviewing"}),
         )
+        .await;
+    assert_eq!(mine.ok()["domainlist"], json!(["shop.example.com"]));
+    let theirs = w
+        .app
+        .call_as(&w.bob.1, "get_list_domain", json!({"status": "reviewing"}))
+        .await;
+    assert_eq!(theirs.ok()["domainlist"], json!([]));
+    w.app
+        .call_as(
+            &w.bob.1,
+            "get_list_domain",
+            json!({"status": "reviewing", "userid": w.alice.0}),
+        )
+        .await
+        .assert_error("forbidden", 403);
+    w.app
+        .call_as(&w.alice.1, "get_list_domain", json!({}))
         .await
         .assert_error("bad_params", 400);
 

@@ -81,7 +81,8 @@ impl DomainList {
 
 /// `get_list_domain`: sorted domains on a node, of one site and/or one user, optionally in one
 /// review status. Users see only their own; admins and the node's agent anyone's (the agent
-/// only active ones). An admin may leave out `nodeid` when naming a `status`: the review queue.
+/// only active ones). Naming a `status`, `nodeid` may be left out: an admin's review queue over
+/// every node, or a user's own domains in that status.
 pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList, ApiError> {
     let node_id = opt_id("nodeid", p.nodeid)?;
     let site = opt_id("siteid", p.siteid)?;
@@ -92,13 +93,19 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
         return Err(Reason::bad_params.msg("param `after`: a domain name from `next`"));
     }
     let Some(node_id) = node_id else {
-        if !(ctx.is_admin() && status.is_some()) {
+        // Over every node: an admin's review queue, or a user's own domains in one status.
+        if status.is_none() || matches!(ctx.caller, crate::auth::Caller::Node(_)) {
             return Err(Reason::bad_params.msg("param `nodeid`: required"));
         }
+        let user = if ctx.is_admin() {
+            p.userid.0
+        } else {
+            Some(checks::target_user(&ctx, p.userid.0)?)
+        };
         let filter = db::domains::DomainFilter {
             node: None,
             site,
-            user: p.userid.0,
+            user,
             status,
             after,
         };

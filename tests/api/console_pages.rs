@@ -1,0 +1,281 @@
+//! Each console page in headless Chromium: its main path and one error path at desktop width,
+//! then the same page at 360 px (it must fit without scrolling sideways). Screenshots of both go
+//! to target/screenshots/.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::console::Browser;
+use crate::helpers::World;
+use crate::receiver::Receiver;
+
+/// Signs `login` in through the sign-in form; dialogs (confirm, prompt) answer yes from then on.
+async fn sign_in(w: &World, b: &Browser, login: &str, password: &str) {
+    b.client
+        .goto(&format!("http://{}/", w.app.addr))
+        .await
+        .unwrap();
+    b.fill("#signin-form input[name=login]", login).await;
+    b.fill("#signin-form input[name=password]", password).await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for_text("#who", login).await;
+    yes_to_dialogs(b).await;
+}
+
+async fn yes_to_dialogs(b: &Browser) {
+    b.client
+        .execute("window.confirm = () => true;", vec![])
+        .await
+        .unwrap();
+}
+
+async fn goto(w: &World, b: &Browser, hash: &str) {
+    b.client
+        .goto(&format!("http://{}/{hash}", w.app.addr))
+        .await
+        .unwrap();
+    yes_to_dialogs(b).await;
+}
+
+/// The page at 360 px: readable without scrolling sideways; a screenshot of each width.
+async fn both_widths(b: &Browser, name: &str) {
+    b.screenshot(&format!("desktop-{name}")).await;
+    b.client.set_window_size(360, 740).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(b.fits_the_width().await, "{name} is readable at 360 px");
+    b.screenshot(&format!("mobile-{name}")).await;
+}
+
+#[tokio::test]
+async fn mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autoreply() {
+    let w = World::new().await;
+    let p = json!({"nodeid": 20, "name": "mx1.hosting.example", "address": "10.0.3.1", "kinds": ["mail"]});
+    w.app.call_as(&w.admin, "add_node", p).await.ok();
+    let b = Browser::start(1280, 900).await;
+    sign_in(&w, &b, "alice", "password-alice").await;
+    goto(&w, &b, "#/mail").await;
+    b.fill("#add-mail-domain input[name=domain]", "mail.example.org")
+        .await;
+    b.click("#add-mail-domain button[type=submit]").await;
+    let card = "[data-mail-domain='mail.example.org']";
+    b.wait_for(card).await;
+
+    // Error path: a password too short shows beside its field.
+    let form = format!("{card} form[data-add-mailbox]");
+    b.fill(&format!("{form} input[name=local]"), "info").await;
+    b.fill(&format!("{form} input[name=password]"), "short")
+        .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for_text(&format!("{form} [data-error-for=password]"), "password")
+        .await;
+    // Main path: with a good one and a quota, the mailbox shows its quota bar.
+    b.fill(&format!("{form} input[name=password]"), "password-info-box")
+        .await;
+    b.fill(&format!("{form} input[name=quota]"), "100").await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for("[data-mailbox='info@mail.example.org'] [role=progressbar]")
+        .await;
+
+    let form = format!("{card} form[data-add-alias]");
+    b.fill(
+        &format!("{form} input[name=source]"),
+        "sales@mail.example.org",
+    )
+    .await;
+    b.fill(
+        &format!("{form} input[name=destination]"),
+        "info@mail.example.org",
+    )
+    .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for("[data-alias='sales@mail.example.org']").await;
+
+    // DKIM rotation: the first key signs at once; the next is published, then activated, and
+    // the first retires.
+    b.click(&format!("{card} [data-make-dkim]")).await;
+    b.wait_for_text(&format!("{card} .dkim .badge"), "active")
+        .await;
+    b.click(&format!("{card} [data-make-dkim]")).await;
+    b.click(&format!("{card} [data-activate-dkim]")).await;
+    b.wait_for_text(&format!("{card} .dkim"), "retiring").await;
+    // The records to publish include the MX of the region's mail node.
+    b.wait_for_text(card, "mx1.hosting.example").await;
+
+    // Autoreply, from the mailbox's edit panel.
+    b.click("[data-mailbox='info@mail.example.org'] button[aria-label^=Edit]")
+        .await;
+    let form = "form[data-autoreply='info@mail.example.org']";
+    b.fill(&format!("{form} input[name=subject]"), "Away").await;
+    b.fill(&format!("{form} textarea[name=body]"), "Back on Monday.")
+        .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for_text("#status", "answers automatically").await;
+    let auto = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "get_autoreply",
+            json!({"address": "info@mail.example.org"}),
+        )
+        .await;
+    assert_eq!(auto.ok()["subject"], "Away");
+    b.wait_for("[data-mailbox='info@mail.example.org'] [role=progressbar]")
+        .await;
+    both_widths(&b, "mail").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn dns_page_adds_a_zone_and_a_record_and_keeps_managed_records_locked() {
+    let w = World::new().await;
+    let p = json!({"nodeid": 30, "name": "ns1.hosting.example", "address": "10.0.4.1", "kinds": ["dns"]});
+    w.app.call_as(&w.admin, "add_node", p).await.ok();
+    let b = Browser::start(1280, 900).await;
+    sign_in(&w, &b, "alice", "password-alice").await;
+    goto(&w, &b, "#/dns").await;
+    b.fill("#add-zone input[name=zone]", "zone.example.org")
+        .await;
+    b.click("#add-zone button[type=submit]").await;
+    b.wait_for_text("#status", "ns1.hosting.example").await;
+    let card = "[data-zone='zone.example.org']";
+    // The zone's NS and SOA are managed: shown, with no buttons.
+    b.wait_for(&format!("{card} tr.managed[data-record$=' NS']"))
+        .await;
+    assert!(b
+        .client
+        .find(fantoccini::Locator::Css(&format!(
+            "{card} tr.managed button"
+        )))
+        .await
+        .is_err());
+
+    // Error path: an A record that is no address.
+    let form = format!("{card} form[data-add-record]");
+    b.fill(&format!("{form} input[name=name]"), "www").await;
+    b.fill(&format!("{form} input[name=content]"), "not-an-address")
+        .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for_text(&format!("{form} [data-error-for=content]"), "not valid")
+        .await;
+    b.fill(&format!("{form} input[name=content]"), "192.0.2.7")
+        .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for(&format!(
+        "{card} tr[data-record='www.zone.example.org A'][data-recordid]"
+    ))
+    .await;
+    both_widths(&b, "dns").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn nodes_page_adds_a_mail_node_in_a_region_and_rotates_its_token() {
+    let w = World::new().await;
+    let made = w
+        .app
+        .call_as(
+            &w.admin,
+            "adduser",
+            json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"}),
+        )
+        .await;
+    made.ok();
+    let b = Browser::start(1280, 900).await;
+    sign_in(&w, &b, "boss", "password-boss").await;
+    goto(&w, &b, "#/admin/nodes").await;
+    // Error path: a name with a slash.
+    b.fill("#add-node input[name=name]", "bad/name").await;
+    b.fill("#add-node input[name=address]", "10.0.5.1").await;
+    b.click("#add-node button[type=submit]").await;
+    b.wait_for_text("#add-node .field-error", "not valid").await;
+    // A mail node (not web) in region eu.
+    b.fill("#add-node input[name=name]", "mx-eu.hosting.example")
+        .await;
+    b.fill("#add-node input[name=region]", "eu").await;
+    b.click("#add-node input[name='kind:web']").await;
+    b.click("#add-node input[name='kind:mail']").await;
+    b.click("#add-node button[type=submit]").await;
+    b.wait_for_text("#node-token", "hostplane agent --api")
+        .await;
+    let row = "tr[data-node='2']";
+    b.wait_for_text(row, "mail · eu").await;
+    b.wait_for_text(row, "never connected").await;
+    let first = b
+        .wait_for("#node-token .secret")
+        .await
+        .text()
+        .await
+        .unwrap();
+    b.click(&format!("{row} button[data-rotate-token]")).await;
+    // The page is redrawn with the new token on top.
+    let started = std::time::Instant::now();
+    let second = loop {
+        let shown = match b
+            .client
+            .find(fantoccini::Locator::Css("#node-token .secret"))
+            .await
+        {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if !shown.is_empty() && shown != first {
+            break shown;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no new token shown"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(second.starts_with("hpn_"), "{second}");
+    let sync = w
+        .app
+        .call_node(&second, "node_sync", json!({"since": 0}))
+        .await;
+    sync.ok();
+    // Grants by login, not by user id.
+    b.fill("#grant-node input[name=login]", "alice").await;
+    b.fill("#grant-node input[name=nodeid]", "2").await;
+    b.click("#grant-node button[type=submit]").await;
+    b.wait_for_text("#status", "alice may use node 2").await;
+    both_widths(&b, "admin-nodes").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_and_webhooks_pages_make_a_key_and_deliver_to_a_real_receiver() {
+    let w = World::new().await;
+    let receiver = Receiver::start().await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&w, &b, "alice", "password-alice").await;
+    goto(&w, &b, "#/keys").await;
+    // Error path: an expiry in no known unit.
+    b.fill("#create-key input[name=expires]", "forever").await;
+    b.click("#create-key button[type=submit]").await;
+    b.wait_for_text("#status", "not valid").await;
+    b.fill("#create-key input[name=name]", "billing").await;
+    b.fill("#create-key input[name=expires]", "90d").await;
+    b.click("#create-key button[type=submit]").await;
+    b.wait_for_text("#new-key .secret", "hpk_").await;
+    both_widths(&b, "keys").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
+
+    goto(&w, &b, "#/webhooks").await;
+    b.fill("#add-webhook input[name=url]", "ftp://example.com/hook")
+        .await;
+    b.click("#add-webhook button[type=submit]").await;
+    b.wait_for_text("#add-webhook .field-error", "not allowed")
+        .await;
+    b.fill("#add-webhook input[name=url]", &receiver.url())
+        .await;
+    b.click("#add-webhook input[value='site.created']").await;
+    b.click("#add-webhook button[type=submit]").await;
+    b.wait_for_text("main", "signing secret").await;
+    w.site(&w.alice.1, 1).await;
+    receiver.wait_for(1, Duration::from_secs(15)).await;
+    b.client.refresh().await.unwrap();
+    b.wait_for_text("main table", "delivered").await;
+    both_widths(&b, "webhooks").await;
+    b.client.close().await.unwrap();
+}

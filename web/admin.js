@@ -1,0 +1,223 @@
+// The console's admin pages: users (search, limits, roles, invites, deletion), nodes (kinds,
+// region, addresses, tokens with the agent's setup command, grants by login), review, audit and
+// statistics. Built on app.js's helpers.
+"use strict";
+
+Object.assign(PAGES, {
+  "#/admin/users": usersPage,
+  "#/admin/nodes": nodesPage,
+  "#/admin/review": reviewPage,
+  "#/admin/audit": auditPage,
+  "#/admin/stats": statsPage,
+});
+
+// Runs `run`, then redraws the page with `done`; a failure is said on top.
+function adminAct(run, done) {
+  return async () => {
+    try {
+      await run();
+      await render(undefined, done);
+    } catch (e) {
+      say(explain(e), "error");
+    }
+  };
+}
+
+async function usersPage(offset = 0, q = "") {
+  const limit = 20;
+  const list = await api("get_list_user", { q, limit, offset });
+  const search = h("form", { class: "row", role: "search", id: "user-search" },
+    field("Search login or e-mail", "q", { value: q }), h("button", { type: "submit" }, "Search"));
+  submit(search, () => null, async (d) => swap(await usersPage(0, d.q)));
+  const invite = h("form", { class: "row", id: "add-invite" },
+    field("Invite valid for (hours)", "hours", { type: "number", min: 1, max: 720, value: 72 }),
+    h("button", { type: "submit" }, "Make an invite code"));
+  const shown = h("div", {});
+  submit(invite, (r) => ({ bad_params: "hours" })[r], async (d) => {
+    const i = await api("add_invite", { expires_in_hours: Number(d.hours || 72) });
+    shown.replaceChildren(h("p", {}, `Invite code, shown only now (until ${i.expires_at}):`), h("div", { class: "secret" }, i.invite), copyButton(i.invite));
+  });
+  const page = h("div", { id: "users-page" }, h("h1", {}, "Users"), h("div", { class: "card" }, search),
+    h("div", { class: "card" }, invite, shown));
+  const swap = (el) => page.replaceWith(el);
+  page.append(h("div", { class: "card" },
+    table(["Login", "Role", "Sites", "Domains", "Limits", ""], list.users.map((u) => userRow(u))),
+    pager(list.total, offset, limit, async (o) => swap(await usersPage(o, q)))));
+  return page;
+}
+
+function userRow(u) {
+  const self = u.userid === me.userid;
+  const act = (params, done, question) => async () => {
+    if (question && !confirm(question)) return;
+    try {
+      await api("set_user", { userid: u.userid, ...params });
+      await render(undefined, done);
+    } catch (e) {
+      say(explain(e), "error");
+    }
+  };
+  return h("tr", { "data-user": u.login },
+    h("td", {}, u.login, u.disabled ? " (disabled)" : "", h("div", { class: "muted" }, u.email.join(", "))),
+    h("td", {}, u.role),
+    h("td", {}, u.sites), h("td", {}, u.domains),
+    h("td", { class: "hide-narrow" }, `sites ${u.max_sites ?? "default"}, domains ${u.max_domains ?? "default"}`),
+    h("td", {},
+      h("button", { class: u.disabled ? "plain" : "danger", type: "button", "data-toggle-disabled": u.login,
+        onclick: act({ disabled: !u.disabled }, `${u.login} ${u.disabled ? "enabled" : "disabled"}.`,
+          self && !u.disabled ? "Disable your own account? You will be signed out." : null) },
+        u.disabled ? "Enable" : "Disable"), " ",
+      h("button", { class: "plain", type: "button", "data-toggle-role": u.login,
+        onclick: act({ role: u.role === "admin" ? "user" : "admin" }, "Role changed.",
+          self && u.role === "admin" ? "Give up your own admin rights?" : null) },
+        u.role === "admin" ? "Make user" : "Make admin"), " ",
+      h("button", { class: "plain", type: "button", onclick: async () => {
+        const n = prompt(`Most sites for ${u.login} (empty: default)`, u.max_sites ?? "");
+        if (n === null) return;
+        await act({ max_sites: n === "" ? null : Number(n) }, "Limit set.")();
+      } }, "Site limit"), " ",
+      self ? null : h("button", { class: "danger", type: "button", "data-delete-user": u.login, onclick: async () => {
+        if (!confirm(`Delete ${u.login} with all their sites, domains and mail?`)) return;
+        await adminAct(() => api("delete_user", { userid: u.userid }), `${u.login} deleted.`)();
+      } }, "Delete")));
+}
+
+// The agent's setup on the node, for a token shown once.
+function agentSetup(node, token) {
+  const command = `echo '${token}' > /etc/hostplane/token && chmod 600 /etc/hostplane/token\n` +
+    `hostplane agent --api ${location.origin} --token-file /etc/hostplane/token --nginx-dir /etc/nginx/hostplane --listen 80 --listen-tls 443`;
+  return h("div", { class: "card", id: "node-token" },
+    h("p", {}, `Node ${node.name} (#${node.nodeid}): its agent token, shown only now, and the agent's setup on the node:`),
+    h("div", { class: "secret" }, token), copyButton(token),
+    h("pre", { class: "secret" }, command), copyButton(command));
+}
+
+async function nodesPage() {
+  const nodes = await api("get_node_list", { limit: 1000 });
+  const add = h("form", { class: "row", id: "add-node" },
+    field("Name", "name", { required: true, placeholder: "web1 or mx1.example.net" }),
+    field("Address", "address", { required: true }),
+    field("Region", "region", { placeholder: "default" }),
+    field("Public IPv4", "ipv4", {}), field("Public IPv6", "ipv6", {}),
+    h("fieldset", {}, h("legend", {}, "Serves"),
+      ["web", "mail", "dns"].map((k) => h("label", {}, h("input", { type: "checkbox", name: `kind:${k}`, value: k, checked: k === "web" }), k))),
+    h("label", {}, "Public", h("input", { type: "checkbox", name: "public", value: "yes" })),
+    h("button", { type: "submit" }, "Add node"));
+  submit(add, (r) => ({ bad_params: "name", already_exists: "name", domain_taken: "name" })[r], async (d) => {
+    const p = { name: d.name, address: d.address, public: !!d.public,
+      kinds: Object.keys(d).filter((k) => k.startsWith("kind:")).map((k) => d[k]) };
+    for (const k of ["region", "ipv4", "ipv6"]) if (d[k]) p[k] = d[k];
+    const n = await api("add_node", p);
+    await render();
+    document.getElementById("main").prepend(agentSetup(n, n.token));
+  });
+  const grant = h("form", { class: "row", id: "grant-node" },
+    field("User (login)", "login", { required: true }), field("Node id", "nodeid", { required: true, type: "number" }),
+    h("button", { type: "submit" }, "Grant"), h("button", { type: "button", class: "plain", onclick: async () => {
+      const d = Object.fromEntries(new FormData(grant).entries());
+      try {
+        await api("revoke_node", { userid: await userIdOf(d.login), nodeid: Number(d.nodeid) });
+        say(`${d.login} may no longer use node ${d.nodeid}.`);
+      } catch (e) {
+        say(explain(e), "error");
+      }
+    } }, "Revoke"));
+  submit(grant, (r) => ({ not_found: "login" })[r], async (d) => {
+    await api("grant_node", { userid: await userIdOf(d.login), nodeid: Number(d.nodeid) });
+    say(`${d.login} may use node ${d.nodeid}.`);
+  });
+  const rows = [];
+  for (const n of nodes.nodes) rows.push(nodeRow(n, await api("get_node_status", { nodeid: n.nodeid }).catch(() => null)));
+  return h("div", {}, h("h1", {}, "Nodes"), h("div", { class: "card" }, add), h("div", { class: "card" }, grant),
+    h("div", { class: "card" }, table(["Node", "Serves", "Sync", "Applied / revision", "Last seen", ""], rows)));
+}
+
+// The user id of a login (an exact match of the user search).
+async function userIdOf(login) {
+  const r = await api("get_list_user", { q: login, limit: 100 });
+  const u = r.users.find((x) => x.login === login.trim().toLowerCase());
+  if (!u) throw new ApiError("not_found", `no user ${login}`);
+  return u.userid;
+}
+
+function nodeRow(n, s) {
+  // A node whose agent never reported is not "in sync", whatever its revision.
+  const sync = !s ? "?" : !s.last_seen ? badge("never connected") : badge(s.in_sync ? "ok" : s.last_error ? "error" : "pending");
+  return h("tr", { "data-node": n.nodeid },
+    h("td", {}, `${n.name} (#${n.nodeid})`, h("div", { class: "muted" }, [n.address, n.ipv4, n.ipv6].filter(Boolean).join(", "))),
+    h("td", {}, `${(n.kinds || ["web"]).join(", ")} · ${n.region || "default"}`),
+    h("td", {}, sync, s?.last_error ? h("div", { class: "field-error" }, s.last_error) : null),
+    h("td", {}, s ? `${s.applied_revision} / ${s.revision}` : ""),
+    h("td", { class: "hide-narrow" }, s?.last_seen || "never"),
+    h("td", {},
+      h("button", { class: "plain", type: "button", onclick: async () => {
+        const v4 = prompt(`Public IPv4 of ${n.name} (empty: none)`, n.ipv4 || "");
+        if (v4 === null) return;
+        const v6 = prompt(`Public IPv6 of ${n.name} (empty: none)`, n.ipv6 || "");
+        if (v6 === null) return;
+        await adminAct(() => api("set_node", { nodeid: n.nodeid, ipv4: v4.trim(), ipv6: v6.trim() }), "Addresses set.")();
+      } }, "Addresses"), " ",
+      h("button", { class: "plain", type: "button", "data-rotate-token": n.nodeid, onclick: async () => {
+        if (!confirm(`Give ${n.name} a new token? Its agent stops working until it has the new one.`)) return;
+        try {
+          const t = await api("rotate_node_token", { nodeid: n.nodeid });
+          await render();
+          document.getElementById("main").prepend(agentSetup(n, t.token));
+        } catch (e) {
+          say(explain(e), "error");
+        }
+      } }, "New token"), " ",
+      h("button", { class: "danger", type: "button", onclick: async () => {
+        if (!confirm(`Delete node ${n.name}?`)) return;
+        await adminAct(() => api("delete_node", { nodeid: n.nodeid }), `${n.name} deleted.`)();
+      } }, "Delete")));
+}
+
+async function reviewPage() {
+  const [web, mail] = await Promise.all([
+    api("get_list_domain", { status: "reviewing", limit: 1000 }),
+    api("get_list_mail_domain", { status: "reviewing", limit: 1000 }),
+  ]);
+  const names = [...new Set([...web.domainlist, ...mail.domains.map((d) => d.domain)])];
+  const decide = (domain, audit_status) => async () => {
+    const p = { domain, audit_status };
+    if (audit_status === "rejected") {
+      const why = prompt(`Why is ${domain} rejected?`);
+      if (!why) return;
+      p.reject_reason = why;
+    }
+    await adminAct(() => api("review_domain", p), `${domain} ${audit_status}.`)();
+  };
+  return h("div", {}, h("h1", {}, "Domains waiting for review"), h("div", { class: "card" },
+    names.length ? table(["Domain", ""], names.map((d) => h("tr", {}, h("td", {}, d), h("td", {},
+      h("button", { type: "button", onclick: decide(d, "passed") }, "Pass"), " ",
+      h("button", { type: "button", class: "danger", onclick: decide(d, "rejected") }, "Reject")))))
+      : h("p", { class: "muted" }, "Nothing waits.")));
+}
+
+async function auditPage(before = null, action = "") {
+  const p = { limit: 50 };
+  if (before) p.before = before;
+  if (action) p.action = action;
+  const log = await api("get_audit_log", p);
+  const filter = h("form", { class: "row", id: "audit-filter" }, field("Action", "action", { value: action }),
+    h("button", { type: "submit" }, "Filter"));
+  const page = h("div", {}, h("h1", {}, "Audit log"), h("div", { class: "card" }, filter));
+  submit(filter, () => null, async (d) => page.replaceWith(await auditPage(null, d.action)));
+  page.append(h("div", { class: "card" },
+    table(["When", "Who", "Action", "Object"], log.entries.map((e) =>
+      h("tr", {}, h("td", {}, e.at), h("td", {}, e.login || "—"), h("td", {}, e.action), h("td", {}, e.object || "")))),
+    h("p", { class: "muted" }, `${log.total}${log.total_exact === false ? " (about)" : ""} entries`),
+    log.next ? h("button", { class: "plain", type: "button", onclick: async () => page.replaceWith(await auditPage(log.next, action)) }, "Older") : null));
+  return page;
+}
+
+async function statsPage() {
+  const s = await api("get_stats");
+  const stat = (name, v) => h("div", { class: "stat" }, h("span", { class: "muted" }, name), h("b", {}, v));
+  return h("div", {}, h("h1", {}, "Statistics"), h("div", { class: "grid" },
+    stat("Users", s.users), stat("Active sessions", s.active_sessions), stat("Nodes in sync", `${s.nodes_in_sync} / ${s.nodes}`),
+    stat("Sites", s.sites), stat("Domains", s.domains.active), stat("Waiting for review", s.domains.reviewing + s.mail_domains.reviewing),
+    stat("Mail domains", s.mail_domains.active), stat("Mailboxes", s.mailboxes), stat("Mail used", `${(s.mail_bytes_used / 1048576).toFixed(1)} MB`),
+    stat("Changes today", s.changes_today), stat("Webhooks pending", s.webhook_deliveries_pending), stat("Webhooks failed", s.webhook_deliveries_failed)));
+}
