@@ -71,7 +71,7 @@ function userRow(u) {
         onclick: act({ role: u.role === "admin" ? "user" : "admin" }, "Role changed.",
           self && u.role === "admin" ? "Give up your own admin rights?" : null) },
         u.role === "admin" ? "Make user" : "Make admin"), " ",
-      h("button", { class: "plain", type: "button", onclick: async () => {
+      h("button", { class: "plain", type: "button", "data-site-limit": u.login, onclick: async () => {
         const n = prompt(`Most sites for ${u.login} (empty: default)`, u.max_sites ?? "");
         if (n === null) return;
         await act({ max_sites: n === "" ? null : Number(n) }, "Limit set.")();

@@ -279,3 +279,80 @@ async fn keys_and_webhooks_pages_make_a_key_and_deliver_to_a_real_receiver() {
     both_widths(&b, "webhooks").await;
     b.client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn account_page_refuses_a_wrong_current_password_then_changes_it() {
+    let w = World::new().await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&w, &b, "alice", "password-alice").await;
+    goto(&w, &b, "#/account").await;
+    let form = "#change-password";
+    b.fill(
+        &format!("{form} input[name=oldpassword]"),
+        "not-her-password",
+    )
+    .await;
+    b.fill(
+        &format!("{form} input[name=newpassword]"),
+        "password-alice-2",
+    )
+    .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for_text(&format!("{form} [data-error-for=oldpassword]"), "wrong")
+        .await;
+    b.fill(&format!("{form} input[name=oldpassword]"), "password-alice")
+        .await;
+    b.fill(
+        &format!("{form} input[name=newpassword]"),
+        "password-alice-2",
+    )
+    .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for_text("#status", "Password changed").await;
+    w.app.authorize("alice", "password-alice-2").await.ok();
+    both_widths(&b, "account").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn admin_pages_show_users_review_audit_and_stats_on_a_phone() {
+    let w = World::new().await;
+    let made = w
+        .app
+        .call_as(
+            &w.admin,
+            "adduser",
+            json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"}),
+        )
+        .await;
+    made.ok();
+    let b = Browser::start(360, 740).await;
+    sign_in(&w, &b, "boss", "password-boss").await;
+    goto(&w, &b, "#/admin/users").await;
+    b.wait_for("tr[data-user=alice]").await;
+    // Error path: a site limit below zero.
+    b.client
+        .execute("window.prompt = () => '-5';", vec![])
+        .await
+        .unwrap();
+    b.click("button[data-site-limit=alice]").await;
+    b.wait_for_text("#status", "not valid").await;
+    b.click("#add-invite button[type=submit]").await;
+    b.wait_for("#add-invite + div .secret").await;
+    assert!(b.fits_the_width().await, "users at 360 px");
+    b.screenshot("mobile-admin-users").await;
+    // Deleting a user asks first, then the row goes.
+    b.click("button[data-delete-user=bob]").await;
+    b.wait_gone("tr[data-user=bob]").await;
+    for (hash, shows, name) in [
+        ("#/admin/review", "Nothing waits", "admin-review"),
+        ("#/admin/audit", "delete_user", "admin-audit"),
+        ("#/admin/stats", "Users", "admin-stats"),
+    ] {
+        goto(&w, &b, hash).await;
+        b.wait_for_text("main", shows).await;
+        assert!(b.fits_the_width().await, "{hash} at 360 px");
+        b.screenshot(&format!("mobile-{name}")).await;
+    }
+    b.client.close().await.unwrap();
+}
