@@ -177,6 +177,31 @@ function table(headers, rows) {
   );
 }
 
+// A list a page at a time: each item drawn into `into`, then the total (when the list tells it)
+// and "More" while the API gives a next page (a keyset cursor). Returns the footer and the first
+// page's answer.
+async function paged(action, params, key, draw, into) {
+  const foot = h("div", { class: "pager" });
+  async function load(after) {
+    const r = await api(action, after ? { ...params, after } : params);
+    into.append(...r[key].map(draw));
+    const total = r.total === undefined ? ""
+      : h("span", { class: "muted" }, `${r.total}${r.total_exact === false ? " (about)" : ""} in all`);
+    const more = r.next ? h("button", { class: "plain", type: "button",
+      onclick: () => load(r.next).catch((e) => say(explain(e), "error")) }, "More") : "";
+    foot.replaceChildren(total, more);
+    return r;
+  }
+  return { foot, first: await load(null) };
+}
+
+// An item whose drawing needs more requests: a placeholder now, the drawing once it is ready.
+function later(draw) {
+  const slot = h("div", {});
+  draw().then((el) => slot.replaceWith(el), (e) => slot.replaceChildren(h("div", { class: "card" }, explain(e))));
+  return slot;
+}
+
 // ---------------------------------------------------------------- state and routing
 
 let me = null; // whoami, once signed in
@@ -533,7 +558,8 @@ function copyButton(text) {
 // ---------------------------------------------------------------- integration
 
 async function keysPage() {
-  const list = await api("get_list_api_key");
+  const body = h("tbody", {});
+  const { foot } = await paged("get_list_api_key", {}, "keys", keyRow, body);
   const shown = h("div", { id: "new-key" });
   const form = h("form", { class: "row", id: "create-key" },
     field("Name", "name", { placeholder: "billing" }),
@@ -552,14 +578,19 @@ async function keysPage() {
       h("p", {}, "Your new key. It is shown only now:"), h("div", { class: "secret" }, k.key), copyButton(k.key)));
   });
   return h("div", {}, h("h1", {}, "API keys"), shown, h("div", { class: "card" }, form),
-    h("div", { class: "card" }, table(["Name", "Key", "Scope", "Expires", "Last used", ""], list.keys.map((k) =>
-      h("tr", {}, h("td", {}, k.name || "—"), h("td", {}, h("code", {}, `${k.prefix}…`)),
-        h("td", {}, [k.read_only ? "read-only" : "read-write", k.actions ? k.actions.join(", ") : "all actions"].join("; ")),
-        h("td", {}, k.expires_at || "never"),
-        h("td", { class: "hide-narrow" }, k.last_used_at ? `${k.last_used_at} from ${k.last_used_ip}` : "never"),
-        h("td", {}, h("button", { class: "danger", type: "button", onclick: async () => {
-          try { await api("revoke_api_key", { keyid: k.keyid }); render(); } catch (e) { say(explain(e), "error"); }
-        } }, "Revoke")))))));
+    h("div", { class: "card" }, h("table", {}, h("thead", {}, h("tr", {},
+      ["Name", "Key", "Scope", "Expires", "Last used", ""].map((t) => h("th", { scope: "col" }, t)))), body), foot));
+}
+
+function keyRow(k) {
+  return h("tr", {}, h("td", {}, k.name || "—"), h("td", {}, h("code", {}, `${k.prefix}…`)),
+    h("td", {}, [k.read_only ? "read-only" : "read-write", k.actions ? k.actions.join(", ") : "all actions"].join("; ")),
+    h("td", {}, k.expires_at || "never"),
+    h("td", { class: "hide-narrow" }, k.last_used_at ? `${k.last_used_at} from ${k.last_used_ip}` : "never"),
+    h("td", {}, h("button", { class: "danger", type: "button", onclick: async () => {
+      if (!confirm(`Revoke the key ${k.name || k.prefix}? Scripts using it stop working.`)) return;
+      try { await api("revoke_api_key", { keyid: k.keyid }); render(); } catch (e) { say(explain(e), "error"); }
+    } }, "Revoke")));
 }
 
 const EVENTS = ["site.created", "site.deleted", "domain.added", "domain.deleted", "domain.reviewed",
@@ -567,7 +598,6 @@ const EVENTS = ["site.created", "site.deleted", "domain.added", "domain.deleted"
   "node.applied", "node.error"];
 
 async function webhooksPage() {
-  const list = await api("get_list_webhook");
   const form = h("form", { class: "stack", id: "add-webhook" },
     field("URL", "url", { type: "url", required: true, placeholder: "https://billing.example.com/hook" }),
     h("fieldset", {}, h("legend", {}, "Events"),
@@ -580,19 +610,25 @@ async function webhooksPage() {
     if (w.secret) document.getElementById("main").prepend(h("div", { class: "card" },
       h("p", {}, "The signing secret, shown only now:"), h("div", { class: "secret" }, w.secret), copyButton(w.secret)));
   });
-  const rows = [];
-  for (const w of list.webhooks) {
-    const d = await api("get_webhook_deliveries", { webhookid: w.webhookid, limit: 5 });
-    rows.push(h("div", { class: "card" }, h("h2", {}, w.url),
-      h("p", { class: "muted" }, w.events.join(", ")),
-      table(["Event", "State", "Attempts", "Last answer"], d.deliveries.map((x) =>
-        h("tr", {}, h("td", {}, x.event), h("td", {}, badge(x.state)), h("td", {}, x.attempts),
-          h("td", {}, x.last_error || (x.last_status ? `HTTP ${x.last_status}` : "—"))))),
-      h("button", { class: "danger", type: "button", onclick: async () => {
-        try { await api("delete_webhook", { webhookid: w.webhookid }); render(); } catch (e) { say(explain(e), "error"); }
-      } }, "Delete webhook")));
-  }
-  return h("div", {}, h("h1", {}, "Webhooks"), h("div", { class: "card" }, form), ...rows);
+  const hooks = h("div", {});
+  const { foot } = await paged("get_list_webhook", {}, "webhooks", (w) => later(() => webhookCard(w)), hooks);
+  return h("div", {}, h("h1", {}, "Webhooks"), h("div", { class: "card" }, form), hooks, foot);
+}
+
+// A webhook with its latest deliveries.
+async function webhookCard(w) {
+  const body = h("tbody", {});
+  const { foot } = await paged("get_webhook_deliveries", { webhookid: w.webhookid, limit: 5 }, "deliveries", (x) =>
+    h("tr", {}, h("td", {}, x.event), h("td", {}, badge(x.state)), h("td", {}, x.attempts),
+      h("td", {}, x.last_error || (x.last_status ? `HTTP ${x.last_status}` : "—"))), body);
+  return h("div", { class: "card", "data-webhook": w.url }, h("h2", {}, w.url),
+    h("p", { class: "muted" }, w.events.join(", ")),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Event", "State", "Attempts", "Last answer"].map((t) => h("th", { scope: "col" }, t)))), body),
+    foot,
+    h("button", { class: "danger", type: "button", onclick: async () => {
+      if (!confirm(`Delete the webhook to ${w.url}?`)) return;
+      try { await api("delete_webhook", { webhookid: w.webhookid }); render(); } catch (e) { say(explain(e), "error"); }
+    } }, "Delete webhook"));
 }
 
 async function accountPage() {

@@ -8,7 +8,8 @@ Object.assign(PAGES, { "#/dns": dnsPage });
 const RECORD_TYPES = ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS"];
 
 async function dnsPage() {
-  const list = await api("get_list_zone", { limit: 100 });
+  const zones = h("div", {});
+  const { foot, first: list } = await paged("get_list_zone", { limit: 50 }, "zones", (z) => later(() => zoneCard(z)), zones);
   const page = h("div", {}, h("h1", {}, "DNS zones"));
   const add = h("form", { class: "row", id: "add-zone" },
     field("Zone", "zone", { required: true, placeholder: "example.com" }),
@@ -21,7 +22,7 @@ async function dnsPage() {
   page.append(h("div", { class: "card" }, add,
     list.nameservers?.length ? h("p", { class: "muted" }, `Name servers: ${list.nameservers.join(", ")}`) : null));
   if (!list.zones.length) page.append(h("div", { class: "card muted" }, "No zones yet."));
-  for (const z of list.zones) page.append(await zoneCard(z));
+  page.append(zones, foot);
   return page;
 }
 

@@ -17,17 +17,10 @@ function act(run, done) {
   };
 }
 
-// A list of rows with its total, and "More" while the API has a next page (keyset cursor).
+// A table of a list, a page at a time (see `paged`).
 async function listed(action, params, key, row, headers) {
   const body = h("tbody", {});
-  const foot = h("div", { class: "pager" });
-  async function load(after) {
-    const r = await api(action, after ? { ...params, after } : params);
-    body.append(...r[key].map(row));
-    const more = r.next ? h("button", { class: "plain", type: "button", onclick: () => load(r.next).catch((e) => say(explain(e), "error")) }, "More") : null;
-    foot.replaceChildren(h("span", { class: "muted" }, `${r.total}${r.total_exact === false ? " (about)" : ""} in all`), more || "");
-  }
-  await load(null);
+  const { foot } = await paged(action, params, key, row, body);
   return h("div", {}, h("table", {}, h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))), body), foot);
 }
 
