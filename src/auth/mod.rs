@@ -9,6 +9,7 @@ pub mod ratelimit;
 pub mod secrets;
 pub mod sessions;
 pub mod throttle;
+pub mod totp;
 
 use uuid::Uuid;
 
