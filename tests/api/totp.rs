@@ -48,12 +48,20 @@ fn unix_now() -> f64 {
 }
 
 /// The test's authenticator app: it never shows a code of a step it showed before.
-struct Authenticator {
+pub struct Authenticator {
     secret: Vec<u8>,
     last: Option<u64>,
 }
 
 impl Authenticator {
+    /// From the base32 secret as the console shows it.
+    pub fn from_secret(secret: &str) -> Authenticator {
+        Authenticator {
+            secret: base32_decode(secret.trim()),
+            last: None,
+        }
+    }
+
     /// From `enable_totp`'s answer, whose `uri` must carry the same secret.
     fn from_enrolment(login: &str, r: &Value) -> Authenticator {
         let secret = r["secret"].as_str().unwrap();
@@ -75,7 +83,7 @@ impl Authenticator {
 
     /// A code the server accepts now (one step either side) and has not seen: the earliest
     /// such step. Waits out the last two seconds of a step, so the server sees the same one.
-    async fn code(&mut self) -> String {
+    pub async fn code(&mut self) -> String {
         loop {
             let now = unix_now();
             if now % 30.0 >= 28.0 {
@@ -120,7 +128,7 @@ async fn spawn_with(tweak: impl FnOnce(&mut hostplane::config::Config)) -> World
     .await
 }
 
-async fn spawn() -> World {
+pub async fn spawn() -> World {
     spawn_with(|_| {}).await
 }
 
