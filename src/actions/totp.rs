@@ -6,8 +6,6 @@
 //! a second factor of the thief's), so it also works without a session: that is how an admin who
 //! must enrol under the policy, and cannot sign in before, does it.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -20,11 +18,7 @@ use crate::registry::Ctx;
 use crate::seal::SealKey;
 use crate::{validate, AppState};
 
-/// Wrong codes (and recovery codes) one account may be sent per window, from all addresses
-/// together, on top of the login limits: a second factor of a million codes must not be
-/// guessable by whoever has the password and many addresses.
-const CODE_ATTEMPTS: i32 = 10;
-const CODE_WINDOW: Duration = Duration::from_secs(15 * 60);
+use totp::{CODE_ATTEMPTS, CODE_WINDOW};
 
 /// The label a secret is sealed with: a sealed secret copied to another account does not open.
 fn seal_label(user_id: Uuid) -> String {
@@ -346,8 +340,14 @@ pub async fn disable_totp(ctx: Ctx, p: DisableTotpParams) -> Result<TotpRef, Api
     if !db::totp::remove(&*tx, user.user_id).await? {
         return Err(Reason::not_found.msg("two-factor sign-in is not on"));
     }
+    // An admin's turned off by another while admins must have it: their sessions end too.
+    if !own && user.role == Role::Admin && db::totp::required_for_admins(&*tx).await? {
+        db::totp::end_sessions_without_totp(&*tx, user.user_id).await?;
+    }
     audit(&*tx, &ctx, &format!("user:{}", user.user_id)).await?;
     tx.commit().await?;
+    let user_id = user.user_id;
+    ctx.after_commit(move |s| s.sessions.evict_user(user_id));
     Ok(TotpRef {
         userid: user.user_id,
         login: user.login,

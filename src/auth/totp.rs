@@ -20,6 +20,12 @@ pub const RECOVERY_CODES: usize = 10;
 /// Steps accepted either side of the current one (clock drift, a code typed as it changed).
 const SKEW: i64 = 1;
 
+/// Wrong codes (and recovery codes) one account may be sent per [`CODE_WINDOW`], from all
+/// addresses together, on top of the login limits: a second factor of a million codes must not
+/// be guessable by whoever has the password and many addresses.
+pub const CODE_ATTEMPTS: i32 = 10;
+pub const CODE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The issuer and label prefix of the `otpauth://` URI.
 const ISSUER: &str = "hostplane";
 

@@ -197,6 +197,22 @@ pub async fn set_required_for_admins(
     Ok(())
 }
 
+/// Ends the sessions of one account unless it has a confirmed enrolment (an account made admin,
+/// or whose second factor was turned off, while admins must have one).
+pub async fn end_sessions_without_totp(
+    c: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<u64, ApiError> {
+    execute(
+        c,
+        "DELETE FROM sessions WHERE user_id = $1
+            AND NOT EXISTS (SELECT 1 FROM user_totp t
+                             WHERE t.user_id = $1 AND t.confirmed_at IS NOT NULL)",
+        &[&user_id],
+    )
+    .await
+}
+
 /// Ends every session of the admins who have no confirmed enrolment; returns their ids.
 pub async fn end_sessions_of_admins_without_totp(
     c: &impl GenericClient,

@@ -478,6 +478,22 @@ async fn admins_may_require_it_of_admins() {
     .assert_error("forbidden", 403);
     // Users are not concerned.
     sign_in(app, "alice", "password-alice", None).await.ok();
+    // Made admin under the policy: Alice's session, opened without a second factor, ends.
+    let p = json!({"userid": w.alice.0, "role": "admin"});
+    app.call_as(&w.admin, "set_user", p).await.ok();
+    app.call_as(&w.alice.1, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+    // Boss's second factor turned off by another admin: his session ends; he enrols again.
+    app.call_as(&w.admin, "disable_totp", json!({"login": "boss"}))
+        .await
+        .ok();
+    app.call_as(&boss, "whoami", json!({}))
+        .await
+        .assert_error("auth_required", 401);
+    sign_in(app, "boss", "password-boss", None)
+        .await
+        .assert_error("otp_enrolment_required", 403);
 
     let r = app
         .call_as(
