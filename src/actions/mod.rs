@@ -5,6 +5,7 @@
 mod accounts;
 mod agents;
 mod app_passwords;
+mod auth_policy;
 mod autoreply;
 mod changes;
 mod checks;
@@ -20,6 +21,7 @@ pub(crate) mod mailboxes;
 mod nodes;
 mod passwords;
 mod records;
+mod second_factor;
 mod session;
 mod sites;
 mod stats;
@@ -211,8 +213,8 @@ pub fn all() -> Vec<ActionSpec> {
             .secret(&["password", "otp"])
             .sessions_only(),
         read("get_totp", User, totp::get_totp),
-        read("get_auth_policy", Admin, totp::get_auth_policy),
-        action("set_auth_policy", Admin, totp::set_auth_policy).sessions_only(),
+        read("get_auth_policy", Admin, auth_policy::get_auth_policy),
+        action("set_auth_policy", Admin, auth_policy::set_auth_policy).sessions_only(),
     ]
 }
 

@@ -91,7 +91,7 @@ pub async fn authorization(
         return Err(Reason::account_disabled.msg("this account is disabled"));
     }
     // Only now, with the password right, may the answer tell of a second factor.
-    super::totp::second_factor(&ctx, &user, p.otp.as_deref()).await?;
+    super::second_factor::second_factor(&ctx, &user, p.otp.as_deref()).await?;
     throttle.succeeded().await?;
     let cookie = if p.session.unwrap_or(YesNo(true)).0 {
         let client = state.db().await?;

@@ -1,16 +1,16 @@
-//! Two-factor sign-in (#20): `enable_totp`, `confirm_totp`, `disable_totp`, `get_totp`, the
-//! admins' policy (`get_auth_policy`, `set_auth_policy`), and the check `authorization` makes once
-//! the password checked out ([`second_factor`]).
+//! Two-factor sign-in (#20): `enable_totp`, `confirm_totp`, `disable_totp`, `get_totp`. The check
+//! of `authorization` is in [`super::second_factor`], the admins' policy in
+//! [`super::auth_policy`].
 //!
 //! Enrolment needs the password (a stolen session must not be able to lock its owner out behind
 //! a second factor of the thief's), so it also works without a session: that is how an admin who
 //! must enrol under the policy, and cannot sign in before, does it.
 
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::audit;
+use super::second_factor::check_factor;
 use crate::auth::{self, totp, Caller, Role, Throttle};
 use crate::db::{self, users::Credentials};
 use crate::error::{ApiError, Reason};
@@ -18,14 +18,12 @@ use crate::registry::Ctx;
 use crate::seal::SealKey;
 use crate::{validate, AppState};
 
-use totp::{CODE_ATTEMPTS, CODE_WINDOW};
-
 /// The label a secret is sealed with: a sealed secret copied to another account does not open.
-fn seal_label(user_id: Uuid) -> String {
+pub(super) fn seal_label(user_id: Uuid) -> String {
     format!("totp:{user_id}")
 }
 
-fn seal_key(state: &AppState) -> Result<&SealKey, ApiError> {
+pub(super) fn seal_key(state: &AppState) -> Result<&SealKey, ApiError> {
     state.seal_key.as_ref().ok_or_else(|| {
         Reason::forbidden.msg(
             "two-factor sign-in needs the service's secret key (HOSTPLANE_SECRET_KEY_FILE); \
@@ -101,74 +99,6 @@ fn attempt_name(found: &Option<Credentials>, sent: Option<&str>) -> String {
             .and_then(|l| validate::login(l).ok())
             .unwrap_or_else(|| "(invalid)".into()),
     }
-}
-
-/// The second step of `authorization`, once the password (or uniqcode) checked out: a code (or a
-/// recovery code) when the account has two-factor sign-in, `otp_enrolment_required` for an admin
-/// without it while the policy requires it. Every refusal here counts as a failed login.
-pub(super) async fn second_factor(
-    ctx: &Ctx,
-    user: &Credentials,
-    otp: Option<&str>,
-) -> Result<(), ApiError> {
-    let active = db::totp::active(&*ctx.db().await?, user.user_id).await?;
-    let Some(active) = active else {
-        if user.role == Role::Admin && db::totp::required_for_admins(&*ctx.db().await?).await? {
-            return Err(Reason::otp_enrolment_required.msg(
-                "admins must sign in with two-factor sign-in: set it up with enable_totp and \
-                 confirm_totp (login and password, no session needed)",
-            ));
-        }
-        return Ok(());
-    };
-    let Some(otp) = otp.filter(|o| !o.trim().is_empty()) else {
-        return Err(Reason::otp_required.msg("send `otp`: the code of your authenticator app"));
-    };
-    check_factor(ctx, user, &active, otp).await
-}
-
-/// Checks a code of the authenticator, or a recovery code, and uses it up; `bad_otp` when it is
-/// wrong or was used already. Counted on the account's code counter before the check (so
-/// parallel guesses cannot slip past it) and taken back on success.
-async fn check_factor(
-    ctx: &Ctx,
-    user: &Credentials,
-    active: &db::totp::Active,
-    otp: &str,
-) -> Result<(), ApiError> {
-    let key = [("otp", user.login.as_str())];
-    {
-        let client = ctx.db().await?;
-        let counts = db::throttle::count_attempts(&*client, &key, CODE_WINDOW).await?;
-        if let Some(count) = counts.iter().find(|c| c.attempts > CODE_ATTEMPTS) {
-            return Err(Reason::too_many_attempts
-                .msg("too many wrong codes for this account, try again later")
-                .retry_after(count.resets_in.ceil().max(1.0) as u64));
-        }
-    }
-    let client = ctx.db().await?;
-    let accepted = if totp::looks_like_code(otp) {
-        let secret = seal_key(&ctx.state)?
-            .open(&seal_label(user.user_id), &active.secret_sealed)
-            .map_err(ApiError::internal)?;
-        match totp::matching_step(&secret, otp, totp::current_step(), active.last_step) {
-            Some(step) => db::totp::use_step(&*client, user.user_id, step).await?,
-            None => false,
-        }
-    } else {
-        let given = auth::hash_secret(&totp::normalise_recovery_code(otp));
-        let stored = db::totp::unused_recovery_hashes(&*client, user.user_id).await?;
-        // Every stored hash is compared, in constant time, whichever matches.
-        let mut matched = false;
-        for hash in &stored {
-            matched |= bool::from(given.as_slice().ct_eq(hash.as_slice()));
-        }
-        matched && db::totp::use_recovery_code(&*client, user.user_id, &given).await?
-    };
-    if !accepted {
-        return Err(Reason::bad_otp.msg("the code is wrong, or was used already"));
-    }
-    db::throttle::forgive_attempts(&*client, &key).await
 }
 
 #[derive(Deserialize)]
@@ -382,59 +312,5 @@ pub async fn get_totp(ctx: Ctx, _p: GetTotpParams) -> Result<GetTotpResult, ApiE
         recovery_codes_left: status.recovery_codes_left,
         required,
         available: ctx.state.seal_key.is_some(),
-    })
-}
-
-#[derive(Deserialize)]
-pub struct GetAuthPolicyParams {}
-
-#[derive(Deserialize)]
-pub struct SetAuthPolicyParams {
-    totp_required_for_admins: bool,
-}
-
-#[derive(Serialize)]
-pub struct AuthPolicy {
-    totp_required_for_admins: bool,
-}
-
-/// `get_auth_policy`: the service's sign-in policy (admins).
-pub async fn get_auth_policy(ctx: Ctx, _p: GetAuthPolicyParams) -> Result<AuthPolicy, ApiError> {
-    let required = db::totp::required_for_admins(&*ctx.db().await?).await?;
-    Ok(AuthPolicy {
-        totp_required_for_admins: required,
-    })
-}
-
-/// `set_auth_policy`: requires (or no longer requires) two-factor sign-in of admins. Turning it
-/// on ends every session of the admins without it; the caller must have it on already.
-pub async fn set_auth_policy(ctx: Ctx, p: SetAuthPolicyParams) -> Result<AuthPolicy, ApiError> {
-    let caller = ctx.caller.user()?;
-    if p.totp_required_for_admins {
-        seal_key(&ctx.state)?;
-        if db::totp::active(&*ctx.db().await?, caller.user_id)
-            .await?
-            .is_none()
-        {
-            return Err(Reason::forbidden
-                .msg("turn two-factor sign-in on for yourself before requiring it of admins"));
-        }
-    }
-    let tx = ctx.begin().await?;
-    db::totp::set_required_for_admins(&*tx, p.totp_required_for_admins).await?;
-    let ended = if p.totp_required_for_admins {
-        db::totp::end_sessions_of_admins_without_totp(&*tx).await?
-    } else {
-        Vec::new()
-    };
-    audit(&*tx, &ctx, "auth_policy").await?;
-    tx.commit().await?;
-    ctx.after_commit(move |s| {
-        for user in ended {
-            s.sessions.evict_user(user);
-        }
-    });
-    Ok(AuthPolicy {
-        totp_required_for_admins: p.totp_required_for_admins,
     })
 }

@@ -438,6 +438,45 @@ async fn two_factor_sign_in_on_a_phone() {
     two_factor_enrolment_and_sign_in(360, 740, "mobile").await;
 }
 
+/// An admin without a second factor, once admins must have one, is walked through enrolment by
+/// the sign-in form itself (no session yet), then signs in with a code.
+#[tokio::test]
+async fn an_admin_who_must_enrol_does_so_at_sign_in_on_a_phone() {
+    let w = crate::totp::spawn().await;
+    let p = json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"});
+    w.app.call_as(&w.admin, "adduser", p).await.ok();
+    crate::totp::enrol(&w.app, &w.admin, "root").await;
+    let p = json!({"totp_required_for_admins": true});
+    w.app.call_as(&w.admin, "set_auth_policy", p).await.ok();
+
+    let b = Browser::start(360, 740).await;
+    let base = format!("http://{}", w.app.addr);
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    b.fill("#signin-form input[name=login]", "boss").await;
+    b.fill("#signin-form input[name=password]", "password-boss")
+        .await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for_text("#status", "Admins must use two-factor sign-in")
+        .await;
+    b.click("#signin-enrolment #totp-start button[type=submit]")
+        .await;
+    b.wait_for("#signin-enrolment svg.qr path").await;
+    let secret = b.wait_for("#totp-secret").await.text().await.unwrap();
+    let mut app = crate::totp::Authenticator::from_secret(&secret);
+    assert!(b.fits_the_width().await);
+    let code = app.code().await;
+    b.fill("#totp-confirm input[name=otp]", &code).await;
+    b.click("#totp-confirm button[type=submit]").await;
+    b.wait_for("#recovery-codes").await;
+    b.click("#totp-done").await;
+    let code = app.code().await;
+    b.fill("#signin-form input[name=otp]", &code).await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for_text("#nav", "Users").await;
+    b.wait_for_text("#who", "boss").await;
+    b.client.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn console_answers_carry_strict_security_headers() {
     let w = World::new().await;

@@ -134,7 +134,7 @@ pub async fn spawn() -> World {
 
 /// Turns two-factor sign-in on for `login` (session `cookie`); returns the authenticator and
 /// the recovery codes.
-async fn enrol(app: &TestApp, cookie: &str, login: &str) -> (Authenticator, Vec<String>) {
+pub async fn enrol(app: &TestApp, cookie: &str, login: &str) -> (Authenticator, Vec<String>) {
     let pw = format!("password-{login}");
     let r = app
         .call_as(cookie, "enable_totp", json!({"password": pw}))
@@ -281,6 +281,27 @@ async fn a_code_is_accepted_once() {
     sign_in(&w.app, "alice", "password-alice", Some(&first))
         .await
         .assert_error("bad_otp", 400);
+}
+
+/// Instances (or requests) racing with one code: the step is used up by one conditional UPDATE,
+/// so exactly one of them signs in.
+#[tokio::test]
+async fn parallel_sign_ins_with_one_code_let_one_in() {
+    let w = spawn().await;
+    let (mut auth, _) = enrol(&w.app, &w.alice.1, "alice").await;
+    let code = auth.code().await;
+    let tries = (0..6).map(|_| sign_in(&w.app, "alice", "password-alice", Some(&code)));
+    let answers = futures_util::future::join_all(tries).await;
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    for a in answers.iter().filter(|a| a.status != 200) {
+        a.assert_error("bad_otp", 400);
+    }
 }
 
 #[tokio::test]
