@@ -430,7 +430,7 @@ async function totpCard() {
     const intro = h("div", {}, h("h2", {}, "Two-factor sign-in"),
       h("p", {}, t.required ? "Admins must use it." : "Off."),
       h("button", { type: "button", id: "totp-enable", onclick: () => {
-        intro.replaceWith(totpEnrolment({}, () => render()));
+        card.replaceWith(totpEnrolment({}, () => render()));
       } }, "Set up"));
     card.append(intro);
     return card;
