@@ -43,6 +43,8 @@ reasons! {
     bad_email = 400;
     bad_invite = 400;
     bad_token = 400;
+    /// The code of the authenticator (or the recovery code) is wrong or was used already.
+    bad_otp = 400;
     bad_domain = 400;
     bad_docroot = 400;
     /// A webhook URL that is not http(s), or that points at a loopback, private, link-local
@@ -62,9 +64,14 @@ reasons! {
     /// This action, or this caller, cannot send a `request_id`.
     request_id_not_allowed = 400;
     auth_required = 401;
+    /// The password checked out; the account signs in with a code too: send `otp`.
+    otp_required = 401;
     forbidden = 403;
     /// The account is disabled by an admin.
     account_disabled = 403;
+    /// The password checked out, but admins must have two-factor sign-in and this one has none
+    /// yet: enrol first (`enable_totp`, `confirm_totp`).
+    otp_enrolment_required = 403;
     /// The request came from a foreign Origin or with a form content type while using the HTTP cookie.
     cross_site = 403;
     not_found = 404;

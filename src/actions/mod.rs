@@ -10,7 +10,7 @@ mod integrations;
 pub(crate) mod mail;
 
 // The table below names handlers by their file.
-use accounts::{passwords, session, signup, stats, users};
+use accounts::{auth_policy, passwords, session, signup, stats, totp, users};
 use dns::{records, zones};
 use hosting::{agents, domains, nodes, sites};
 use integrations::{changes, keys, webhooks};
@@ -67,7 +67,7 @@ pub fn all() -> Vec<ActionSpec> {
     vec![
         read("ping", Public, session::ping),
         action("authorization", Anyone, session::authorization)
-            .secret(&["password", "uniqcode"])
+            .secret(&["password", "uniqcode", "otp"])
             .sessions_only()
             .not_in_batch(),
         action("logout", User, session::logout)
@@ -190,6 +190,20 @@ pub fn all() -> Vec<ActionSpec> {
         action("set_node", Admin, nodes::set_node),
         read("get_stats", Admin, stats::get_stats),
         read("get_user_stats", User, stats::get_user_stats),
+        // Two-factor sign-in: enrolment takes the password, so it also serves an admin who must
+        // enrol before signing in (no session); no API key ever changes it.
+        action("enable_totp", Anyone, totp::enable_totp)
+            .secret(&["password"])
+            .sessions_only(),
+        action("confirm_totp", Anyone, totp::confirm_totp)
+            .secret(&["otp"])
+            .sessions_only(),
+        action("disable_totp", User, totp::disable_totp)
+            .secret(&["password", "otp"])
+            .sessions_only(),
+        read("get_totp", User, totp::get_totp),
+        read("get_auth_policy", Admin, auth_policy::get_auth_policy),
+        action("set_auth_policy", Admin, auth_policy::set_auth_policy).sessions_only(),
     ]
 }
 

@@ -10,6 +10,7 @@ pub mod seal;
 pub mod secrets;
 pub mod sessions;
 pub mod throttle;
+pub mod totp;
 
 use uuid::Uuid;
 

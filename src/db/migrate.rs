@@ -142,6 +142,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0038_mailbox_search",
         include_str!("../../sql/0038_mailbox_search.sql"),
     ),
+    ("0039_totp", include_str!("../../sql/0039_totp.sql")),
 ];
 
 /// Applies pending migrations; returns the names applied now.

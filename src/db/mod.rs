@@ -49,6 +49,7 @@ pub mod sites;
 pub mod stats;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
 pub mod usage;
 pub mod users;
 pub mod webhook_queue;

@@ -54,7 +54,10 @@ impl Purge {
         match self {
             Purge::Sessions => db::sessions::purge_expired(c, config, limit).await,
             Purge::Counters => {
-                let longest = config.limit_window.max(config.anon_window);
+                let longest = config
+                    .limit_window
+                    .max(config.anon_window)
+                    .max(crate::auth::totp::CODE_WINDOW);
                 db::throttle::purge_expired(c, longest, limit).await
             }
             Purge::Resets => db::tokens::purge_expired_resets(c, limit).await,

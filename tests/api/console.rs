@@ -378,6 +378,112 @@ async fn an_admin_reviews_domains_and_reads_the_service() {
     b.client.close().await.unwrap();
 }
 
+/// Two-factor sign-in in the console: the account page draws the QR code itself (SVG), takes a
+/// code, shows the recovery codes once; signing in then asks for a code.
+async fn two_factor_enrolment_and_sign_in(width: u32, height: u32, name: &str) {
+    let w = crate::totp::spawn().await;
+    let b = Browser::start(width, height).await;
+    let base = format!("http://{}", w.app.addr);
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    b.fill("#signin-form input[name=login]", "alice").await;
+    b.fill("#signin-form input[name=password]", "password-alice")
+        .await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for("#create-site").await;
+    b.client.goto(&format!("{base}/#/account")).await.unwrap();
+    b.click("#totp-enable").await;
+    b.fill("#totp-start input[name=password]", "password-alice")
+        .await;
+    b.click("#totp-start button[type=submit]").await;
+    // The QR code is drawn in the page: an SVG with the modules as one path.
+    let qr = b.wait_for("svg.qr path").await;
+    let modules = qr.attr("d").await.unwrap().unwrap_or_default();
+    assert!(modules.matches('M').count() > 200, "{modules}");
+    let secret = b.wait_for("#totp-secret").await.text().await.unwrap();
+    let mut app = crate::totp::Authenticator::from_secret(&secret);
+    assert!(b.fits_the_width().await, "enrolment fits {width} px");
+    b.screenshot(&format!("{name}-totp-qr")).await;
+    let code = app.code().await;
+    b.fill("#totp-confirm input[name=otp]", &code).await;
+    b.click("#totp-confirm button[type=submit]").await;
+    b.wait_for("#recovery-codes").await;
+    let codes = b
+        .client
+        .find_all(Locator::Css("#recovery-codes li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    assert!(b.fits_the_width().await, "recovery codes fit {width} px");
+    b.click("#totp-done").await;
+    b.wait_for_text("#totp-state", "10 recovery codes left")
+        .await;
+
+    b.click("#signout").await;
+    b.wait_for("#signin-form").await;
+    b.fill("#signin-form input[name=login]", "alice").await;
+    b.fill("#signin-form input[name=password]", "password-alice")
+        .await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for_text("#status", "authenticator").await;
+    let code = app.code().await;
+    b.fill("#signin-form input[name=otp]", &code).await;
+    assert!(b.fits_the_width().await, "the code field fits {width} px");
+    b.screenshot(&format!("{name}-totp-signin")).await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for("#create-site").await;
+    b.wait_for_text("#who", "alice").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_factor_sign_in_on_a_desktop() {
+    two_factor_enrolment_and_sign_in(1280, 900, "desktop").await;
+}
+
+#[tokio::test]
+async fn two_factor_sign_in_on_a_phone() {
+    two_factor_enrolment_and_sign_in(360, 740, "mobile").await;
+}
+
+/// An admin without a second factor, once admins must have one, is walked through enrolment by
+/// the sign-in form itself (no session yet), then signs in with a code.
+#[tokio::test]
+async fn an_admin_who_must_enrol_does_so_at_sign_in_on_a_phone() {
+    let w = crate::totp::spawn().await;
+    let p = json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"});
+    w.app.call_as(&w.admin, "adduser", p).await.ok();
+    crate::totp::enrol(&w.app, &w.admin, "root").await;
+    let p = json!({"totp_required_for_admins": true});
+    w.app.call_as(&w.admin, "set_auth_policy", p).await.ok();
+
+    let b = Browser::start(360, 740).await;
+    let base = format!("http://{}", w.app.addr);
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    b.fill("#signin-form input[name=login]", "boss").await;
+    b.fill("#signin-form input[name=password]", "password-boss")
+        .await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for_text("#status", "Admins must use two-factor sign-in")
+        .await;
+    b.click("#signin-enrolment #totp-start button[type=submit]")
+        .await;
+    b.wait_for("#signin-enrolment svg.qr path").await;
+    let secret = b.wait_for("#totp-secret").await.text().await.unwrap();
+    let mut app = crate::totp::Authenticator::from_secret(&secret);
+    assert!(b.fits_the_width().await);
+    let code = app.code().await;
+    b.fill("#totp-confirm input[name=otp]", &code).await;
+    b.click("#totp-confirm button[type=submit]").await;
+    b.wait_for("#recovery-codes").await;
+    b.click("#totp-done").await;
+    let code = app.code().await;
+    b.fill("#signin-form input[name=otp]", &code).await;
+    b.click("#signin-form button[type=submit]").await;
+    b.wait_for_text("#nav", "Users").await;
+    b.wait_for_text("#who", "boss").await;
+    b.client.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn console_answers_carry_strict_security_headers() {
     let w = World::new().await;

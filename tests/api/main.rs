@@ -51,6 +51,7 @@ mod review;
 mod review_visibility;
 mod security;
 mod sessions;
+mod totp;
 mod trust;
 mod webhook_delivery;
 mod webhooks;

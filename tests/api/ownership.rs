@@ -228,6 +228,25 @@ fn attacks(alice: &Alice, site: i64) -> Vec<(&'static str, Option<Value>)> {
         ("set_node", mine(json!({"nodeid": 1, "ipv4": "192.0.2.66"}))),
         ("get_stats", mine(json!({}))),
         ("get_user_stats", mine(json!({"userid": alice_id}))),
+        (
+            "enable_totp",
+            mine(json!({"login": "alice", "password": "password-bob"})),
+        ),
+        (
+            "confirm_totp",
+            mine(json!({"login": "alice", "otp": "123456"})),
+        ),
+        (
+            "disable_totp",
+            mine(json!({"login": "alice", "password": "password-bob", "otp": "123456"})),
+        ),
+        // The caller's own second factor: it names nobody else.
+        ("get_totp", None),
+        ("get_auth_policy", mine(json!({}))),
+        (
+            "set_auth_policy",
+            mine(json!({"totp_required_for_admins": false})),
+        ),
     ]
 }
 

@@ -30,6 +30,9 @@ pub struct AuthorizationParams {
     login: String,
     password: Option<String>,
     uniqcode: Option<String>,
+    /// The code of the authenticator app, or a recovery code, when the account has two-factor
+    /// sign-in.
+    otp: Option<String>,
     session: Option<YesNo>,
 }
 
@@ -88,6 +91,8 @@ pub async fn authorization(
     if user.disabled {
         return Err(Reason::account_disabled.msg("this account is disabled"));
     }
+    // Only now, with the password right, may the answer tell of a second factor.
+    super::second_factor::second_factor(&ctx, &user, p.otp.as_deref()).await?;
     throttle.succeeded().await?;
     let cookie = if p.session.unwrap_or(YesNo(true)).0 {
         let client = state.db().await?;

@@ -112,6 +112,10 @@ pub async fn set_user(ctx: Ctx, p: SetUserParams) -> Result<UserView, ApiError> 
     if p.disabled == Some(true) {
         db::sessions::delete_all_of_user(&*tx, p.userid, None).await?;
     }
+    // Made admin while admins must sign in with a second factor: sessions without one end.
+    if p.role.as_deref() == Some("admin") && db::totp::required_for_admins(&*tx).await? {
+        db::totp::end_sessions_without_totp(&*tx, p.userid).await?;
+    }
     audit(&*tx, &ctx, &format!("user:{}", p.userid)).await?;
     let view = db::users::view(&*tx, p.userid)
         .await?
