@@ -379,7 +379,6 @@ async fn main() {
             site: Some(site_num),
             user: Some(reader_uuid),
             status: None,
-            after: None,
         });
         let domains_pg = pgbench_statement(
             &server.database_url,

@@ -4,6 +4,7 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::auth::{Role, SessionUser};
+use crate::db::list::{Listed, Order, PageAsk};
 use crate::db::{self, nodes::Node, sites::Site};
 use crate::error::{ApiError, Reason};
 use crate::registry::types::{Num, OptNum};
@@ -31,6 +32,28 @@ pub fn page(limit: OptNum, offset: OptNum) -> Result<Page, ApiError> {
         return Err(Reason::bad_params.msg("param `offset`: 0 or more"));
     }
     Ok(Page { limit, offset })
+}
+
+/// A page of a list in `order`: `limit` and `offset` as [`page`] checks them, and the keyset
+/// cursor `after` (the `next` of an earlier page) read from the param named `param`.
+pub fn page_after(
+    limit: OptNum,
+    offset: OptNum,
+    order: &Order,
+    param: &str,
+    after: Option<&str>,
+) -> Result<PageAsk, ApiError> {
+    let Page { limit, offset } = page(limit, offset)?;
+    Ok(PageAsk {
+        after: order.cursor(param, after)?,
+        limit,
+        offset,
+    })
+}
+
+/// A page of items and its [`Paging`], for an answer.
+pub fn paged<T>(listed: Listed<T>) -> (Vec<T>, Paging<String>) {
+    (listed.items, Paging::new(listed.total, listed.next))
 }
 
 /// The end of a large list's answer: `total` (exact up to [`db::EXACT_TOTAL_MAX`], else the

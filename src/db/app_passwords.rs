@@ -4,7 +4,8 @@
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
-use super::{execute, query, query_opt};
+use super::list::{Key, List, Listed, Order, PageAsk};
+use super::{execute, query_opt};
 use crate::error::{ApiError, Reason};
 
 /// The app passwords a mailbox may have (one Dovecot passdb each).
@@ -61,21 +62,27 @@ pub async fn add(
     Ok(())
 }
 
-/// A mailbox's app passwords by name.
-pub async fn list(c: &impl GenericClient, address: &str) -> Result<Vec<AppPasswordView>, ApiError> {
-    let rows = query(
-        c,
-        "SELECT name, hp_iso(created_at) FROM mailbox_app_passwords WHERE address = $1 ORDER BY name",
-        &[&address],
-    )
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| AppPasswordView {
-            name: r.get(0),
-            created_at: r.get(1),
-        })
-        .collect())
+/// The order of app password lists: by name (the mailbox is fixed).
+pub const APP_PASSWORD_ORDER: Order = Order::asc(&[Key::text("name")]);
+
+/// A page of a mailbox's app passwords by name (at most [`MAX_APP_PASSWORDS`] in all).
+pub async fn list(
+    c: &impl GenericClient,
+    address: &str,
+    ask: &PageAsk,
+) -> Result<Listed<AppPasswordView>, ApiError> {
+    let address = address.to_string();
+    let mut list = List::new(
+        "name, hp_iso(created_at)",
+        "mailbox_app_passwords",
+        APP_PASSWORD_ORDER,
+    );
+    list.filter.and("address = ?", &address);
+    let page = list.with_total().fetch(c, ask).await?;
+    Ok(page.map(|r| AppPasswordView {
+        name: r.get(0),
+        created_at: r.get(1),
+    }))
 }
 
 /// Revokes one; false when there was none of that name.

@@ -5,6 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::execute;
+use super::list::{Key, List, Order, PageAsk};
 use crate::error::ApiError;
 
 /// Who did it, for an audit row.
@@ -67,43 +68,28 @@ pub struct Entry {
     pub params: Value,
 }
 
+/// The order of the log: newest first, by id (the cursor `before` is an id).
+pub const AUDIT_ORDER: Order = Order::desc(&[Key::int("id")]);
+
 /// A page of the log, newest first, optionally of one actor and/or one action, and the total.
 pub async fn list(
     c: &impl GenericClient,
     actor: Option<Uuid>,
     action: Option<&str>,
-    before: Option<i64>,
-    limit: i64,
-    offset: i64,
+    ask: &PageAsk,
 ) -> Result<(Vec<Entry>, i64), ApiError> {
-    let mut filter = super::Filter::new();
     let action = action.map(str::to_string);
-    filter
+    let mut list = List::new(
+        "id, hp_iso(at), actor, actor_login, action, object, params",
+        "audit_log",
+        AUDIT_ORDER,
+    );
+    list.filter
         .and_some("actor = ?", &actor)
         .and_some("action = ?", &action);
-    let total = filter.total_sql("audit_log");
-    let count_sql = format!("SELECT {total}");
-    let count_params = filter.params().to_vec();
-    filter.and_some("id < ?", &before);
-    let n = filter.next_param();
-    let mut params = filter.params().to_vec();
-    params.push(&limit);
-    params.push(&offset);
-    let (rows, total) = super::page_with_total(
-        c,
-        &format!(
-            "SELECT id, hp_iso(at), actor, actor_login, action, object, params, {total}
-               FROM audit_log WHERE {} ORDER BY id DESC LIMIT ${n} OFFSET ${}",
-            filter.sql(),
-            n + 1
-        ),
-        &params,
-        &count_sql,
-        &count_params,
-        offset == 0 && before.is_none(),
-    )
-    .await?;
-    let entries = rows
+    let page = list.with_total().fetch(c, ask).await?;
+    let entries = page
+        .rows
         .iter()
         .map(|r| Entry {
             id: r.get(0),
@@ -115,7 +101,7 @@ pub async fn list(
             params: r.get(6),
         })
         .collect();
-    Ok((entries, total))
+    Ok((entries, page.total))
 }
 
 /// Deletes at most `limit` audit rows older than `days` days, oldest first by the `at` index;

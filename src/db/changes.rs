@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{execute, query};
+use super::execute;
+use super::list::{Cursor, Key, List, Order, PageAsk};
 use crate::error::ApiError;
 
 /// Every event there is.
@@ -67,6 +68,9 @@ pub struct Told {
     pub data: Value,
 }
 
+/// The feed's order: by commit (transaction id), then id.
+pub const FEED_ORDER: Order = Order::asc(&[Key::xid8("txid"), Key::int("id")]);
+
 /// Changes after the cursor `(txid, id)`, visible to `user` (`None`: all), oldest first.
 /// Returns them with the cursor after the last one.
 pub async fn after(
@@ -75,17 +79,22 @@ pub async fn after(
     user: Option<Uuid>,
     limit: i64,
 ) -> Result<(Vec<Told>, (i64, i64)), ApiError> {
-    let rows = query(
-        c,
-        "SELECT id, event, hp_iso(at), data, txid::text::bigint FROM changes
-          WHERE (txid, id) > ($1::text::xid8, $2)
-            AND txid < pg_snapshot_xmin(pg_current_snapshot())
-            AND ($3::uuid IS NULL OR user_id = $3)
-          ORDER BY txid, id
-          LIMIT $4",
-        &[&cursor.0.to_string(), &cursor.1, &user, &limit],
-    )
-    .await?;
+    let mut list = List::new(
+        // Named apart from `txid`, which the order means.
+        "id, event, hp_iso(at), data, txid::text::bigint AS txid_number",
+        "changes",
+        FEED_ORDER,
+    );
+    // Only what every reader can see already: nothing committed behind an older transaction.
+    list.filter
+        .and_always("txid < pg_snapshot_xmin(pg_current_snapshot())")
+        .and_some("user_id = ?", &user);
+    let ask = PageAsk {
+        after: Some(Cursor::at(vec![cursor.0.to_string(), cursor.1.to_string()])),
+        limit,
+        offset: 0,
+    };
+    let rows = list.fetch(c, &ask).await?.rows;
     let next = rows
         .last()
         .map(|r| (r.get::<_, i64>(4), r.get::<_, i64>(0)))

@@ -5,6 +5,7 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::list::{Key, List, Listed, Order, PageAsk};
 use super::{execute, query, query_one, query_opt};
 use crate::error::ApiError;
 
@@ -70,37 +71,18 @@ pub async fn zone(
     Ok(query_opt(c, &sql, &[&name]).await?.map(|r| zone_view(&r)))
 }
 
-/// One page of zones by name, after `after`; one user's, or everyone's.
+/// The order of zone lists: by name.
+pub const ZONE_ORDER: Order = Order::asc(&[Key::text("z.name")]);
+
+/// One page of zones by name; one user's, or everyone's.
 pub async fn list_zones(
     c: &impl GenericClient,
     user: Option<Uuid>,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<ZoneView>, ApiError> {
-    let rows = match user {
-        Some(u) => {
-            query(
-                c,
-                &format!(
-                    "SELECT {ZONE_COLUMNS} FROM zones z WHERE z.user_id = $1 AND z.name > $2
-                      ORDER BY z.name LIMIT $3"
-                ),
-                &[&u, &after, &limit],
-            )
-            .await?
-        }
-        None => {
-            query(
-                c,
-                &format!(
-                    "SELECT {ZONE_COLUMNS} FROM zones z WHERE z.name > $1 ORDER BY z.name LIMIT $2"
-                ),
-                &[&after, &limit],
-            )
-            .await?
-        }
-    };
-    Ok(rows.iter().map(zone_view).collect())
+    ask: &PageAsk,
+) -> Result<Listed<ZoneView>, ApiError> {
+    let mut list = List::new(ZONE_COLUMNS, "zones z", ZONE_ORDER);
+    list.filter.and_some("z.user_id = ?", &user);
+    Ok(list.with_total().fetch(c, ask).await?.map(zone_view))
 }
 
 /// Deletes a zone and its records.
@@ -368,24 +350,28 @@ pub async fn mail_reserved(
     Ok(row.map(|r| r.get(0)))
 }
 
-/// One page of what PowerDNS serves for the zone, by (name, type, content) after `after`.
+/// The order of record lists: by name, type and content; the cursor is written
+/// `"NAME TYPE CONTENT"` (as documented before the lists shared one builder).
+pub const RECORD_ORDER: Order = Order::asc(&[
+    Key::text("v.name"),
+    Key::text("v.type"),
+    Key::text("v.content"),
+])
+.joined_by(' ');
+
+/// One page of what PowerDNS serves for the zone, by (name, type, content), and the total.
 pub async fn list_records(
     c: &impl GenericClient,
     zone: i32,
-    after: (&str, &str, &str),
-    limit: i64,
-) -> Result<Vec<RecordView>, ApiError> {
-    let rows = query(
-        c,
-        "SELECT v.record_id, v.name, v.type, v.content, v.ttl, v.prio
-           FROM dns_records v
-          WHERE v.domain_id = $1 AND (v.name, v.type, v.content) > ($2, $3, $4)
-          ORDER BY v.name, v.type, v.content
-          LIMIT $5",
-        &[&zone, &after.0, &after.1, &after.2, &limit],
-    )
-    .await?;
-    Ok(rows.iter().map(record_view).collect())
+    ask: &PageAsk,
+) -> Result<Listed<RecordView>, ApiError> {
+    let mut list = List::new(
+        "v.record_id, v.name, v.type, v.content, v.ttl, v.prio",
+        "dns_records v",
+        RECORD_ORDER,
+    );
+    list.filter.and("v.domain_id = ?", &zone);
+    Ok(list.with_total().fetch(c, ask).await?.map(record_view))
 }
 
 /// The names of the DNS nodes, the zones' name servers, in id order.

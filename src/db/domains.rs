@@ -3,7 +3,8 @@
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::{execute, page_with_total, query_one, query_opt};
+use super::list::{Key, List, Order, PageAsk};
+use super::{execute, query_one, query_opt};
 use crate::error::{ApiError, Reason};
 
 /// Where a domain is attached.
@@ -167,41 +168,33 @@ pub struct DomainFilter<'a> {
     pub site: Option<i32>,
     pub user: Option<Uuid>,
     pub status: Option<&'a str>,
-    /// Keyset paging: only names after this one.
-    pub after: Option<String>,
 }
 
-/// The filter of a domain list without its cursor, and its total's subquery.
-fn filter_of<'a>(f: &'a DomainFilter<'_>) -> (super::Filter<'a>, String) {
-    let mut filter = super::Filter::new();
-    filter
+/// The order of domain lists: by name (the cursor is the name, as the protocol documents).
+pub const DOMAIN_ORDER: Order = Order::asc(&[Key::text("name")]);
+
+use super::certificates::CERT_COLUMNS;
+
+/// The list of domains matching the filter.
+fn list_of<'a>(f: &'a DomainFilter<'_>, columns: &'a str) -> List<'a> {
+    let mut list = List::new(columns, "domains", DOMAIN_ORDER);
+    list.filter
         .and_some("node_id = ?", &f.node)
         .and_some("site_num = ?", &f.site)
         .and_some("user_id = ?", &f.user)
         .and_some("status = ?", &f.status);
-    let total = filter.total_sql("domains");
-    (filter, total)
+    list.with_total()
 }
 
-use super::certificates::CERT_COLUMNS;
-
-fn page_sql(filter: &super::Filter<'_>, total: &str) -> String {
-    let n = filter.next_param();
-    format!(
-        "SELECT name, status, reject_reason, node_id, {CERT_COLUMNS}, {total} FROM domains WHERE {}
-          ORDER BY name LIMIT ${n} OFFSET ${}",
-        filter.sql(),
-        n + 1
-    )
+fn columns() -> String {
+    format!("name, status, reject_reason, node_id, {CERT_COLUMNS}")
 }
 
-/// The one statement a page of `get_list_domain` runs with this filter: its parameters are the
-/// filter's values in the order node, site, user, status, after, then limit and offset. Public
+/// The one statement a first page of `get_list_domain` runs with this filter: its parameters
+/// are the filter's values in the order node, site, user, status, then limit and offset. Public
 /// so the benchmark can give pgbench the very same statement.
 pub fn list_sql(f: &DomainFilter<'_>) -> String {
-    let (mut filter, total) = filter_of(f);
-    filter.and_some("name > ?", &f.after);
-    page_sql(&filter, &total)
+    list_of(f, &columns()).page_sql(false)
 }
 
 /// A sorted page of the domains matching the filter, and the total (exact up to
@@ -209,26 +202,12 @@ pub fn list_sql(f: &DomainFilter<'_>) -> String {
 pub async fn list(
     c: &impl GenericClient,
     f: &DomainFilter<'_>,
-    limit: i64,
-    offset: i64,
+    ask: &PageAsk,
 ) -> Result<(Vec<Listed>, i64), ApiError> {
-    let (mut filter, total) = filter_of(f);
-    let count_sql = format!("SELECT {total}");
-    let count_params = filter.params().to_vec();
-    filter.and_some("name > ?", &f.after);
-    let mut params = filter.params().to_vec();
-    params.push(&limit);
-    params.push(&offset);
-    let (rows, total) = page_with_total(
-        c,
-        &page_sql(&filter, &total),
-        &params,
-        &count_sql,
-        &count_params,
-        offset == 0 && f.after.is_none(),
-    )
-    .await?;
-    let listed = rows
+    let columns = columns();
+    let page = list_of(f, &columns).fetch(c, ask).await?;
+    let listed = page
+        .rows
         .iter()
         .map(|r| Listed {
             domain: r.get(0),
@@ -238,7 +217,7 @@ pub async fn list(
             cert: super::certificates::CertState::from_row(r, 4),
         })
         .collect();
-    Ok((listed, total))
+    Ok((listed, page.total))
 }
 
 /// A domain's review outcome, on whichever of the web and mail domains hold that name and are

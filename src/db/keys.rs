@@ -7,8 +7,9 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::list::{Key, List, Listed, Order, PageAsk};
 use super::users::Role;
-use super::{execute, query, query_one, query_opt};
+use super::{execute, query_one, query_opt};
 use crate::error::ApiError;
 
 /// Keys one user may hold.
@@ -112,17 +113,18 @@ pub async fn insert(c: &impl GenericClient, k: &NewKey<'_>) -> Result<Option<Key
     Ok(Some(info(&row)))
 }
 
-/// A user's keys, newest first.
-pub async fn list(c: &impl GenericClient, user_id: Uuid) -> Result<Vec<KeyInfo>, ApiError> {
-    let rows = query(
-        c,
-        &format!(
-            "SELECT {INFO_COLUMNS} FROM api_keys k WHERE k.user_id = $1 ORDER BY k.created_at DESC, k.id"
-        ),
-        &[&user_id],
-    )
-    .await?;
-    Ok(rows.iter().map(info).collect())
+/// The order of key lists: newest first (the id parts keys made at the same instant).
+pub const KEY_ORDER: Order = Order::desc(&[Key::time("k.created_at"), Key::uuid("k.id")]);
+
+/// A page of a user's keys, newest first, and their total.
+pub async fn list(
+    c: &impl GenericClient,
+    user_id: Uuid,
+    ask: &PageAsk,
+) -> Result<Listed<KeyInfo>, ApiError> {
+    let mut list = List::new(INFO_COLUMNS, "api_keys k", KEY_ORDER);
+    list.filter.and("k.user_id = ?", &user_id);
+    Ok(list.with_total().fetch(c, ask).await?.map(info))
 }
 
 /// Deletes a key; returns its owner.

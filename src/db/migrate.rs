@@ -143,6 +143,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0038_mailbox_search.sql"),
     ),
     ("0039_totp", include_str!("../../sql/0039_totp.sql")),
+    (
+        "0040_keyset_lists",
+        include_str!("../../sql/0040_keyset_lists.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

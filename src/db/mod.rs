@@ -38,6 +38,7 @@ pub mod dns;
 pub mod domains;
 pub mod idempotency;
 pub mod keys;
+pub mod list;
 pub mod mail;
 pub mod mail_dns;
 pub mod mail_limits;
@@ -201,6 +202,25 @@ impl<'a> Filter<'a> {
         self
     }
 
+    /// Adds a condition of several values: `?1`, `?2`, ... in it are `values` in order.
+    pub fn and_each(&mut self, clause: &str, values: &[&'a (dyn ToSql + Sync)]) -> &mut Self {
+        let first = self.params.len() + 1;
+        self.params.extend_from_slice(values);
+        let mut clause = clause.to_string();
+        // From the last, so `?1` never eats the start of `?12`.
+        for i in (1..=values.len()).rev() {
+            clause = clause.replace(&format!("?{i}"), &format!("${}", first + i - 1));
+        }
+        self.clauses.push(clause);
+        self
+    }
+
+    /// Adds a condition of no value.
+    pub fn and_always(&mut self, clause: &str) -> &mut Self {
+        self.clauses.push(clause.to_string());
+        self
+    }
+
     /// Adds a condition when the value is there.
     pub fn and_some<T: ToSql + Sync>(&mut self, clause: &str, value: &'a Option<T>) -> &mut Self {
         if let Some(v) = value {
@@ -272,25 +292,4 @@ impl Default for Filter<'_> {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// A page of rows and the total count in one round trip. `page_sql` must end its select list
-/// with the total as an uncorrelated `(SELECT count(*) ...)`, which PostgreSQL computes once.
-/// Only a page that comes back empty and is not `from_the_start` (past an offset or a keyset
-/// cursor) needs `count_sql` as well.
-pub async fn page_with_total(
-    c: &impl GenericClient,
-    page_sql: &str,
-    params: Params<'_>,
-    count_sql: &str,
-    count_params: Params<'_>,
-    from_the_start: bool,
-) -> Result<(Vec<Row>, i64), ApiError> {
-    let rows = query(c, page_sql, params).await?;
-    let total = match rows.first() {
-        Some(r) => r.get(r.len() - 1),
-        None if from_the_start => 0,
-        None => query_one(c, count_sql, count_params).await?.get(0),
-    };
-    Ok((rows, total))
 }

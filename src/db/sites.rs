@@ -4,7 +4,8 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{execute, page_with_total, query_one, query_opt};
+use super::list::{Key, List, Listed, Order, PageAsk};
+use super::{execute, query_one, query_opt};
 use crate::error::ApiError;
 
 /// A site row.
@@ -113,65 +114,58 @@ pub async fn count_of_user(c: &impl GenericClient, user: Uuid) -> Result<i64, Ap
     super::usage::of(c, user, super::usage::Counter::Sites).await
 }
 
+/// The order of site lists: by number (the node is fixed).
+pub const SITE_ORDER: Order = Order::asc(&[Key::int("s.site_num")]);
+
 /// A page of the sites on a node (of one user, or all) with the domains they are served under
 /// (approved ones: a domain under review or rejected is not served), and the total.
 pub async fn list(
     c: &impl GenericClient,
     node: i32,
     user: Option<Uuid>,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<SiteView>, i64), ApiError> {
-    const COUNT: &str =
-        "SELECT count(*) FROM sites WHERE node_id = $1 AND ($2::uuid IS NULL OR user_id = $2)";
+    ask: &PageAsk,
+) -> Result<Listed<SiteView>, ApiError> {
     use super::certificates::CERT_COLUMNS;
-    let (rows, total) = page_with_total(
-        c,
-        &format!(
-            "SELECT s.site_num, s.docroot, s.user_id,
-                    coalesce((SELECT array_agg(d.name ORDER BY d.name) FROM domains d
-                               WHERE d.node_id = s.node_id AND d.site_num = s.site_num
-                                 AND d.status = 'active'), '{{}}'),
-                    n.applied_revision >= s.revision,
-                    CASE WHEN n.error_revision >= s.revision THEN n.last_error END,
-                    coalesce((SELECT json_agg(json_build_object('domain', domains.name, 'cert', cs.cert,
-                                       'not_after', cs.not_after, 'cert_error', cs.cert_error)
-                                       ORDER BY domains.name)
-                                FROM domains CROSS JOIN LATERAL (SELECT {CERT_COLUMNS}) cs (cert, not_after, cert_error)
-                               WHERE domains.node_id = s.node_id AND domains.site_num = s.site_num
-                                 AND domains.status = 'active'), '[]'),
-                    ({COUNT})
-               FROM sites s JOIN nodes n ON n.id = s.node_id
-              WHERE s.node_id = $1 AND ($2::uuid IS NULL OR s.user_id = $2)
-              ORDER BY s.site_num LIMIT $3 OFFSET $4"
-        ),
-        &[&node, &user, &limit, &offset],
-        COUNT,
-        &[&node, &user],
-        offset == 0,
-    )
-    .await?;
-    let sites = rows
-        .iter()
-        .map(|r| {
-            let num: i32 = r.get(0);
-            let active: bool = r.get(4);
-            let error: Option<String> = if active { None } else { r.get(5) };
-            SiteView {
-                status: match (active, &error) {
-                    (true, _) => "active",
-                    (false, Some(_)) => "error",
-                    (false, None) => "pending",
-                },
-                error,
-                sitenum: sitenum(num),
-                siteid: num,
-                docroot: r.get(1),
-                userid: r.get(2),
-                servername: r.get(3),
-                certificates: r.get(6),
-            }
-        })
-        .collect();
-    Ok((sites, total))
+    let columns = format!(
+        "s.site_num, s.docroot, s.user_id,
+         coalesce((SELECT array_agg(d.name ORDER BY d.name) FROM domains d
+                    WHERE d.node_id = s.node_id AND d.site_num = s.site_num
+                      AND d.status = 'active'), '{{}}'),
+         n.applied_revision >= s.revision,
+         CASE WHEN n.error_revision >= s.revision THEN n.last_error END,
+         coalesce((SELECT json_agg(json_build_object('domain', domains.name, 'cert', cs.cert,
+                            'not_after', cs.not_after, 'cert_error', cs.cert_error)
+                            ORDER BY domains.name)
+                     FROM domains CROSS JOIN LATERAL (SELECT {CERT_COLUMNS}) cs (cert, not_after, cert_error)
+                    WHERE domains.node_id = s.node_id AND domains.site_num = s.site_num
+                      AND domains.status = 'active'), '[]')"
+    );
+    let mut list = List::new(
+        &columns,
+        "sites s JOIN nodes n ON n.id = s.node_id",
+        SITE_ORDER,
+    );
+    list.filter
+        .and("s.node_id = ?", &node)
+        .and_some("s.user_id = ?", &user);
+    let page = list.with_total().fetch(c, ask).await?;
+    Ok(page.map(|r| {
+        let num: i32 = r.get(0);
+        let active: bool = r.get(4);
+        let error: Option<String> = if active { None } else { r.get(5) };
+        SiteView {
+            status: match (active, &error) {
+                (true, _) => "active",
+                (false, Some(_)) => "error",
+                (false, None) => "pending",
+            },
+            error,
+            sitenum: sitenum(num),
+            siteid: num,
+            docroot: r.get(1),
+            userid: r.get(2),
+            servername: r.get(3),
+            certificates: r.get(6),
+        }
+    }))
 }

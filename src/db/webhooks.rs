@@ -5,7 +5,8 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{execute, query, query_one, query_opt};
+use super::list::{Key, List, Listed, Order, PageAsk};
+use super::{execute, query_one, query_opt};
 use crate::error::ApiError;
 
 /// Webhooks one user may hold.
@@ -64,21 +65,18 @@ pub async fn insert(
     Ok(Some(webhook(&row)))
 }
 
-/// The webhooks a caller sees: its own, or (`None`) every one.
+/// The order of webhook lists: oldest first (the id parts those made at the same instant).
+pub const WEBHOOK_ORDER: Order = Order::asc(&[Key::time("created_at"), Key::uuid("id")]);
+
+/// A page of the webhooks a caller sees: its own, or (`None`) every one; and their total.
 pub async fn list(
     c: &impl GenericClient,
     created_by: Option<Uuid>,
-) -> Result<Vec<Webhook>, ApiError> {
-    let rows = query(
-        c,
-        &format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE $1::uuid IS NULL OR created_by = $1
-              ORDER BY created_at, id"
-        ),
-        &[&created_by],
-    )
-    .await?;
-    Ok(rows.iter().map(webhook).collect())
+    ask: &PageAsk,
+) -> Result<Listed<Webhook>, ApiError> {
+    let mut list = List::new(COLUMNS, "webhooks", WEBHOOK_ORDER);
+    list.filter.and_some("created_by = ?", &created_by);
+    Ok(list.with_total().fetch(c, ask).await?.map(webhook))
 }
 
 /// Who made a webhook.
@@ -110,52 +108,37 @@ pub struct Delivery {
     pub done_at: Option<String>,
 }
 
-/// A page of a webhook's deliveries, newest first, with the total.
+/// The order of delivery lists: newest first, by id.
+pub const DELIVERY_ORDER: Order = Order::desc(&[Key::int("d.id")]);
+
+/// A page of a webhook's deliveries, newest first, with the total (capped: a busy webhook's
+/// outbox is counted no further than [`super::EXACT_TOTAL_MAX`], then estimated).
 pub async fn deliveries(
     c: &impl GenericClient,
     webhook: Uuid,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<Delivery>, i64), ApiError> {
-    let rows = query(
-        c,
-        "SELECT d.id, d.change_id, c.event, d.state, d.attempts, d.last_status, d.last_error,
-                hp_iso(d.created_at), CASE WHEN d.state = 'pending' THEN hp_iso(d.next_at) END,
-                hp_iso(d.done_at),
-                (SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1)
-           FROM webhook_deliveries d JOIN changes c ON c.id = d.change_id
-          WHERE d.webhook_id = $1
-          ORDER BY d.id DESC LIMIT $2 OFFSET $3",
-        &[&webhook, &limit, &offset],
-    )
-    .await?;
-    let total = match rows.first() {
-        Some(r) => r.get(10),
-        None => query_one(
-            c,
-            "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1",
-            &[&webhook],
-        )
-        .await?
-        .get(0),
-    };
-    Ok((
-        rows.iter()
-            .map(|r| Delivery {
-                deliveryid: r.get(0),
-                changeid: r.get(1),
-                event: r.get(2),
-                state: r.get(3),
-                attempts: r.get(4),
-                last_status: r.get(5),
-                last_error: r.get(6),
-                created_at: r.get(7),
-                next_attempt_at: r.get(8),
-                done_at: r.get(9),
-            })
-            .collect(),
-        total,
-    ))
+    ask: &PageAsk,
+) -> Result<Listed<Delivery>, ApiError> {
+    let mut list = List::new(
+        "d.id, d.change_id, c.event, d.state, d.attempts, d.last_status, d.last_error,
+         hp_iso(d.created_at), CASE WHEN d.state = 'pending' THEN hp_iso(d.next_at) END,
+         hp_iso(d.done_at)",
+        "webhook_deliveries d JOIN changes c ON c.id = d.change_id",
+        DELIVERY_ORDER,
+    );
+    list.filter.and("d.webhook_id = ?", &webhook);
+    let page = list.with_total().fetch(c, ask).await?;
+    Ok(page.map(|r| Delivery {
+        deliveryid: r.get(0),
+        changeid: r.get(1),
+        event: r.get(2),
+        state: r.get(3),
+        attempts: r.get(4),
+        last_status: r.get(5),
+        last_error: r.get(6),
+        created_at: r.get(7),
+        next_attempt_at: r.get(8),
+        done_at: r.get(9),
+    }))
 }
 
 /// Deliveries pending and failed, from the kept counters (sql/0031_more_counters.sql).

@@ -44,7 +44,7 @@ fn hostile_values() -> Vec<Value> {
     ]
 }
 
-/// Params whose value is free text by design (a search, a filter): a hostile value there is a
+/// Params whose value is free text by design (a search, a filter, a text cursor): a hostile value there is a
 /// valid request, answered with an (empty) result. Also `node_sync`'s `delta`, a flag: of the
 /// hostile values only `true` is accepted, and that is a valid request (every other is refused).
 const FREE_TEXT: &[(&str, &str)] = &[
@@ -52,6 +52,16 @@ const FREE_TEXT: &[(&str, &str)] = &[
     ("get_audit_log", "action"),
     ("get_list_mailbox", "q"),
     ("node_sync", "delta"),
+    // A cursor of a list in one text column's order (or records' "NAME TYPE CONTENT"): any
+    // text is a place in that order, and the page after it is the answer.
+    ("get_list_domain", "after"),
+    ("get_list_user", "after"),
+    ("get_list_mail_domain", "after"),
+    ("get_list_mailbox", "after"),
+    ("get_list_app_password", "after"),
+    ("get_list_alias", "after"),
+    ("get_list_zone", "after"),
+    ("get_list_record", "after"),
 ];
 
 /// Raw bodies that are not valid envelopes at all.

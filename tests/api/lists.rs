@@ -290,7 +290,8 @@ async fn user_search_finds_logins_and_addresses_and_is_planned_for_its_pattern()
     for q in [
         "zebra", "member", "zebra", "member", "zebra", "member", "zebra", "shared",
     ] {
-        hostplane::db::users::list(&db, Some(q), None, 10, 0)
+        let ask = hostplane::db::list::PageAsk::first(10);
+        hostplane::db::users::list(&db, Some(q), &ask)
             .await
             .unwrap();
     }

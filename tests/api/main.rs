@@ -22,6 +22,7 @@ mod helpers;
 mod hostile;
 mod hosting;
 mod keys;
+mod keyset;
 mod layout;
 mod limits;
 mod list_cache;

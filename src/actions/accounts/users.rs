@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::actions::audit;
-use crate::actions::checks::{self, page};
+use crate::actions::checks;
 use crate::auth::Role;
 use crate::db::{self, audit::Entry, users::UserChanges, users::UserView};
 use crate::error::{ApiError, Reason};
@@ -32,25 +32,15 @@ pub struct UserList {
 
 /// `get_list_user`: accounts, optionally those whose login or address contains `q`.
 pub async fn get_list_user(ctx: Ctx, p: ListUserParams) -> Result<UserList, ApiError> {
-    let page = page(p.limit, p.offset)?;
+    let order = &db::users::USER_ORDER;
+    let ask = checks::page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.len() > 254) {
         return Err(Reason::bad_params.msg("param `q`: at most 254 characters"));
     }
-    let after = p.after.as_deref().filter(|a| !a.is_empty());
-    if after.is_some_and(|a| a.len() > 254) {
-        return Err(Reason::bad_params.msg("param `after`: a login from `next`"));
-    }
     let client = ctx.db().await?;
-    let (users, total) = db::users::list(&*client, q, after, page.limit, page.offset).await?;
-    let full = users.len() as i64 >= page.limit;
-    Ok(UserList {
-        paging: checks::Paging::new(
-            total,
-            users.last().filter(|_| full).map(|u| u.login.clone()),
-        ),
-        users,
-    })
+    let (users, paging) = checks::paged(db::users::list(&*client, q, &ask).await?);
+    Ok(UserList { users, paging })
 }
 
 #[derive(Deserialize)]
@@ -200,22 +190,16 @@ pub struct AuditLog {
 
 /// `get_audit_log`: the log of changes, newest first.
 pub async fn get_audit_log(ctx: Ctx, p: AuditLogParams) -> Result<AuditLog, ApiError> {
-    let page = page(p.limit, p.offset)?;
+    let before = p.before.0.map(|b| b.to_string());
+    let order = &db::audit::AUDIT_ORDER;
+    let ask = checks::page_after(p.limit, p.offset, order, "before", before.as_deref())?;
     let action = p.action.as_deref().filter(|a| !a.is_empty());
     if action.is_some_and(|a| a.len() > 64) {
         return Err(Reason::bad_params.msg("param `action`: an action name"));
     }
     let client = ctx.db().await?;
-    let (mut entries, total) = db::audit::list(
-        &*client,
-        p.userid.0,
-        action,
-        p.before.0,
-        page.limit,
-        page.offset,
-    )
-    .await?;
-    let full = entries.len() as i64 >= page.limit;
+    let (mut entries, total) = db::audit::list(&*client, p.userid.0, action, &ask).await?;
+    let full = entries.len() as i64 >= ask.limit;
     let mut bytes = 0;
     let fits = entries
         .iter()
@@ -226,7 +210,7 @@ pub async fn get_audit_log(ctx: Ctx, p: AuditLogParams) -> Result<AuditLog, ApiE
         .count();
     let cut = fits.max(1) < entries.len();
     entries.truncate(fits.max(1));
-    let end = page.offset + entries.len() as i64;
+    let end = ask.offset + entries.len() as i64;
     Ok(AuditLog {
         paging: checks::Paging::new(total, entries.last().filter(|_| full || cut).map(|e| e.id)),
         next_offset: (end < total).then_some(end),

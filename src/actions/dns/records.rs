@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::content::{self as dns_content, TYPES};
 use super::zones::own_zone;
-use crate::actions::checks::MAX_LIMIT;
+use crate::actions::checks;
 use crate::actions::mail::domains::domain_param;
 use crate::actions::{audit, tell};
 use crate::db::{self, dns::NewRecord, dns::RecordView, dns::ZoneView};
@@ -150,6 +150,8 @@ pub struct ListRecordParams {
     zone: String,
     #[serde(default)]
     limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
     /// The `next` of the previous page: "NAME TYPE CONTENT".
     after: Option<String>,
 }
@@ -159,40 +161,25 @@ pub struct RecordList {
     zone: String,
     serial: i64,
     records: Vec<RecordView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
+    #[serde(flatten)]
+    paging: checks::Paging<String>,
 }
 
 /// `get_list_record`: what PowerDNS serves for the zone, managed records included (marked), by
 /// name, type and content, a page at a time.
 pub async fn get_list_record(ctx: Ctx, p: ListRecordParams) -> Result<RecordList, ApiError> {
     let zone_name = domain_param(&p.zone)?;
-    let limit = p.limit.0.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Reason::bad_params.msg(format!("param `limit`: 1 to {MAX_LIMIT}")));
-    }
-    let after = p.after.unwrap_or_default();
-    let mut parts = after.splitn(3, ' ');
-    let after = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-    );
+    let order = &db::dns::RECORD_ORDER;
+    let ask = checks::page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let client = ctx.db().await?;
     let zone = own_zone(&*client, &ctx, &zone_name, false).await?;
-    let records = db::dns::list_records(&*client, zone.zoneid, after, limit).await?;
-    let next = (records.len() as i64 == limit)
-        .then(|| {
-            records
-                .last()
-                .map(|r| format!("{} {} {}", r.name, r.kind, r.content))
-        })
-        .flatten();
+    let (records, paging) =
+        checks::paged(db::dns::list_records(&*client, zone.zoneid, &ask).await?);
     Ok(RecordList {
         zone: zone.zone,
         serial: zone.serial,
         records,
-        next,
+        paging,
     })
 }
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::actions::checks::{self, MAX_LIMIT};
+use crate::actions::checks;
 use crate::actions::mail::domains::domain_param;
 use crate::actions::{audit, tell};
 use crate::db::{self, dns::ZoneView};
@@ -72,6 +72,8 @@ pub struct ListZoneParams {
     userid: OptUuid,
     #[serde(default)]
     limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
     /// The `next` of the previous page.
     after: Option<String>,
 }
@@ -80,28 +82,22 @@ pub struct ListZoneParams {
 pub struct ZoneList {
     zones: Vec<ZoneView>,
     nameservers: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
+    #[serde(flatten)]
+    paging: checks::Paging<String>,
 }
 
 /// `get_list_zone`: the caller's zones by name (admins: everyone's, or one user's), a page at a
 /// time (`after` the previous page's `next`).
 pub async fn get_list_zone(ctx: Ctx, p: ListZoneParams) -> Result<ZoneList, ApiError> {
+    let order = &db::dns::ZONE_ORDER;
+    let ask = checks::page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let user: Option<Uuid> = checks::list_owner(&ctx, p.userid.0)?;
-    let limit = p.limit.0.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Reason::bad_params.msg(format!("param `limit`: 1 to {MAX_LIMIT}")));
-    }
     let client = ctx.db().await?;
-    let zones =
-        db::dns::list_zones(&*client, user, p.after.as_deref().unwrap_or(""), limit).await?;
-    let next = (zones.len() as i64 == limit)
-        .then(|| zones.last().map(|z| z.zone.clone()))
-        .flatten();
+    let (zones, paging) = checks::paged(db::dns::list_zones(&*client, user, &ask).await?);
     Ok(ZoneList {
         zones,
         nameservers: db::dns::name_servers(&*client).await?,
-        next,
+        paging,
     })
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use serde_json::json;
 
-use crate::actions::checks::{self, id, opt_id, own_site, page};
+use crate::actions::checks::{self, id, opt_id, own_site};
 use crate::actions::{audit, tell};
 use crate::db::{self, domains::Listed};
 use crate::error::{ApiError, Reason};
@@ -86,12 +86,9 @@ impl DomainList {
 pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList, ApiError> {
     let node_id = opt_id("nodeid", p.nodeid)?;
     let site = opt_id("siteid", p.siteid)?;
-    let page = page(p.limit, p.offset)?;
+    let order = &db::domains::DOMAIN_ORDER;
+    let ask = checks::page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let mut status = checks::status_filter(p.status.as_deref())?;
-    let after = p.after.filter(|a| !a.is_empty());
-    if after.as_ref().is_some_and(|a| a.len() > 253) {
-        return Err(Reason::bad_params.msg("param `after`: a domain name from `next`"));
-    }
     let Some(node_id) = node_id else {
         // Over every node: an admin's review queue, or a user's own domains in one status.
         if status.is_none() || matches!(ctx.caller, crate::auth::Caller::Node(_)) {
@@ -107,11 +104,9 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
             site,
             user,
             status,
-            after,
         };
-        let (listed, total) =
-            db::domains::list(&*ctx.db().await?, &filter, page.limit, page.offset).await?;
-        return Ok(DomainList::new(&listed, total, page.limit));
+        let (listed, total) = db::domains::list(&*ctx.db().await?, &filter, &ask).await?;
+        return Ok(DomainList::new(&listed, total, ask.limit));
     };
     let user = if ctx.sees_whole_node(node_id) {
         p.userid.0
@@ -127,11 +122,11 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
     }
     // The key holds the filter the caller is entitled to, so a cached page is theirs to see.
     let lists = &ctx.state.lists;
-    let cacheable = status.is_none() && after.is_none();
-    let key = lists.domain_key((node_id, site, user, page.limit, page.offset));
+    let cacheable = status.is_none() && ask.after.is_none();
+    let key = lists.domain_key((node_id, site, user, ask.limit, ask.offset));
     if cacheable {
         if let Some((listed, total)) = lists.domains(&key) {
-            return Ok(DomainList::new(&listed, total, page.limit));
+            return Ok(DomainList::new(&listed, total, ask.limit));
         }
     }
     let client = ctx.db().await?;
@@ -140,9 +135,8 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
         site,
         user,
         status,
-        after,
     };
-    let (listed, total) = db::domains::list(&*client, &filter, page.limit, page.offset).await?;
+    let (listed, total) = db::domains::list(&*client, &filter, &ask).await?;
     // One round trip when there is something to show; an empty answer may instead mean the node
     // or site is not there (or not the caller's), which is checked only then.
     if total == 0 {
@@ -152,11 +146,11 @@ pub async fn get_list_domain(ctx: Ctx, p: ListDomainParams) -> Result<DomainList
             own_site(&*client, &ctx, node_id, site, false).await?;
         }
     } else if cacheable {
-        let answer = DomainList::new(&listed, total, page.limit);
+        let answer = DomainList::new(&listed, total, ask.limit);
         lists.put_domains(key, (Arc::new(listed), total));
         return Ok(answer);
     }
-    Ok(DomainList::new(&listed, total, page.limit))
+    Ok(DomainList::new(&listed, total, ask.limit))
 }
 
 #[derive(Deserialize)]

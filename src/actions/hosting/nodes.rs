@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::actions::audit;
-use crate::actions::checks::{self, id, opt_id, page};
+use crate::actions::checks::{self, id, opt_id, page_after};
 use crate::auth;
 use crate::db::{self, nodes::Node};
 use crate::error::{ApiError, Reason};
@@ -23,36 +23,52 @@ pub struct NodeListParams {
     limit: OptNum,
     #[serde(default)]
     offset: OptNum,
+    /// Keyset paging: the `next` of the previous page (a node id).
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct NodeList {
     nodeid: Vec<i32>,
     nodes: Arc<Vec<Node>>,
-    total: i64,
+    #[serde(flatten)]
+    paging: checks::Paging<String>,
 }
 
 /// `get_node_list`: the nodes a user may use (a user asks about themself; an admin about anyone,
 /// or without `userid` about all nodes).
 pub async fn get_node_list(ctx: Ctx, p: NodeListParams) -> Result<NodeList, ApiError> {
-    let page = page(p.limit, p.offset)?;
+    let ask = page_after(
+        p.limit,
+        p.offset,
+        &db::nodes::NODE_ORDER,
+        "after",
+        p.after.as_deref(),
+    )?;
     let filter = checks::list_owner(&ctx, p.userid.0)?;
     let lists = &ctx.state.lists;
-    let key = lists.node_key((filter, page.limit, page.offset));
-    let (nodes, total) = match lists.nodes(&key) {
+    // Pages from the start are cached; a cursor's page is read.
+    let key = lists.node_key((filter, ask.limit, ask.offset));
+    let cached = ask.after.is_none().then(|| lists.nodes(&key)).flatten();
+    let (nodes, total) = match cached {
         Some(cached) => cached,
         None => {
             let client = ctx.db().await?;
-            let (nodes, total) = db::nodes::list(&*client, filter, page.limit, page.offset).await?;
+            let (nodes, total) = db::nodes::list(&*client, filter, &ask).await?;
             let page = (Arc::new(nodes), total);
-            lists.put_nodes(key, page.clone());
+            if ask.after.is_none() {
+                lists.put_nodes(key, page.clone());
+            }
             page
         }
     };
+    // The key of the last node of a full page, as the list's cursor writes it.
+    let full = nodes.len() as i64 >= ask.limit;
+    let next = nodes.last().filter(|_| full).map(|n| n.nodeid.to_string());
     Ok(NodeList {
         nodeid: nodes.iter().map(|n| n.nodeid).collect(),
         nodes,
-        total,
+        paging: checks::Paging::new(total, next),
     })
 }
 

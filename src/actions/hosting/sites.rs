@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions::checks::{self, id, own_site, page, usable_node};
+use crate::actions::checks::{self, id, own_site, usable_node};
 use crate::actions::{audit, tell};
 use crate::db::{self, sites::Site, sites::SiteView};
 use crate::error::{ApiError, Reason};
@@ -131,20 +131,24 @@ pub struct ListSiteParams {
     limit: OptNum,
     #[serde(default)]
     offset: OptNum,
+    /// Keyset paging: the `next` of the previous page (a site number).
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct NodeSites {
     nodeid: i32,
     site: Vec<SiteView>,
-    total: i64,
+    #[serde(flatten)]
+    paging: checks::Paging<String>,
 }
 
 /// `get_list_site`: the sites on a node the caller may see (their own; admins and the node: all),
 /// each with its sync status.
 pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
-    let page = page(p.limit, p.offset)?;
+    let order = &db::sites::SITE_ORDER;
+    let ask = checks::page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     // Admins and the node's own agent see every site; users their own.
     let filter = if ctx.sees_whole_node(node_id) {
         None
@@ -152,15 +156,15 @@ pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>
         Some(checks::me(&ctx)?.user_id)
     };
     let client = ctx.db().await?;
-    let (site, total) = db::sites::list(&*client, node_id, filter, page.limit, page.offset).await?;
+    let (site, paging) = checks::paged(db::sites::list(&*client, node_id, filter, &ask).await?);
     // An empty answer may instead mean the node is not there or not the caller's to use.
-    if total == 0 {
+    if paging.total == 0 {
         checks::listable_node(&*client, node_id, filter).await?;
     }
     Ok(vec![NodeSites {
         nodeid: node_id,
         site,
-        total,
+        paging,
     }])
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::actions::audit;
-use crate::actions::checks::{me, page};
+use crate::actions::checks::{me, page_after, paged, Paging};
 use crate::auth::random_secret;
 use crate::db::{self, changes::EVENTS, webhooks::Delivery, webhooks::Webhook};
 use crate::error::{ApiError, Reason};
@@ -100,18 +100,29 @@ pub async fn add_webhook(ctx: Ctx, p: AddWebhookParams) -> Result<AddedWebhook, 
 }
 
 #[derive(Deserialize)]
-pub struct ListWebhookParams {}
+pub struct ListWebhookParams {
+    #[serde(default)]
+    limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
+    /// Keyset paging: the `next` of the previous page.
+    after: Option<String>,
+}
 
 #[derive(Serialize)]
 pub struct WebhookList {
     webhooks: Vec<Webhook>,
+    #[serde(flatten)]
+    paging: Paging<String>,
 }
 
-/// `get_list_webhook`: the caller's webhooks (an admin: every one).
-pub async fn get_list_webhook(ctx: Ctx, _: ListWebhookParams) -> Result<WebhookList, ApiError> {
+/// `get_list_webhook`: the caller's webhooks (an admin: every one), oldest first.
+pub async fn get_list_webhook(ctx: Ctx, p: ListWebhookParams) -> Result<WebhookList, ApiError> {
+    let order = &db::webhooks::WEBHOOK_ORDER;
+    let ask = page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let who = (!ctx.is_admin()).then_some(me(&ctx)?.user_id);
-    let webhooks = db::webhooks::list(&*ctx.db().await?, who).await?;
-    Ok(WebhookList { webhooks })
+    let (webhooks, paging) = paged(db::webhooks::list(&*ctx.db().await?, who, &ask).await?);
+    Ok(WebhookList { webhooks, paging })
 }
 
 /// The webhook, if the caller made it (or is an admin); else `not_found`.
@@ -154,22 +165,26 @@ pub struct DeliveriesParams {
     limit: OptNum,
     #[serde(default)]
     offset: OptNum,
+    /// Keyset paging: the `next` of the previous page (older deliveries).
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct DeliveryList {
     deliveries: Vec<Delivery>,
-    total: i64,
+    #[serde(flatten)]
+    paging: Paging<String>,
 }
 
-/// `get_webhook_deliveries` {webhookid, limit, offset}: newest first.
+/// `get_webhook_deliveries` {webhookid, limit, offset, after}: newest first.
 pub async fn get_webhook_deliveries(
     ctx: Ctx,
     p: DeliveriesParams,
 ) -> Result<DeliveryList, ApiError> {
-    let page = page(p.limit, p.offset)?;
+    let order = &db::webhooks::DELIVERY_ORDER;
+    let ask = page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     own_webhook(&ctx, p.webhookid).await?;
-    let (deliveries, total) =
-        db::webhooks::deliveries(&*ctx.db().await?, p.webhookid, page.limit, page.offset).await?;
-    Ok(DeliveryList { deliveries, total })
+    let listed = db::webhooks::deliveries(&*ctx.db().await?, p.webhookid, &ask).await?;
+    let (deliveries, paging) = paged(listed);
+    Ok(DeliveryList { deliveries, paging })
 }

@@ -9,6 +9,7 @@ use crate::actions::mail::mailboxes::{address, own_mailbox};
 use crate::auth::secrets::random_secret;
 use crate::db::{self, app_passwords::AppPasswordView};
 use crate::error::{ApiError, Reason};
+use crate::registry::types::OptNum;
 use crate::registry::Ctx;
 
 /// A name: 1-64 of letters, digits, space, '.', '_' and '-', trimmed.
@@ -85,12 +86,20 @@ pub async fn add_app_password(
 #[derive(Deserialize)]
 pub struct ListAppPasswordParams {
     address: String,
+    #[serde(default)]
+    limit: OptNum,
+    #[serde(default)]
+    offset: OptNum,
+    /// Keyset paging: the `next` of the previous page (a name).
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct AppPasswordList {
     address: String,
     app_passwords: Vec<AppPasswordView>,
+    #[serde(flatten)]
+    paging: crate::actions::checks::Paging<String>,
 }
 
 /// `get_list_app_password`: a mailbox's app passwords by name (never the passwords).
@@ -98,14 +107,19 @@ pub async fn get_list_app_password(
     ctx: Ctx,
     p: ListAppPasswordParams,
 ) -> Result<AppPasswordList, ApiError> {
+    let order = &db::app_passwords::APP_PASSWORD_ORDER;
+    let ask =
+        crate::actions::checks::page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let (local, domain) = address(&p.address)?;
     let address = format!("{local}@{domain}");
     let client = ctx.db().await?;
     own_mailbox(&*client, &ctx, &address).await?;
-    let app_passwords = db::app_passwords::list(&*client, &address).await?;
+    let listed = db::app_passwords::list(&*client, &address, &ask).await?;
+    let (app_passwords, paging) = crate::actions::checks::paged(listed);
     Ok(AppPasswordList {
         address,
         app_passwords,
+        paging,
     })
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::actions::checks::{self, page};
+use crate::actions::checks::{self, page_after, paged, Paging};
 use crate::actions::{audit, tell};
 use crate::db::{self, mail::MailDomainView};
 use crate::error::{ApiError, Reason};
@@ -91,12 +91,15 @@ pub struct ListMailDomainParams {
     offset: OptNum,
     /// Only domains in this review status: active, reviewing or rejected.
     status: Option<String>,
+    /// Keyset paging: the `next` of the previous page.
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct MailDomainList {
     domains: Vec<MailDomainView>,
-    total: i64,
+    #[serde(flatten)]
+    paging: Paging<String>,
 }
 
 /// `get_list_mail_domain`: the caller's mail domains with their mailbox counts (admins: all,
@@ -105,13 +108,14 @@ pub async fn get_list_mail_domain(
     ctx: Ctx,
     p: ListMailDomainParams,
 ) -> Result<MailDomainList, ApiError> {
-    let page = page(p.limit, p.offset)?;
+    let order = &db::mail::MAIL_DOMAIN_ORDER;
+    let ask = page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let user = checks::list_owner(&ctx, p.userid.0)?;
     let status = checks::status_filter(p.status.as_deref())?;
     let client = ctx.db().await?;
-    let (domains, total) =
-        db::mail::list_domains(&*client, user, None, status, page.limit, page.offset).await?;
-    Ok(MailDomainList { domains, total })
+    let listed = db::mail::list_domains(&*client, user, None, status, &ask).await?;
+    let (domains, paging) = paged(listed);
+    Ok(MailDomainList { domains, paging })
 }
 
 #[derive(Deserialize)]
@@ -155,7 +159,10 @@ pub async fn set_mail_domain(ctx: Ctx, p: SetMailDomainParams) -> Result<MailDom
         db::mail_limits::set(&*tx, &name, max, quota).await?;
     }
     audit(&*tx, &ctx, &format!("mail_domain:{name}")).await?;
-    let (views, _) = db::mail::list_domains(&*tx, Some(owner), Some(&name), None, 1, 0).await?;
+    let ask = db::list::PageAsk::first(1);
+    let views = db::mail::list_domains(&*tx, Some(owner), Some(&name), None, &ask)
+        .await?
+        .items;
     tx.commit().await?;
     // Mailbox sessions are cached under the owner: a disabled domain ends them at once here.
     ctx.after_commit(move |s| s.sessions.evict_user(owner));

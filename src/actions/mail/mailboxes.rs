@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::actions::checks::{self, page};
+use crate::actions::checks::{self, page_after, paged, Paging};
 use crate::actions::mail::domains::{
     address_param, domain_param, opt_domain_param, own_mail_domain,
 };
@@ -155,20 +155,22 @@ pub struct ListMailboxParams {
     limit: OptNum,
     #[serde(default)]
     offset: OptNum,
+    /// Keyset paging: the `next` of the previous page (an address).
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct MailboxList {
     mailboxes: Vec<MailboxView>,
-    total: i64,
-    /// `false` when `total` is the planner's estimate (above 1,000 matches).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total_exact: Option<bool>,
+    /// `total`, `total_exact: false` when it is the planner's estimate, and `next`.
+    #[serde(flatten)]
+    paging: Paging<String>,
 }
 
 /// `get_list_mailbox`: the caller's mailboxes (admins: everyone's, or one user's), filtered.
 pub async fn get_list_mailbox(ctx: Ctx, p: ListMailboxParams) -> Result<MailboxList, ApiError> {
-    let page = page(p.limit, p.offset)?;
+    let order = &db::mail::MAILBOX_ORDER;
+    let ask = page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let user = checks::list_owner(&ctx, p.userid.0)?;
     let domain = opt_domain_param(p.domain.as_deref())?;
     let q = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
@@ -188,13 +190,8 @@ pub async fn get_list_mailbox(ctx: Ctx, p: ListMailboxParams) -> Result<MailboxL
         has_forward: p.has_forward,
     };
     let client = ctx.db().await?;
-    let (mailboxes, total) =
-        db::mail::list_mailboxes(&*client, &filter, page.limit, page.offset).await?;
-    Ok(MailboxList {
-        mailboxes,
-        total,
-        total_exact: (total > db::EXACT_TOTAL_MAX).then_some(false),
-    })
+    let (mailboxes, paging) = paged(db::mail::list_mailboxes(&*client, &filter, &ask).await?);
+    Ok(MailboxList { mailboxes, paging })
 }
 
 #[derive(Deserialize)]

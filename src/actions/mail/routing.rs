@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::actions::audit;
-use crate::actions::checks::{self, page};
+use crate::actions::checks::{self, page_after, paged, Paging};
 use crate::actions::mail::domains::{
     address_param, domain_param, opt_domain_param, own_mail_domain,
 };
@@ -120,23 +120,27 @@ pub struct ListRoutingParams {
     limit: OptNum,
     #[serde(default)]
     offset: OptNum,
+    /// Keyset paging: the `next` of the previous page.
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct AliasList {
     aliases: Vec<AliasView>,
-    total: i64,
+    #[serde(flatten)]
+    paging: Paging<String>,
 }
 
 /// `get_list_alias`: the caller's aliases (admins: everyone's, or one user's), of one domain or all.
 pub async fn get_list_alias(ctx: Ctx, p: ListRoutingParams) -> Result<AliasList, ApiError> {
-    let page = page(p.limit, p.offset)?;
+    let order = &db::mail::ALIAS_ORDER;
+    let ask = page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let user = checks::list_owner(&ctx, p.userid.0)?;
     let domain = opt_domain_param(p.domain.as_deref())?;
     let client = ctx.db().await?;
-    let (aliases, total) =
-        db::mail::list_aliases(&*client, user, domain.as_deref(), page.limit, page.offset).await?;
-    Ok(AliasList { aliases, total })
+    let listed = db::mail::list_aliases(&*client, user, domain.as_deref(), &ask).await?;
+    let (aliases, paging) = paged(listed);
+    Ok(AliasList { aliases, paging })
 }
 
 #[derive(Deserialize)]
@@ -223,24 +227,19 @@ async fn add_route(
 #[derive(Serialize)]
 pub struct RouteList {
     routes: Vec<RouteView>,
-    total: i64,
+    #[serde(flatten)]
+    paging: Paging<String>,
 }
 
 async fn list_routes(ctx: &Ctx, route: Route, p: ListRoutingParams) -> Result<RouteList, ApiError> {
-    let page = page(p.limit, p.offset)?;
+    let order = &db::mail::ROUTE_ORDER;
+    let ask = page_after(p.limit, p.offset, order, "after", p.after.as_deref())?;
     let user = checks::list_owner(ctx, p.userid.0)?;
     let domain = opt_domain_param(p.domain.as_deref())?;
     let client = ctx.db().await?;
-    let (routes, total) = db::mail::list_routes(
-        &*client,
-        route,
-        user,
-        domain.as_deref(),
-        page.limit,
-        page.offset,
-    )
-    .await?;
-    Ok(RouteList { routes, total })
+    let listed = db::mail::list_routes(&*client, route, user, domain.as_deref(), &ask).await?;
+    let (routes, paging) = paged(listed);
+    Ok(RouteList { routes, paging })
 }
 
 #[derive(Deserialize)]

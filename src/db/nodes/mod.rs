@@ -1,11 +1,16 @@
-//! Nodes, their grants, and their desired-state revision.
+//! Nodes, their grants and their desired-state revision (what agents read is in `agent.rs`).
+
+mod agent;
+
+pub use agent::*;
 
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{execute, page_with_total, query_one, query_opt};
+use super::list::{Key, List, Order, PageAsk};
+use super::{execute, query_one, query_opt};
 use crate::error::{ApiError, Reason};
 
 /// A node as clients see it.
@@ -83,59 +88,36 @@ pub async fn exists(c: &impl GenericClient, id: i32) -> Result<bool, ApiError> {
         .is_some())
 }
 
-/// Nodes a user may use: public ones and those granted to them.
-const USABLE_BY: &str =
-    "(n.public OR EXISTS (SELECT 1 FROM node_grants g WHERE g.node_id = n.id AND g.user_id = $1))";
+/// The order of node lists: by id.
+pub const NODE_ORDER: Order = Order::asc(&[Key::int("n.id")]);
 
-/// The one statement a page of `get_node_list` runs: with a user, $1 user, $2 limit, $3 offset;
-/// without (an admin's view of all), $1 limit, $2 offset. Each its own statement, so both have
-/// a generic plan PostgreSQL need not plan again. Public so the benchmark can give pgbench the
-/// very same statement.
+/// A node list: those `user` may use (public ones and those granted to them), or all.
+fn list_of(user: &Option<Uuid>) -> List<'_> {
+    let mut list = List::new(COLUMNS, "nodes n", NODE_ORDER);
+    list.filter.and_some(
+        "(n.public OR EXISTS (SELECT 1 FROM node_grants g WHERE g.node_id = n.id AND g.user_id = ?))",
+        user,
+    );
+    list.with_total()
+}
+
+/// The one statement a first page of `get_node_list` runs: with a user, $1 user, $2 limit, $3
+/// offset; without (an admin's view of all), $1 limit, $2 offset. Each its own statement, so
+/// both have a generic plan PostgreSQL need not plan again. Public so the benchmark can give
+/// pgbench the very same statement.
 pub fn list_sql(for_user: bool) -> String {
-    let (filter, limit) = if for_user {
-        (USABLE_BY, 2)
-    } else {
-        ("true", 1)
-    };
-    let count = format!("SELECT count(*) FROM nodes n WHERE {filter}");
-    format!(
-        "SELECT {COLUMNS}, ({count}) FROM nodes n WHERE {filter} ORDER BY n.id LIMIT ${limit} OFFSET ${}",
-        limit + 1
-    )
+    let user = for_user.then(Uuid::nil);
+    list_of(&user).page_sql(false)
 }
 
 /// A page of nodes (those `user` may use, or all) and the total count.
 pub async fn list(
     c: &impl GenericClient,
     user: Option<Uuid>,
-    limit: i64,
-    offset: i64,
+    ask: &PageAsk,
 ) -> Result<(Vec<Node>, i64), ApiError> {
-    let (rows, total) = match &user {
-        Some(user) => {
-            page_with_total(
-                c,
-                &list_sql(true),
-                &[user, &limit, &offset],
-                &format!("SELECT count(*) FROM nodes n WHERE {USABLE_BY}"),
-                &[user],
-                offset == 0,
-            )
-            .await?
-        }
-        None => {
-            page_with_total(
-                c,
-                &list_sql(false),
-                &[&limit, &offset],
-                "SELECT count(*) FROM nodes n",
-                &[],
-                offset == 0,
-            )
-            .await?
-        }
-    };
-    Ok((rows.iter().map(node).collect(), total))
+    let page = list_of(&user).fetch(c, ask).await?;
+    Ok((page.rows.iter().map(node).collect(), page.total))
 }
 
 /// A node to add.
@@ -277,47 +259,6 @@ pub async fn revoke(c: &impl GenericClient, node: i32, user: Uuid) -> Result<boo
         > 0)
 }
 
-/// The node whose token has this hash.
-pub async fn by_token_hash(
-    c: &impl GenericClient,
-    hash: &[u8; 32],
-) -> Result<Option<i32>, ApiError> {
-    Ok(query_opt(
-        c,
-        "SELECT id FROM nodes WHERE token_hash = $1",
-        &[&hash.as_slice()],
-    )
-    .await?
-    .map(|r| r.get(0)))
-}
-
-/// Replaces the node's token hash; false when the node does not exist.
-pub async fn set_token(c: &impl GenericClient, id: i32, hash: &[u8; 32]) -> Result<bool, ApiError> {
-    Ok(execute(
-        c,
-        "UPDATE nodes SET token_hash = $2 WHERE id = $1",
-        &[&id, &hash.as_slice()],
-    )
-    .await?
-        == 1)
-}
-
-/// The node's current revision, noting that its agent was seen now; None when the token is no
-/// longer the node's (rotated) or the node is gone.
-pub async fn seen_revision(
-    c: &impl GenericClient,
-    id: i32,
-    token_hash: &[u8; 32],
-) -> Result<Option<i64>, ApiError> {
-    let row = query_opt(
-        c,
-        "UPDATE nodes SET last_seen = now() WHERE id = $1 AND token_hash = $2 RETURNING revision",
-        &[&id, &token_hash.as_slice()],
-    )
-    .await?;
-    Ok(row.map(|r| r.get(0)))
-}
-
 /// A node named `name`, one of its `parents`, or a name below it: the platform's own servers,
 /// which no customer's name may nest with.
 pub async fn name_in_family(
@@ -334,130 +275,6 @@ pub async fn name_in_family(
     )
     .await?
     .map(|r| r.get(0)))
-}
-
-/// One site of a node's desired state as JSON, for a `sites s` row in scope.
-pub const SITE_JSON: &str = "json_build_object(
-         'siteid', s.site_num, 'sitenum', 'site' || s.site_num, 'docroot', s.docroot,
-         'servername', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
-                                  WHERE d.node_id = s.node_id AND d.site_num = s.site_num
-                                    AND d.status = 'active'), '[]'),
-         'wildcard', coalesce((SELECT json_agg(d.name ORDER BY d.name) FROM domains d
-                                WHERE d.node_id = s.node_id AND d.site_num = s.site_num
-                                  AND d.status = 'active' AND d.wildcard), '[]'),
-         'userid', s.user_id)";
-
-/// The node's whole desired state, read in one snapshot: (revision, sites as JSON).
-pub async fn desired_state(
-    c: &impl GenericClient,
-    id: i32,
-) -> Result<(i64, serde_json::Value), ApiError> {
-    let row = query_one(
-        c,
-        &format!(
-            "SELECT n.revision, coalesce((
-                    SELECT json_agg({SITE_JSON} ORDER BY s.site_num)
-                      FROM sites s WHERE s.node_id = n.id), '[]')
-               FROM nodes n WHERE n.id = $1"
-        ),
-        &[&id],
-    )
-    .await?;
-    Ok((row.get(0), row.get(1)))
-}
-
-/// What a node reported: `ok` moves its applied revision forward and clears older errors;
-/// `error` records the failed revision and the agent's message. Returns the node's revision,
-/// or `bad_params` when the reported revision is newer than it.
-pub async fn record_report(
-    c: &impl GenericClient,
-    id: i32,
-    revision: i64,
-    error: Option<&str>,
-) -> Result<Reported, ApiError> {
-    let row = query_opt(
-        c,
-        "WITH old (applied, errored, message) AS (
-             SELECT applied_revision, error_revision, last_error FROM nodes
-              WHERE id = $1 FOR NO KEY UPDATE)
-         UPDATE nodes SET
-            last_seen = now(),
-            applied_revision = CASE WHEN $3::text IS NULL THEN greatest(applied_revision, $2) ELSE applied_revision END,
-            error_revision = CASE WHEN $3::text IS NOT NULL THEN $2
-                                  WHEN error_revision <= $2 THEN NULL ELSE error_revision END,
-            last_error = CASE WHEN $3::text IS NOT NULL THEN $3
-                              WHEN error_revision <= $2 THEN NULL ELSE last_error END
-           FROM old
-          WHERE id = $1 AND revision >= $2
-         RETURNING revision, applied_revision > old.applied,
-                   $3::text IS NOT NULL AND (old.errored IS DISTINCT FROM $2
-                                             OR old.message IS DISTINCT FROM $3)",
-        &[&id, &revision, &error],
-    )
-    .await?;
-    row.map(|r| Reported {
-        revision: r.get(0),
-        applied_moved: r.get(1),
-        new_error: r.get(2),
-    })
-    .ok_or_else(|| Reason::bad_params.msg("param `revision`: newer than the node's revision"))
-}
-
-/// What a report changed.
-pub struct Reported {
-    /// The node's current revision.
-    pub revision: i64,
-    /// The applied revision moved forward.
-    pub applied_moved: bool,
-    /// An error not reported before.
-    pub new_error: bool,
-}
-
-/// A node's sync status.
-#[derive(Debug, Serialize)]
-pub struct NodeStatus {
-    pub nodeid: i32,
-    pub revision: i64,
-    pub applied_revision: i64,
-    pub last_seen: Option<String>,
-    pub last_error: Option<String>,
-    pub in_sync: bool,
-}
-
-pub async fn status(c: &impl GenericClient, id: i32) -> Result<Option<NodeStatus>, ApiError> {
-    let row = query_opt(
-        c,
-        "SELECT id, revision, applied_revision, hp_iso(last_seen), last_error FROM nodes WHERE id = $1",
-        &[&id],
-    )
-    .await?;
-    Ok(row.map(|r| {
-        let revision: i64 = r.get(1);
-        let applied_revision: i64 = r.get(2);
-        let last_seen: Option<String> = r.get(3);
-        NodeStatus {
-            nodeid: r.get(0),
-            revision,
-            applied_revision,
-            // A node whose agent never connected has applied nothing, whatever the numbers say.
-            in_sync: applied_revision >= revision && last_seen.is_some(),
-            last_seen,
-            last_error: r.get(4),
-        }
-    }))
-}
-
-/// The name of the channel revision bumps are notified on: derived from the schema of the
-/// `nodes` table, exactly as the trigger does.
-pub async fn notify_channel(c: &impl GenericClient) -> Result<String, ApiError> {
-    let row = query_one(
-        c,
-        "SELECT 'hp_nodes_' || left(md5(n.nspname), 16) FROM pg_class t
-           JOIN pg_namespace n ON n.oid = t.relnamespace WHERE t.oid = 'nodes'::regclass",
-        &[],
-    )
-    .await?;
-    Ok(row.get(0))
 }
 
 /// Sets a node's public addresses (`None`: leave as is; `Some(None)`: clear); `None` when there
