@@ -1,3 +1,5 @@
+//! An instance: built from its settings, then run until shutdown.
+//!
 //! An instance: built from its settings (pool, migrations, caches, listeners), then run until
 //! shutdown with its HTTP server and background jobs.
 

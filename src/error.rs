@@ -1,3 +1,5 @@
+//! The one error type of the service: a reason the caller can act on, or an internal error.
+//!
 //! The one error type of the service: every failure is either a [`Reason`] the caller can act on
 //! (answered as `{"response":"error","reason":...}` with the reason's HTTP status) or an internal
 //! error (logged once with its source chain, answered as `{"response":"system error"}`).

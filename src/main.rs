@@ -1,3 +1,5 @@
+//! The `hostplane` command and its subcommands.
+//!
 //! The `hostplane` command: `serve`, `migrate`, `create-admin`, `api-key`, `agent`, `mail-config`,
 //! `dns-config`.
 //!

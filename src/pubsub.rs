@@ -1,5 +1,4 @@
-//! Change notifications: for waiting node agents, for polls of the change feed
-//! (`get_changes {wait}`), and for the session cache.
+//! Change notifications for waiting agents, change-feed polls and the session cache.
 //!
 //! Every revision bump fires a PostgreSQL NOTIFY (a trigger on `nodes`), so a change made through
 //! any instance reaches every instance. Each instance holds one LISTEN connection, not one per

@@ -1,3 +1,5 @@
+//! What every request and background job shares: settings, pool, caches, workers, clients.
+//!
 //! What every request and background job shares: settings, the database pool, the caches, the
 //! password and key workers, and the clients for what the service sends out. Low in the house:
 //! it holds parts, and the layers above (registry, actions, jobs, HTTP) borrow it.

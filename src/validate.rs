@@ -1,3 +1,5 @@
+//! Validation and normalisation of what users type: logins, passwords, addresses, hosts.
+//!
 //! Validation and normalisation of what users type: logins, passwords, e-mail addresses and
 //! host names. Each function returns the normalised value or a human message.
 

@@ -1,6 +1,7 @@
-//! The table of every action: its name, who may call it, and its handler. To add an action, add
-//! one line here and its handler in the group's file; protocol.md must then document it (a test
-//! compares the two).
+//! The table of every action: its name, who may call it, and its handler.
+//!
+//! To add an action, add one line here and its handler in the group's file; protocol.md must then
+//! document it (a test compares the two).
 
 mod accounts;
 mod checks;

@@ -1,3 +1,5 @@
+//! The API as the agent uses it: one call at a time, over http or https.
+//!
 //! The API as the agent uses it: one call at a time, answers read within a size limit, over
 //! http or https (rustls; Mozilla's roots from webpki-roots, or only the CAs in `--ca-file`).
 

@@ -1,3 +1,5 @@
+//! Applying a full revision: files written durably, nginx tested and reloaded, or rolled back.
+//!
 //! Applying a revision: the docroot allow-list, the managed files written durably, nginx's test
 //! and reload commands, and putting the previous files back when anything fails.
 

@@ -1,3 +1,5 @@
+//! Applying a delta: only the changed and removed sites' files are touched.
+//!
 //! Applying a delta: only the changed sites' files are rewritten and the removed sites' files
 //! removed, each touched file's previous content kept to put back when nginx refuses the result.
 //! Certificates come only for the changed sites; those of names the touched sites no longer

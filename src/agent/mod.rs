@@ -1,3 +1,5 @@
+//! The reference node agent (`hostplane agent`): pulls the desired state and applies it to nginx.
+//!
 //! The reference node agent (`hostplane agent`): long-polls `node_sync`, renders one nginx server
 //! block per site, checks the result with the test command, reloads nginx, and reports what it
 //! applied. A failed check puts the previous files back and reports `error` with nginx's words.

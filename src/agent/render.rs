@@ -1,6 +1,8 @@
-//! Rendering the desired state into nginx server blocks. Names and paths come from users, so
-//! they are validated again here (whatever the API let through) and quoted where nginx reads
-//! them: nothing in a domain or a document root can open a directive of its own.
+//! Rendering the desired state into nginx server blocks.
+//!
+//! Names and paths come from users, so they are validated again here (whatever the API let through)
+//! and quoted where nginx reads them: nothing in a domain or a document root can open a directive
+//! of its own.
 
 use serde::Deserialize;
 

@@ -1,3 +1,5 @@
+//! Certificates, keys and ACME HTTP-01 tokens on the node's disk.
+//!
 //! Certificates, keys and ACME HTTP-01 tokens on the node's disk: each certificate's chain and
 //! key written atomically with mode 0600 into the TLS folder, each pending token into the ACME
 //! folder that every port-80 server block serves under `/.well-known/acme-challenge/`; files of

@@ -1,6 +1,8 @@
-//! API keys: `Authorization: Bearer hpk_...`. A key acts as its owner, narrowed by its action
-//! list, read-only flag, client networks and expiry. Its last use is remembered in memory and
-//! written for many keys at once every few seconds, not on every request.
+//! API keys: `Authorization: Bearer hpk_...`.
+//!
+//! A key acts as its owner, narrowed by its action list, read-only flag, client networks and
+//! expiry. Its last use is remembered in memory and written for many keys at once every few
+//! seconds, not on every request.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

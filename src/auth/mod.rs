@@ -1,7 +1,8 @@
-//! Who is calling: the caller of a request and its session cookie. One job per file beside it:
-//! [`secrets`] (random secrets and their hashes), [`sessions`] (cookie and node-token lookup),
-//! [`hasher`] (bcrypt off the reactor, behind a bounded queue), [`throttle`] (rate limits).
-//! Everything that must hold across instances lives in PostgreSQL.
+//! Who is calling: the caller of a request and its session cookie.
+//!
+//! One job per file beside it: [`secrets`] (random secrets and their hashes), [`sessions`] (cookie
+//! and node-token lookup), [`hasher`] (bcrypt off the reactor, behind a bounded queue),
+//! [`throttle`] (rate limits). Everything that must hold across instances lives in PostgreSQL.
 
 pub mod hasher;
 pub mod keys;

@@ -1,3 +1,5 @@
+//! Requests per hour per caller, counted across instances.
+//!
 //! Requests per hour per caller: each API key, each signed-in user, each mailbox's session, each
 //! anonymous client address (IPv6 by its /64). Node agents are not limited. A key's limit never
 //! exceeds its owner's.

@@ -1,3 +1,5 @@
+//! Private keys sealed at rest with the operator's key (XChaCha20-Poly1305).
+//!
 //! Private keys sealed at rest: XChaCha20-Poly1305 with the operator's key, read from
 //! `HOSTPLANE_SECRET_KEY_FILE` (32 bytes, e.g. `head -c 32 /dev/urandom > key`). A sealed value is
 //! a random 24-byte nonce followed by the ciphertext; the name it belongs to is bound in as

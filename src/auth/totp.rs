@@ -1,3 +1,5 @@
+//! Time-based one-time passwords (RFC 6238), recovery codes and the QR code of the URI.
+//!
 //! Time-based one-time passwords (RFC 6238 over RFC 4226's HOTP with HMAC-SHA-1, 6 digits, 30 s
 //! steps, what every authenticator app reads from an `otpauth://` URI), the recovery codes that
 //! stand in for a lost authenticator, and the QR code of the URI as a module matrix.

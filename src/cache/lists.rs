@@ -1,3 +1,5 @@
+//! Pages of `get_list_domain` and `get_node_list` cached in memory, bounded in bytes.
+//!
 //! Pages of `get_list_domain` and `get_node_list` cached in memory, so a repeated read needs no
 //! database round trip. The cache holds at most `HOSTPLANE_LIST_CACHE_BYTES` of pages (weighed
 //! by what they hold; the least useful go first), however many pages a caller walks.

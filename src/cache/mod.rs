@@ -1,3 +1,5 @@
+//! Caches in memory, each bounded in bytes and kept correct across instances.
+//!
 //! Caches in memory, each bounded in bytes, kept correct across instances by the change
 //! notifications of [`crate::pubsub`]: [`lists`] (pages of node and domain lists) and
 //! [`sessions`] (who a cookie belongs to).

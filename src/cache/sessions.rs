@@ -1,5 +1,4 @@
-//! Live sessions cached in memory, so a request with a cookie needs no database round trip to
-//! learn who is calling.
+//! Live sessions cached in memory, so a cookie needs no database round trip.
 //!
 //! The cache is only trusted while this instance's LISTEN connection is up: every session that
 //! ends (logout, password change, expiry purge, user deleted) and every change of a user's role,

@@ -1,3 +1,5 @@
+//! Every setting of the service: its flag, environment variable, default and check.
+//!
 //! Every setting of the service: its flag, its environment variable, its default and its check,
 //! in one place (the attributes below; clap parses them). `hostplane serve --help` lists them.
 //!

@@ -1,3 +1,5 @@
+//! The kinds of value a setting holds: policies, secrets, durations, addresses, origins.
+//!
 //! The kinds of value a setting holds: the registration and review policies, secrets that never
 //! reach a log, and the parsers of durations, addresses and origins.
 

@@ -1,3 +1,5 @@
+//! Mail loops through hosted aliases, found by a bounded walk of what Postfix follows.
+//!
 //! Mail loops through hosted aliases: from an alias's destinations, follow what Postfix follows
 //! (an address's own alias, else, when it is no mailbox, its domain's catch-all) and see whether
 //! mail comes back to the alias. The walk is bounded in depth and in addresses, one query a step.

@@ -1,3 +1,5 @@
+//! A mailbox's app passwords: named, bcrypt-hashed, each in one of Dovecot's 5 slots.
+//!
 //! A mailbox's app passwords (sql/0023): named, bcrypt-hashed, each in one of 5 slots that
 //! Dovecot's passdbs read. The mailbox's row lock guards the slots.
 

@@ -1,3 +1,5 @@
+//! Certificates of site domains: their state, jobs, HTTP-01 tokens and the ACME account.
+//!
 //! Certificates of site domains: their state, the issuance and renewal jobs (leased with
 //! `FOR UPDATE SKIP LOCKED`, so several instances share them), the HTTP-01 tokens a node serves
 //! during an order, and the ACME account. Private keys are stored sealed (see `crate::auth::seal`).

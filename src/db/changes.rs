@@ -1,3 +1,5 @@
+//! The change log, written in each change's own transaction and fanned out to webhooks.
+//!
 //! The change log: one row per change a script may want to hear of, written in the change's own
 //! transaction (so a rolled-back change leaves none, and a committed one is never lost). A
 //! trigger fans each row out to the webhooks that want it (sql/0015_integration.sql).

@@ -1,3 +1,5 @@
+//! DKIM keys and their staged rotation: published, active, retiring.
+//!
 //! DKIM keys and their staged rotation (sql/0019): one key per selector, each `published`,
 //! `active` (the one OpenDKIM signs with) or `retiring`. The caller holds the mail domain's row
 //! lock, so two rotations of one domain never interleave.

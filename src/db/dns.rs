@@ -1,3 +1,5 @@
+//! DNS zones and records, and what PowerDNS serves of them.
+//!
 //! DNS zones and their records (`zones`, `zone_records`), and what PowerDNS serves of them (the
 //! `dns_records` view, managed records included). Zones and records come last in the lock order.
 

@@ -1,3 +1,5 @@
+//! Requests sent with a `request_id`: the first answer, replayed to a repeat within 24 hours.
+//!
 //! Requests sent with a `request_id`: the first one's answer, written in its own transaction, so
 //! a repeat within 24 hours gets that answer without the change being made twice.
 

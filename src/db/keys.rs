@@ -1,5 +1,4 @@
-//! API keys: made for a user, stored as the SHA-256 of the key, looked up on every request
-//! that sends one.
+//! API keys: stored as the SHA-256 of the key, looked up on every request that sends one.
 
 use std::net::IpAddr;
 

@@ -1,4 +1,5 @@
 //! A mail domain's own limits (sql/0020): how many mailboxes, and the total of their quotas.
+//!
 //! Every check here runs under the domain's row lock (`FOR UPDATE`, taken by [`lock`]), so two
 //! requests never both take the last room.
 

@@ -1,3 +1,5 @@
+//! Migrations: the SQL files of `sql/`, applied in order under an advisory lock.
+//!
 //! Migrations: the plain SQL files of `sql/`, applied in order in one transaction under an
 //! advisory lock (so instances starting together do not race) and recorded in `schema_migrations`.
 

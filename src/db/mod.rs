@@ -1,4 +1,5 @@
 //! The database layer: the pool, migrations, and one module of SQL per table group.
+//!
 //! Every statement is prepared once per connection (`prepare_cached`) and takes parameters.
 //!
 //! # Lock order

@@ -1,3 +1,5 @@
+//! Incremental node state: the sites of a node changed or removed since a revision.
+//!
 //! Incremental node state: the sites of a node changed or removed since a revision, read from
 //! `site_changes` (kept by triggers, see sql/0036_node_deltas.sql), and the purge of old
 //! tombstones.

@@ -1,5 +1,7 @@
-//! Attempt counters for rate limits: one fixed window per (scope, key). Statements lock counter
-//! rows in ascending (scope, key) order, so concurrent logins cannot deadlock on them.
+//! Attempt counters for rate limits: one fixed window per (scope, key).
+//!
+//! Statements lock counter rows in ascending (scope, key) order, so concurrent logins cannot
+//! deadlock on them.
 
 use std::time::Duration;
 

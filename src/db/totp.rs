@@ -1,3 +1,5 @@
+//! Two-factor sign-in: enrolments, the last step used, recovery codes, the admins' policy.
+//!
 //! Two-factor sign-in: enrolments (secrets sealed), the last step used, recovery codes (hashed)
 //! and the admins' policy. Each check that uses something up is one conditional statement, so
 //! two instances racing with the same code or recovery code cannot both succeed.

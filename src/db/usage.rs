@@ -1,3 +1,5 @@
+//! Usage counters kept by triggers, read instead of counting rows.
+//!
 //! Usage counters kept by triggers (sql/0027_usage_counters.sql) in the same transaction as each
 //! change: read instead of counting rows, so a quota check costs the same for any account.
 

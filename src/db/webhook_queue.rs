@@ -1,3 +1,5 @@
+//! The webhook outbox as deliverers take it: leases of webhooks, not of deliveries.
+//!
 //! The webhook outbox as deliverers take it: leases of webhooks (not of deliveries), each
 //! sending its webhook's oldest pending delivery, then giving the webhook back.
 //!

@@ -1,3 +1,5 @@
+//! Webhooks and their outbox as their owners see them.
+//!
 //! Webhooks and their outbox (`webhook_deliveries`, filled by a trigger on `changes`) as their
 //! owners see them. How deliverers take the work: [`super::webhook_queue`].
 

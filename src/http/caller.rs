@@ -1,3 +1,5 @@
+//! Who is calling: an API key, a node token or a session cookie.
+//!
 //! Who is calling: an API key or a node token in `Authorization: Bearer`, else a session cookie
 //! (in the envelope, or the HTTP cookie from an allowed origin), through the session cache first
 //! and PostgreSQL after.

@@ -1,3 +1,5 @@
+//! The web console: static files embedded in the binary, served at `/` with strict headers.
+//!
 //! The web console: static files embedded in the binary (`web/`), served at `/` with
 //! strict security headers. It is a plain client of `POST /api` with the session cookie, so
 //! everything it does, a script can do the same way.

@@ -1,7 +1,8 @@
-//! Prometheus metrics (`GET /metrics`, text format), with the `prometheus` crate. Counters and
-//! histograms are updated as requests go; gauges are read from memory when scraped. The one
-//! figure that needs the database (the webhook outbox depth) is counted in the background, at
-//! most every [`OUTBOX_REFRESH`], so a scrape never waits for the database or adds to its load.
+//! Prometheus metrics (`GET /metrics`, text format), with the `prometheus` crate.
+//!
+//! Counters and histograms are updated as requests go; gauges are read from memory when scraped.
+//! The one figure that needs the database (the webhook outbox depth) is counted in the background,
+//! at most every [`OUTBOX_REFRESH`], so a scrape never waits for the database or adds to its load.
 //!
 //! Reads `HOSTPLANE_METRICS_TOKEN` (through the config): when set, a scrape must carry
 //! `Authorization: Bearer TOKEN`.

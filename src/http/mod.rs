@@ -1,3 +1,5 @@
+//! From an HTTP request to an answer, and back to a JSON envelope with its status.
+//!
 //! From an HTTP request to an answer: method and path, content type, a size- and time-limited
 //! body, the envelope, the caller, the registry, and back to a JSON envelope with its status.
 

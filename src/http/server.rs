@@ -1,3 +1,5 @@
+//! The accept loop: one task per connection, header timeout, graceful shutdown.
+//!
 //! The accept loop: one task per connection, header-read timeout, and graceful shutdown that stops
 //! accepting, lets in-flight requests finish, and gives up after the drain timeout.
 

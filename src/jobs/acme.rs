@@ -1,3 +1,5 @@
+//! One ACME order for one name set with instant-acme, with no transaction open.
+//!
 //! One ACME order for one name set with instant-acme: the account (kept, sealed, in PostgreSQL),
 //! the HTTP-01 tokens handed to the domain's node or the DNS-01 values put in its zone, the key
 //! and CSR made with rcgen, and the chain. Only network work happens here; the caller records

@@ -1,3 +1,5 @@
+//! Issuance and renewal of site certificates, leased, with backoff on failure.
+//!
 //! Issuance and renewal of site certificates: due rows of `certificates` are leased (a short
 //! transaction), ordered from the CA with no transaction open ([`super::acme`]), and the outcome
 //! recorded in a second short transaction with its event (`certificate.issued` or

@@ -1,3 +1,5 @@
+//! Counters kept in memory between writes, flushed every few seconds and at shutdown.
+//!
 //! Counters kept in memory between writes: the shared request counts (every second) and API
 //! keys' last use (every few seconds), written once more when the instance stops.
 

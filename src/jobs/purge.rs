@@ -1,3 +1,5 @@
+//! The janitor's purges of what only grows, in bounded batches.
+//!
 //! The janitor's purges: what only grows is deleted now and then, each kind independently (one
 //! failing is logged and the others still run) and in bounded batches ([`BATCH`] rows by an
 //! index, at most [`MAX_BATCHES`] per kind and run), so no purge holds a long transaction or

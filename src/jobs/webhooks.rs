@@ -1,3 +1,5 @@
+//! The webhook deliverer each instance runs, fair between webhooks and owners.
+//!
 //! The deliverer each instance runs: it leases webhooks with due work (see
 //! [`crate::db::webhook_queue`]), sends each one's oldest pending delivery, and gives the webhook
 //! back; up to [`SLOTS`] webhooks at once, at most [`PER_OWNER`] of one owner, owners in turn.

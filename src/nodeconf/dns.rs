@@ -1,3 +1,5 @@
+//! Configuration for a DNS node (`hostplane dns-config`): PowerDNS on the `dns_*` views.
+//!
 //! Configuration for a DNS node (`hostplane dns-config`): PowerDNS's generic PostgreSQL backend
 //! (Debian `pdns-backend-pgsql`) reading the `dns_*` views of sql/0025_dns.sql, with the caches
 //! off so that the next query answers what the API just wrote, and the idempotent SQL that gives

@@ -1,3 +1,5 @@
+//! Where a node's reader role finds hostplane's database, for the `*-config` commands.
+//!
 //! Where a node's reader role finds hostplane's database, for the `*-config` commands: the schema
 //! (read from the database), the host, port and name (from `DATABASE_URL` unless given), and the
 //! reader's password (from its file, made at random when missing).

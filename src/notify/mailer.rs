@@ -1,3 +1,5 @@
+//! Outgoing mail of the service: SMTP, or `.eml` files in a spool folder.
+//!
 //! Outgoing mail: through SMTP when `HOSTPLANE_SMTP_URL` is set, else as RFC 5322 `.eml` files in
 //! the spool folder (`HOSTPLANE_MAIL_SPOOL`), which is readable only by the service's user.
 

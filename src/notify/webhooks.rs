@@ -1,3 +1,5 @@
+//! Webhooks leaving the service: the URL check, the HTTP client and the signature.
+//!
 //! Webhooks leaving the service: the URL check, the HTTP client and the signature; the
 //! deliverer that takes work from the outbox is `crate::jobs::webhooks`, the address rule
 //! [`address`](super::address).

@@ -1,3 +1,5 @@
+//! A `batch`'s entries, run atomically or each in its own savepoint.
+//!
 //! A `batch`'s entries run inside the request's unit of work: atomically (the first failure
 //! undoes all and names its index) or each in a savepoint of its own, the whole answer bounded.
 

@@ -1,5 +1,7 @@
-//! Where a handler's queries go. A handler asks its [`Ctx`](crate::registry::Ctx) for a
-//! connection ([`Db`]) or a transaction ([`Tx`]) and never learns which of two kinds it got:
+//! Where a handler's queries go.
+//!
+//! A handler asks its [`Ctx`](crate::registry::Ctx) for a connection ([`Db`]) or a transaction
+//! ([`Tx`]) and never learns which of two kinds it got:
 //!
 //! - **its own**: a pooled connection, and a transaction of its own on it;
 //! - **the request's unit of work** ([`Unit`]): one connection with one open transaction shared by

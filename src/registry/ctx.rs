@@ -1,3 +1,5 @@
+//! The call context: what a handler knows about its request besides its params.
+//!
 //! The call context: everything a handler knows about its request besides its params (the
 //! caller, the client's address, its unit of work, what was prepared for it).
 

@@ -1,3 +1,5 @@
+//! The action registry: action names mapped to handlers and what they declare.
+//!
 //! The action registry: a map from action name to a boxed async handler plus what it declares
 //! about itself ([`spec`]), the call context handlers get ([`ctx`]), and how a request is run,
 //! alone or as a unit of work ([`run`]).

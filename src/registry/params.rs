@@ -1,3 +1,5 @@
+//! Params as the handlers see them, decoded with an error that names the param.
+//!
 //! Params as the handlers see them: the fields a params type declares (for the audit log), and
 //! decoding into that type with an error that names the offending param.
 

@@ -1,3 +1,5 @@
+//! Running a request: alone, or as a unit of work sharing one transaction.
+//!
 //! Running a request: alone, or as a unit of work (the entries of a `batch`, a change sent with a
 //! `request_id`) whose handlers share one transaction on one connection.
 //!

@@ -1,3 +1,5 @@
+//! One entry of the action table: the handler and what the registry must know of it.
+//!
 //! One entry of the action table: the handler and everything the registry must know about the
 //! action before it runs it (who may call it, whether it may run in a unit, how its answer may be
 //! replayed, whether it long-polls, what it costs), declared here and read in one place.

@@ -128,3 +128,51 @@ fn every_part_of_the_tree_uses_only_the_parts_below_it() {
         "imports that point up or sideways: {upward:#?}"
     );
 }
+
+/// Every file's first line says what it is for, alone: one complete sentence of at most 100
+/// characters, with the details (if any) in their own paragraph after it.
+#[test]
+fn every_source_file_opens_with_one_line_saying_what_it_is_for() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut wrong = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("");
+        let second = lines.next().unwrap_or("");
+        let head = first.strip_prefix("//! ").unwrap_or("");
+        let one_line = !head.trim().is_empty()
+            && head.ends_with('.')
+            && first.chars().count() <= 100
+            && !(second.starts_with("//!") && !second.trim_start_matches("//!").trim().is_empty());
+        if !one_line {
+            wrong.push(format!("{}: {first:?} / {second:?}", file.display()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "files whose first line is not one sentence saying what they are for:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// No file passes what one reads in a sitting: split it by what its parts are for.
+#[test]
+fn no_source_file_passes_400_lines() {
+    const MAX_LINES: usize = 400;
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let n = std::fs::read_to_string(file).unwrap().lines().count();
+            (n > MAX_LINES).then(|| format!("{}: {n} lines", file.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "files over {MAX_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}

@@ -1,5 +1,4 @@
-//! Accounts: sign-up, sign-in and sessions, passwords, two-factor sign-in, users and their roles,
-//! usage figures.
+//! Accounts: sign-up, sign-in, sessions, passwords, two-factor, users, roles and usage.
 
 pub(crate) mod auth_policy;
 pub(crate) mod passwords;

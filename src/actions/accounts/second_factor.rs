@@ -1,3 +1,5 @@
+//! The second step of signing in (#20): an authenticator's code or a recovery code.
+//!
 //! The second step of signing in (#20), once the password checked out: a code of the account's
 //! authenticator or one of its recovery codes, each used up as it is accepted.
 

@@ -1,5 +1,6 @@
-//! Two-factor sign-in (#20): `enable_totp`, `confirm_totp`, `disable_totp`, `get_totp`. The check
-//! of `authorization` is in [`super::second_factor`], the admins' policy in
+//! Two-factor sign-in (#20): `enable_totp`, `confirm_totp`, `disable_totp`, `get_totp`.
+//!
+//! The check of `authorization` is in [`super::second_factor`], the admins' policy in
 //! [`super::auth_policy`].
 //!
 //! Enrolment needs the password (a stolen session must not be able to lock its owner out behind

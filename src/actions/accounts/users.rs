@@ -1,3 +1,5 @@
+//! Admin work on accounts and the audit log.
+//!
 //! Admin work on accounts and the audit log: `get_list_user`, `set_user`, `delete_user`,
 //! `get_audit_log`.
 

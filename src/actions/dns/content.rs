@@ -1,3 +1,5 @@
+//! What a DNS record may say, checked and put in the form PowerDNS stores.
+//!
 //! What a DNS record may say: names inside their zone, and each type's content checked and put
 //! in the form PowerDNS stores (no final dots; TXT as quoted strings of at most 255 bytes).
 

@@ -1,7 +1,8 @@
-//! DNS records: `add_record`, `get_list_record`, `set_record`, `delete_record`. A user edits the
-//! records of their own zones; the records hostplane manages (SOA, NS, the addresses of site
-//! domains, the records of mail domains) are listed, marked `managed`, and can be neither edited
-//! nor shadowed.
+//! DNS records: `add_record`, `get_list_record`, `set_record`, `delete_record`.
+//!
+//! A user edits the records of their own zones; the records hostplane manages (SOA, NS, the
+//! addresses of site domains, the records of mail domains) are listed, marked `managed`, and can be
+//! neither edited nor shadowed.
 
 use serde::{Deserialize, Serialize};
 

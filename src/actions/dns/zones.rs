@@ -1,6 +1,8 @@
-//! DNS zones: `add_zone`, `get_list_zone`, `delete_zone`. A zone is claimed like a site or mail
-//! domain: its registrable domain's lock, no other user's name nesting with it (admins may), and
-//! no public suffix. PowerDNS serves it at once (see sql/0025_dns.sql).
+//! DNS zones: `add_zone`, `get_list_zone`, `delete_zone`.
+//!
+//! A zone is claimed like a site or mail domain: its registrable domain's lock, no other user's
+//! name nesting with it (admins may), and no public suffix. PowerDNS serves it at once (see
+//! sql/0025_dns.sql).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

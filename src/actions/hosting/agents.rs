@@ -1,3 +1,5 @@
+//! Node agents: `node_sync`, `node_report`, `get_node_status`, `rotate_node_token`.
+//!
 //! Node agents: `node_sync` (long-poll for the desired state), `node_report`, and for admins and
 //! the node itself `get_node_status`; `rotate_node_token` for admins.
 

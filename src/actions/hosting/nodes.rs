@@ -1,3 +1,5 @@
+//! Nodes: `get_node_list`, and for admins `add_node`, `delete_node`, grants.
+//!
 //! Nodes: `get_node_list` for everyone; `add_node`, `delete_node`, `grant_node`, `revoke_node`
 //! for admins.
 

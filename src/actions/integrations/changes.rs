@@ -1,3 +1,5 @@
+//! `get_changes`: the change feed for scripts and the console, with an optional long-poll.
+//!
 //! `get_changes`: the change feed, for scripts (and the console) that poll instead of receiving
 //! webhooks; with `wait` it long-polls, answering as soon as a change the caller may see commits.
 

@@ -1,6 +1,7 @@
-//! API keys: `create_api_key`, `get_list_api_key`, `revoke_api_key`. A user manages their own,
-//! an admin anyone's. A key may make keys only for its owner and never with more rights than it
-//! has itself.
+//! API keys: `create_api_key`, `get_list_api_key`, `revoke_api_key`.
+//!
+//! A user manages their own, an admin anyone's. A key may make keys only for its owner and never
+//! with more rights than it has itself.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,4 +1,5 @@
 //! Webhooks: `add_webhook`, `get_list_webhook`, `delete_webhook`, `get_webhook_deliveries`.
+//!
 //! A user's webhook hears of changes to their own objects; an admin's hears of everything.
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! App passwords of a mailbox, which IMAP and SMTP clients use instead of the main one.
+//!
 //! App passwords of a mailbox: `add_app_password` (a password made here, answered once),
 //! `get_list_app_password`, `delete_app_password`. Dovecot checks them after the main password
 //! (one passdb per slot, written by mail-config), so IMAP/SMTP clients need not hold the main one.

@@ -1,5 +1,6 @@
-//! Autoreply (vacation): `set_autoreply`, `get_autoreply`, `delete_autoreply`. Dovecot's
-//! Pigeonhole Sieve answers at delivery, reading the script live from the database.
+//! Autoreply (vacation): `set_autoreply`, `get_autoreply`, `delete_autoreply`.
+//!
+//! Dovecot's Pigeonhole Sieve answers at delivery, reading the script live from the database.
 
 use serde::Deserialize;
 

@@ -1,3 +1,5 @@
+//! DKIM: `set_dkim`, `activate_dkim` and `get_dkim`, with staged key rotation.
+//!
 //! DKIM: `set_dkim` (a key made here or given), `activate_dkim` and `get_dkim`, each answering
 //! the DNS records to publish. Rotation is staged (db/dkim.rs): a new key is published first and
 //! signs once activated or after HOSTPLANE_DKIM_ACTIVATE_AFTER_SECS; the key it replaces keeps

@@ -1,3 +1,5 @@
+//! `get_mail_dns`: the DNS records a mail domain needs.
+//!
 //! `get_mail_dns`: the DNS records a mail domain needs (MX, SPF, DKIM, DMARC, autoconfig and
 //! SRV), with the region's mail nodes filled in, read from the `mail_dns_records` view.
 

@@ -1,5 +1,6 @@
-//! Mailboxes: `add_mailbox`, `get_list_mailbox`, `set_mailbox`, `delete_mailbox`. Passwords are
-//! stored as `{BLF-CRYPT}` + bcrypt, the form Dovecot reads.
+//! Mailboxes: `add_mailbox`, `get_list_mailbox`, `set_mailbox`, `delete_mailbox`.
+//!
+//! Passwords are stored as `{BLF-CRYPT}` + bcrypt, the form Dovecot reads.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,5 +1,4 @@
-//! Mail hosting: mail domains, mailboxes, aliases, BCC and transports, DKIM keys, autoreplies,
-//! app passwords, and the DNS records a mail domain needs.
+//! Mail hosting: domains, mailboxes, routing, DKIM, autoreplies, app passwords, DNS records.
 
 pub(crate) mod app_passwords;
 pub(crate) mod autoreply;

@@ -1,3 +1,5 @@
+//! Mail routing: aliases (catch-alls too), recipient BCC and transports.
+//!
 //! Mail routing: aliases (`add_alias`, `get_list_alias`, `delete_alias`), including catch-alls;
 //! recipient BCC (`add_bcc`, `get_list_bcc`, `delete_bcc`) and transports (`add_transport`,
 //! `get_list_transport`, `delete_transport`, `reset_transports`), at most one of each per source

@@ -1,3 +1,5 @@
+//! Where a mail transport may send mail: public relays for customers, more for admins.
+//!
 //! Where a mail transport may send mail: Postfix syntax for everyone; only admins may name a
 //! local or internal target (a unix socket, a loopback, private or otherwise non-global address,
 //! or a name outside the public DNS), customers only public relays.

@@ -1,3 +1,5 @@
+//! Dovecot's part of a mail node's configuration.
+//!
 //! Dovecot's part of a mail node's configuration: the SQL passdb/userdb, the usage dict, and the
 //! include with the sockets Postfix uses (LMTP, SASL, quota-status) and TLS (IMAPS).
 

@@ -1,3 +1,5 @@
+//! The SQL that makes a region's mail reader role, which sees that region's rows only.
+//!
 //! The SQL a database superuser runs once per region (and again after an upgrade: it is
 //! idempotent) to make that region's reader role: SELECT on the mail views, writing the usage
 //! columns of `mailbox_usage`, and its row in `mail_reader_regions`, by which the database shows

@@ -1,3 +1,5 @@
+//! Writing a mail node's files with the owner, group and mode their reader needs.
+//!
 //! Writing a mail node's files with the owner, group and mode their reader needs: each file is
 //! written by root (the operator running mail-config) and readable by the one packaged service
 //! user that reads it (Postfix's maps by group `postfix`, Dovecot's SQL files by group

@@ -1,3 +1,5 @@
+//! Configuration for a mail node (`hostplane mail-config`): Postfix, Dovecot, OpenDKIM.
+//!
 //! Configuration for a mail node (`hostplane mail-config`): Postfix `pgsql:` map files, the
 //! `main.cf` and `master.cf` lines that use them (port 25 and submission), Dovecot's SQL
 //! passdb/userdb, usage dict and sockets for Postfix, OpenDKIM's tables, and the SQL that makes
