@@ -142,10 +142,11 @@ fn every_source_file_opens_with_one_line_saying_what_it_is_for() {
         let first = lines.next().unwrap_or("");
         let second = lines.next().unwrap_or("");
         let head = first.strip_prefix("//! ").unwrap_or("");
-        let one_line = !head.trim().is_empty()
-            && head.ends_with('.')
-            && first.chars().count() <= 100
-            && !(second.starts_with("//!") && !second.trim_start_matches("//!").trim().is_empty());
+        // The line after it is code, blank, or a blank `//!` before the details.
+        let alone =
+            !second.starts_with("//!") || second.trim_start_matches("//!").trim().is_empty();
+        let one_line =
+            !head.trim().is_empty() && head.ends_with('.') && first.chars().count() <= 100 && alone;
         if !one_line {
             wrong.push(format!("{}: {first:?} / {second:?}", file.display()));
         }
