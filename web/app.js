@@ -208,7 +208,7 @@ function later(draw) {
 // ---------------------------------------------------------------- state and routing
 
 let me = null; // whoami, once signed in
-let timer = null; // a short recheck of the current page while a node has not applied it yet
+let timer = null; // a redraw the current page put off (see sitesPage); cleared when the page changes
 let live = 0; // bumped by every page: a change-feed poll of an earlier page stops
 
 // Follows the change feed while the current page stays, calling `onChange` with each batch of
@@ -591,16 +591,25 @@ async function sitesPage() {
         h("h2", {}, `${n.name} (#${n.nodeid})`),
         ...sites.map((s) => siteBlock(n, s, refresh, owners))));
     }
-    // Typing in a form is not interrupted: the lists are redrawn once it loses focus.
+    // Working in the lists (typing, or reading the error beside a field after submitting) is not
+    // interrupted: they are redrawn once the focus leaves them.
     if (shown !== live) return;
-    if (document.querySelector("#site-lists form input:focus")) {
-      timer = setTimeout(() => refresh().catch(() => {}), 4000);
+    if (lists.contains(document.activeElement)) {
+      const later = (e) => {
+        if (e.relatedTarget && lists.contains(e.relatedTarget)) {
+          lists.addEventListener("focusout", later, { once: true });
+        } else {
+          timer = setTimeout(() => refresh().catch(() => {}), 0);
+        }
+      };
+      lists.addEventListener("focusout", later, { once: true });
       return;
     }
     lists.replaceChildren(...(cards.length ? cards : [h("div", { class: "card muted" }, "No sites yet.")]),
       await waitingDomains(refresh));
-    // Until the node has applied a change, look again every few seconds; then only the feed.
-    if (waiting) timer = setTimeout(() => refresh().catch(() => {}), 4000);
+    // No timer while a site is pending: the feed tells `site.applied` (or `site.failed`) to the
+    // site's owner as soon as the node reports, so an idle console waits in one long poll.
+    lists.dataset.waiting = waiting ? "yes" : "no";
   }
   await refresh();
   follow(() => refresh().catch(() => {}));
@@ -671,6 +680,7 @@ function siteBlock(node, s, refresh, owners) {
   const domains = s.servername.map((d) =>
     h("li", {}, h("code", {}, d), " ", certBadge(certs.get(d)), " ",
       h("button", { class: "plain", type: "button", "aria-label": `Delete ${d}`, onclick: async () => {
+        if (!confirm(`Delete ${d}? The site stops answering for it.`)) return;
         try {
           await api("delete_domain", { domain: d });
           await refresh();

@@ -22,6 +22,8 @@ pub const EVENTS: &[&str] = &[
     "user.deleted",
     "site.created",
     "site.deleted",
+    "site.applied",
+    "site.failed",
     "domain.added",
     "domain.deleted",
     "domain.reviewed",

@@ -1,13 +1,13 @@
 //! Incremental node state: the sites of a node changed or removed since a revision.
 //!
-//! Incremental node state: the sites of a node changed or removed since a revision, read from
-//! `site_changes` (kept by triggers, see sql/0036_node_deltas.sql), and the purge of old
-//! tombstones.
+//! Read from `site_changes` (kept by triggers, see sql/0036_node_deltas.sql): the delta an agent
+//! applies, the owners to tell when a node applies those changes, and the purge of old tombstones.
 
 use deadpool_postgres::GenericClient;
+use uuid::Uuid;
 
 use super::nodes::SITE_JSON;
-use super::query_one;
+use super::{query, query_one};
 use crate::error::ApiError;
 
 /// Days a removed site's tombstone is kept; an agent further behind gets the full state.
@@ -83,4 +83,27 @@ pub async fn purge_tombstones(c: &impl GenericClient, limit: i64) -> Result<u64,
     )
     .await?;
     Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// The owners of a node's sites that changed in the revisions `(after, upto]`, each with how many
+/// of their sites did: whom to tell when the node applies (or fails to apply) those revisions.
+/// Read by the change index, so the cost follows the changes, not the node's size.
+pub async fn owners_changed(
+    c: &impl GenericClient,
+    node: i32,
+    after: i64,
+    upto: i64,
+) -> Result<Vec<(Uuid, i64)>, ApiError> {
+    let rows = query(
+        c,
+        "SELECT s.user_id, count(*)
+           FROM site_changes sc
+           JOIN sites s ON s.node_id = sc.node_id AND s.site_num = sc.site_num
+          WHERE sc.node_id = $1 AND sc.revision > $2 AND sc.revision <= $3 AND NOT sc.deleted
+          GROUP BY s.user_id
+          ORDER BY s.user_id",
+        &[&node, &after, &upto],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{Answer, TestApp, World};
 
@@ -575,4 +575,65 @@ async fn a_node_whose_agent_never_connected_is_not_in_sync() {
     assert_eq!(st.ok()["in_sync"], true, "{}", st.body);
     let stats = w.app.call_as(&w.admin, "get_stats", json!({})).await;
     assert_eq!(stats.ok()["nodes_in_sync"], 2, "{}", stats.body);
+}
+
+/// The events of one kind a caller hears on the change feed, once it holds at least `n` of them:
+/// a change shows once every transaction that started before it has ended, and parallel tests
+/// share the database.
+async fn heard(w: &World, cookie: &str, event: &str, n: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let r = w
+            .app
+            .call_as(cookie, "get_changes", json!({"limit": 1000}))
+            .await;
+        let found: Vec<Value> = r.ok()["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["event"] == event)
+            .map(|c| c["data"].clone())
+            .collect();
+        if found.len() >= n || started.elapsed() > Duration::from_secs(15) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sites_owner_hears_when_the_node_applies_it_or_fails() {
+    let w = World::new().await;
+    let token = w.node_with_token(2).await;
+    w.site(&w.alice.1, 2).await;
+    w.site(&w.alice.1, 2).await;
+    w.site(&w.bob.1, 2).await;
+    let report = |revision: i64, status: &str| {
+        let p = json!({"revision": revision, "status": status, "message": "nginx: [emerg] x"});
+        w.app.call_node(&token, "node_report", p)
+    };
+    report(3, "ok").await.ok();
+    let alice = heard(&w, &w.alice.1, "site.applied", 1).await;
+    assert_eq!(alice.len(), 1, "{alice:?}");
+    assert_eq!(alice[0]["sites"], 2);
+    assert_eq!(alice[0]["revision"], 3);
+    assert_eq!(alice[0]["userid"], w.alice.0.as_str());
+    let bob = heard(&w, &w.bob.1, "site.applied", 1).await;
+    assert_eq!(bob.len(), 1, "{bob:?}");
+    assert_eq!(bob[0]["sites"], 1);
+    // The same report again moves nothing and tells nobody; then a change of bob's that the
+    // node fails to apply: bob hears it, alice does not (read once the admin has heard it).
+    report(3, "ok").await.ok();
+    w.site(&w.bob.1, 2).await;
+    report(4, "error").await.ok();
+    assert_eq!(heard(&w, &w.admin, "site.failed", 1).await.len(), 1);
+    let bob = heard(&w, &w.bob.1, "site.failed", 1).await;
+    assert_eq!(bob.len(), 1, "{bob:?}");
+    assert_eq!(bob[0]["sites"], 1);
+    assert!(
+        bob[0].get("message").is_none(),
+        "the node's words stay in get_list_site"
+    );
+    assert!(heard(&w, &w.alice.1, "site.failed", 0).await.is_empty());
+    assert_eq!(heard(&w, &w.alice.1, "site.applied", 0).await.len(), 1);
 }

@@ -117,9 +117,15 @@ impl Browser {
         }
     }
 
+    /// Types `text` into a field, replacing what it held. The old text goes by script, not by
+    /// WebDriver's clear, which also takes the focus away (and a live page may redraw then).
     pub async fn fill(&self, css: &str, text: &str) {
         let el = self.wait_for(css).await;
-        el.clear().await.unwrap();
+        let arg = serde_json::to_value(&el).unwrap();
+        self.client
+            .execute("arguments[0].value = '';", vec![arg])
+            .await
+            .unwrap();
         el.send_keys(text).await.unwrap();
     }
 
@@ -217,26 +223,11 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
     b.wait_for_text("section.site ul.domains", "shop.example.com")
         .await;
 
-    // The node's agent applies the revision; the open console shows the site go live.
-    let sync = w
-        .app
-        .call_node(&token, "node_sync", json!({"since": 0}))
-        .await;
-    let revision = sync.ok()["revision"].clone();
-    w.app
-        .call_node(
-            &token,
-            "node_report",
-            json!({"revision": revision, "status": "ok"}),
-        )
-        .await
-        .ok();
-    b.wait_for_text("section.site .badge", "active").await;
-    b.screenshot("desktop-sites").await;
-
-    // Idle, the console only waits on the change feed (a minute at a time): no request of its
-    // completes for a while, where a timer would have refreshed the page every 4 s. (The feed
-    // may still bring the news of the page's own changes late, once: up to three windows.)
+    // Idle with a site still pending (its node has not applied it), the console only waits on
+    // the change feed (a minute at a time): no request of its completes for a while, where a
+    // timer would have refreshed the page every 4 s until the node reported, an hour and more if
+    // it never does. (The feed may still bring the news of the page's own changes late, once:
+    // up to three windows.)
     let mut quiet = false;
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -253,6 +244,24 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
         quiet,
         "an idle console polled: {seen:?} requests in 6 s windows"
     );
+    // The node's agent applies the revision; the open console hears `site.applied` on the feed
+    // (it has no timer left) and shows the site go live.
+    let sync = w
+        .app
+        .call_node(&token, "node_sync", json!({"since": 0}))
+        .await;
+    let revision = sync.ok()["revision"].clone();
+    w.app
+        .call_node(
+            &token,
+            "node_report",
+            json!({"revision": revision, "status": "ok"}),
+        )
+        .await
+        .ok();
+    b.wait_for_text("section.site .badge", "active").await;
+    b.screenshot("desktop-sites").await;
+
     // Live without polling: a domain added elsewhere (an admin's API call) shows at once.
     let sites = w
         .app

@@ -239,6 +239,21 @@ pub async fn node_report(ctx: Ctx, p: ReportParams) -> Result<ReportResult, ApiE
         let data = json!({"nodeid": node, "revision": p.revision.0, "message": error});
         tell(&*tx, "node.error", None, Some(node), data).await?;
     }
+    // The owners of the sites those revisions changed hear it too: their consoles learn from the
+    // feed that a site went live (or failed), without polling.
+    let (event, after, upto) = if reported.applied_moved {
+        ("site.applied", reported.applied_before, reported.applied)
+    } else if reported.new_error {
+        ("site.failed", reported.applied, p.revision.0)
+    } else {
+        ("", 0, 0)
+    };
+    if !event.is_empty() {
+        for (user, sites) in db::node_deltas::owners_changed(&*tx, node, after, upto).await? {
+            let data = json!({"nodeid": node, "revision": upto, "userid": user, "sites": sites});
+            tell(&*tx, event, Some(user), Some(node), data).await?;
+        }
+    }
     tx.commit().await?;
     Ok(ReportResult {
         revision,

@@ -102,7 +102,8 @@ pub async fn record_report(
           WHERE id = $1 AND revision >= $2
          RETURNING revision, applied_revision > old.applied,
                    $3::text IS NOT NULL AND (old.errored IS DISTINCT FROM $2
-                                             OR old.message IS DISTINCT FROM $3)",
+                                             OR old.message IS DISTINCT FROM $3),
+                   old.applied, applied_revision",
         &[&id, &revision, &error],
     )
     .await?;
@@ -110,6 +111,8 @@ pub async fn record_report(
         revision: r.get(0),
         applied_moved: r.get(1),
         new_error: r.get(2),
+        applied_before: r.get(3),
+        applied: r.get(4),
     })
     .ok_or_else(|| Reason::bad_params.msg("param `revision`: newer than the node's revision"))
 }
@@ -122,6 +125,9 @@ pub struct Reported {
     pub applied_moved: bool,
     /// An error not reported before.
     pub new_error: bool,
+    /// The applied revision before and after the report.
+    pub applied_before: i64,
+    pub applied: i64,
 }
 
 /// A node's sync status.
