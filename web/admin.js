@@ -65,11 +65,13 @@ function userRow(u) {
     h("td", {},
       h("button", { class: u.disabled ? "plain" : "danger", type: "button", "data-toggle-disabled": u.login,
         onclick: act({ disabled: !u.disabled }, `${u.login} ${u.disabled ? "enabled" : "disabled"}.`,
-          self && !u.disabled ? "Disable your own account? You will be signed out." : null) },
+          u.disabled ? null : self ? "Disable your own account? You will be signed out."
+            : `Disable ${u.login}? They are signed out and their sites stay as they are.`) },
         u.disabled ? "Enable" : "Disable"), " ",
       h("button", { class: "plain", type: "button", "data-toggle-role": u.login,
         onclick: act({ role: u.role === "admin" ? "user" : "admin" }, "Role changed.",
-          self && u.role === "admin" ? "Give up your own admin rights?" : null) },
+          u.role !== "admin" ? `Make ${u.login} an admin, with every right over every account?`
+            : self ? "Give up your own admin rights?" : null) },
         u.role === "admin" ? "Make user" : "Make admin"), " ",
       h("button", { class: "plain", type: "button", "data-site-limit": u.login, onclick: async () => {
         const n = prompt(`Most sites for ${u.login} (empty: default)`, u.max_sites ?? "");
@@ -83,9 +85,13 @@ function userRow(u) {
 }
 
 // The agent's setup on the node, for a token shown once.
+// The agent's setup on a node, as the README gives it: a mail node's agent also reloads Postfix
+// and Dovecot, which read the certificate it writes. Behind TLS with a private CA, add --ca-file.
 function agentSetup(node, token) {
+  const kinds = node.kinds || ["web"];
+  const reload = kinds.includes("mail") ? " --reload-cmd 'nginx -s reload && postfix reload && doveadm reload'" : "";
   const command = `echo '${token}' > /etc/hostplane/token && chmod 600 /etc/hostplane/token\n` +
-    `hostplane agent --api ${location.origin} --token-file /etc/hostplane/token --nginx-dir /etc/nginx/hostplane --listen 80 --listen-tls 443`;
+    `hostplane agent --api ${location.origin} --token-file /etc/hostplane/token --nginx-dir /etc/nginx/hostplane --listen 80 --listen-tls 443${reload}`;
   return h("div", { class: "card", id: "node-token" },
     h("p", {}, `Node ${node.name} (#${node.nodeid}): its agent token, shown only now, and the agent's setup on the node:`),
     h("div", { class: "secret" }, token), copyButton(token),
@@ -115,6 +121,7 @@ async function nodesPage() {
     field("User (login)", "login", { required: true }), field("Node id", "nodeid", { required: true, type: "number" }),
     h("button", { type: "submit" }, "Grant"), h("button", { type: "button", class: "plain", onclick: async () => {
       const d = Object.fromEntries(new FormData(grant).entries());
+      if (!confirm(`Take node ${d.nodeid} away from ${d.login}?`)) return;
       try {
         await api("revoke_node", { userid: await userIdOf(d.login), nodeid: Number(d.nodeid) });
         say(`${d.login} may no longer use node ${d.nodeid}.`);

@@ -6,8 +6,10 @@
 Object.assign(PAGES, { "#/mail": mailPage });
 
 // Runs an action from a button, then redraws the page with `done` as its message.
-function act(run, done) {
+// An action's button: runs it (after `question`, if given, is answered yes), then redraws the page.
+function act(run, done, question) {
   return async () => {
+    if (question && !confirm(question)) return;
     try {
       await run();
       await render(undefined, done);
@@ -53,7 +55,8 @@ async function mailDomainCard(d) {
   const card = h("div", { class: "card", "data-mail-domain": d.domain });
   const head = h("h2", {}, d.domain, " ", badge(d.status || "active"), d.disabled ? " (disabled)" : "", " ",
     h("button", { class: "plain", type: "button", onclick: act(() => api("set_mail_domain", { domain: d.domain, disabled: !d.disabled }),
-      `${d.domain} ${d.disabled ? "enabled" : "disabled"}.`) }, d.disabled ? "Enable" : "Disable"), " ",
+      `${d.domain} ${d.disabled ? "enabled" : "disabled"}.`,
+      d.disabled ? null : `Disable ${d.domain}? Its mailboxes stop receiving mail and signing in.`) }, d.disabled ? "Enable" : "Disable"), " ",
     h("button", { class: "danger", type: "button", onclick: async () => {
       if (!confirm(`Delete ${d.domain} with its mailboxes and aliases?`)) return;
       await act(() => api("delete_mail_domain", { domain: d.domain, force: true }), `${d.domain} deleted.`)();
@@ -76,7 +79,8 @@ async function mailDomainCard(d) {
 
   card.append(h("h3", {}, "Aliases"), await listed("get_list_alias", { domain: d.domain, limit: 50 }, "aliases",
     (a) => h("tr", { "data-alias": a.source }, h("td", {}, a.source), h("td", {}, a.destination.join(", ")),
-      h("td", {}, h("button", { class: "danger", type: "button", onclick: act(() => api("delete_alias", { source: a.source }), `${a.source} deleted.`) }, "Delete"))),
+      h("td", {}, h("button", { class: "danger", type: "button", onclick: act(() => api("delete_alias", { source: a.source }), `${a.source} deleted.`,
+        `Delete the alias ${a.source}? Mail to it is refused from then on.`) }, "Delete"))),
     ["Alias", "Goes to", ""]));
   const addAlias = h("form", { class: "row", "data-add-alias": d.domain },
     field("Alias (or @domain for a catch-all)", "source", { required: true, placeholder: `sales@${d.domain}` }),
@@ -119,7 +123,7 @@ function mailboxRow(m) {
   const toggle = async () => {
     edit.hidden = !edit.hidden;
     extra.hidden = edit.hidden;
-    if (!extra.hidden && !extra.childElementCount) extra.append(await autoreplyForm(m), appPasswordForm(m));
+    if (!extra.hidden && !extra.childElementCount) extra.append(await autoreplyForm(m), await appPasswords(m));
   };
   return h("tr", { "data-mailbox": m.address },
     h("td", {}, m.address, m.disabled ? " (disabled)" : "", edit, extra),
@@ -147,7 +151,8 @@ async function autoreplyForm(m) {
       h("div", { class: "field-error", "data-error-for": "body" })),
     field("Last day (YYYY-MM-DD, empty: until removed)", "until", { value: current?.until || "" }),
     h("div", { class: "row" }, h("button", { type: "submit" }, current ? "Update autoreply" : "Start autoreply"),
-      current ? h("button", { class: "plain", type: "button", onclick: act(() => api("delete_autoreply", { address: m.address }), "Autoreply stopped.") }, "Stop") : null));
+      current ? h("button", { class: "plain", type: "button", onclick: act(() => api("delete_autoreply", { address: m.address }), "Autoreply stopped.",
+        `Stop the autoreply of ${m.address}?`) }, "Stop") : null));
   submit(form, (r) => ({ bad_params: "body" })[r], async (f) => {
     const p = { address: m.address, subject: f.subject, body: f.body };
     if (f.until) p.until = f.until;
@@ -157,7 +162,21 @@ async function autoreplyForm(m) {
   return form;
 }
 
-function appPasswordForm(m) {
+// A mailbox's app passwords (names only: a password is shown once, when made), each revocable,
+// and the form that makes one.
+async function appPasswords(m) {
+  const box = h("div", {});
+  const draw = async () => box.replaceChildren(await listed("get_list_app_password", { address: m.address, limit: 5 }, "app_passwords",
+    (a) => h("tr", { "data-app-password-name": a.name }, h("td", {}, a.name), h("td", {}, a.created_at),
+      h("td", {}, h("button", { class: "danger", type: "button",
+        onclick: act(() => api("delete_app_password", { address: m.address, name: a.name }), `${a.name} revoked.`,
+          `Revoke the app password ${a.name}? The device using it can no longer sign in.`) }, "Revoke"))),
+    ["App password", "Made", ""]));
+  await draw();
+  return h("div", {}, box, appPasswordForm(m, draw));
+}
+
+function appPasswordForm(m, redraw) {
   const shown = h("div", {});
   const form = h("form", { class: "row", "data-app-password": m.address },
     field("App password for (a device or program)", "name", { required: true, placeholder: "phone" }),
@@ -166,6 +185,7 @@ function appPasswordForm(m) {
     const p = await api("add_app_password", { address: m.address, name: f.name });
     form.reset();
     shown.replaceChildren(h("p", {}, `${p.name}: shown only now`), h("div", { class: "secret" }, p.password), copyButton(p.password));
+    await redraw();
   });
   return h("div", {}, form, shown);
 }
@@ -175,7 +195,8 @@ async function routesTable(d, kind, label, example) {
   const table = await listed(`get_list_${kind}`, { domain: d.domain, limit: 50 }, "routes",
     (r) => h("tr", { [`data-${kind}`]: r.source }, h("td", {}, r.source), h("td", {}, r.region), h("td", {}, r.destination),
       h("td", {}, h("button", { class: "danger", type: "button",
-        onclick: act(() => api(`delete_${kind}`, { source: r.source, region: r.region }), "Removed.") }, "Remove"))),
+        onclick: act(() => api(`delete_${kind}`, { source: r.source, region: r.region }), "Removed.",
+          `Remove the ${kind} of ${r.source}?`) }, "Remove"))),
     [label, "Region", "To", ""]);
   const form = h("form", { class: "row", [`data-add-${kind}`]: d.domain },
     field("Source", "source", { required: true, placeholder: kind === "bcc" ? `@${d.domain}` : d.domain }),

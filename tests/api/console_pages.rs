@@ -120,6 +120,25 @@ async fn mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autor
         )
         .await;
     assert_eq!(auto.ok()["subject"], "Away");
+    // An app password, shown once, listed by name, then revoked after confirming.
+    b.click("[data-mailbox='info@mail.example.org'] button[aria-label^=Edit]")
+        .await;
+    let form = "form[data-app-password='info@mail.example.org']";
+    b.fill(&format!("{form} input[name=name]"), "phone").await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for("[data-mailbox-extra] .secret").await;
+    b.wait_for("[data-app-password-name=phone]").await;
+    b.click("[data-app-password-name=phone] button").await;
+    b.wait_for_text("#status", "phone revoked").await;
+    let left = w
+        .app
+        .call_as(
+            &w.alice.1,
+            "get_list_app_password",
+            json!({"address": "info@mail.example.org"}),
+        )
+        .await;
+    assert_eq!(left.ok()["total"], 0);
     b.wait_for("[data-mailbox='info@mail.example.org'] [role=progressbar]")
         .await;
     both_widths(&b, "mail").await;
