@@ -149,6 +149,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0040_keyset_lists",
         include_str!("../../sql/0040_keyset_lists.sql"),
     ),
+    (
+        "0041_node_first_report",
+        include_str!("../../sql/0041_node_first_report.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

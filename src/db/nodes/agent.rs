@@ -88,11 +88,12 @@ pub async fn record_report(
 ) -> Result<Reported, ApiError> {
     let row = query_opt(
         c,
-        "WITH old (applied, errored, message) AS (
-             SELECT applied_revision, error_revision, last_error FROM nodes
+        "WITH old (applied, errored, message, reported) AS (
+             SELECT applied_revision, error_revision, last_error, reported FROM nodes
               WHERE id = $1 FOR NO KEY UPDATE)
          UPDATE nodes SET
             last_seen = now(),
+            reported = old.reported OR $3::text IS NULL,
             applied_revision = CASE WHEN $3::text IS NULL THEN greatest(applied_revision, $2) ELSE applied_revision END,
             error_revision = CASE WHEN $3::text IS NOT NULL THEN $2
                                   WHEN error_revision <= $2 THEN NULL ELSE error_revision END,
@@ -100,7 +101,7 @@ pub async fn record_report(
                               WHEN error_revision <= $2 THEN NULL ELSE last_error END
            FROM old
           WHERE id = $1 AND revision >= $2
-         RETURNING revision, applied_revision > old.applied,
+         RETURNING revision, applied_revision > old.applied OR (NOT old.reported AND $3::text IS NULL),
                    $3::text IS NOT NULL AND (old.errored IS DISTINCT FROM $2
                                              OR old.message IS DISTINCT FROM $3),
                    old.applied, applied_revision",
@@ -121,7 +122,7 @@ pub async fn record_report(
 pub struct Reported {
     /// The node's current revision.
     pub revision: i64,
-    /// The applied revision moved forward.
+    /// The applied revision moved forward, or the node reported applying for the first time.
     pub applied_moved: bool,
     /// An error not reported before.
     pub new_error: bool,
