@@ -37,8 +37,19 @@ async function usersPage(offset = 0, q = "") {
     const i = await api("add_invite", { expires_in_hours: Number(d.hours || 72) });
     shown.replaceChildren(h("p", {}, `Invite code, shown only now (until ${i.expires_at}):`), h("div", { class: "secret" }, i.invite), copyButton(i.invite));
   });
+  const role = h("select", { name: "role", id: "new-user-role" }, h("option", { value: "user" }, "user"), h("option", { value: "admin" }, "admin"));
+  const adduser = h("form", { class: "row", id: "add-user" },
+    field("Login", "login", { required: true }), field("E-mail", "email", { required: true, type: "email" }),
+    field("Password", "password", { required: true, type: "password", autocomplete: "new-password" }),
+    h("label", { for: "new-user-role" }, "Role", role),
+    h("button", { type: "submit" }, "Add account"));
+  submit(adduser, (r) => ({ bad_login: "login", bad_email: "email", bad_password: "password" })[r], async (d) => {
+    if (d.role === "admin" && !confirm(`Make ${d.login} an admin, with every right over every account?`)) return;
+    const u = await api("adduser", { login: d.login, email: d.email, password: d.password, role: d.role });
+    await render(undefined, `${u.login || d.login} added.`);
+  });
   const page = h("div", { id: "users-page" }, h("h1", {}, "Users"), h("div", { class: "card" }, search),
-    h("div", { class: "card" }, invite, shown));
+    h("div", { class: "card" }, adduser), h("div", { class: "card" }, invite, shown));
   const swap = (el) => page.replaceWith(el);
   page.append(h("div", { class: "card" },
     table(["Login", "Role", "Sites", "Domains", "Limits", ""], list.users.map((u) => userRow(u))),
@@ -57,6 +68,18 @@ function userRow(u) {
       say(explain(e), "error");
     }
   };
+  // The account's limits (empty: the service's default) and whether its domains wait for review.
+  const limits = h("form", { class: "stack", hidden: true, "data-limits-form": u.login },
+    ...[["max_sites", "Sites"], ["max_domains", "Domains"], ["max_mail_domains", "Mail domains"], ["max_mailboxes", "Mailboxes"]]
+      .map(([name, label]) => field(`Most ${label.toLowerCase()} (empty: default)`, name, { type: "number", value: u[name] ?? "" })),
+    h("label", {}, "Domains wait for review", h("input", { type: "checkbox", name: "review_domains", value: "yes", checked: !!u.review_domains })),
+    h("button", { type: "submit" }, "Set limits"));
+  submit(limits, () => null, async (d) => {
+    const p = { userid: u.userid, review_domains: !!d.review_domains };
+    for (const k of ["max_sites", "max_domains", "max_mail_domains", "max_mailboxes"]) p[k] = d[k] === "" ? null : Number(d[k]);
+    await api("set_user", p);
+    await render(undefined, `Limits of ${u.login} set.`);
+  });
   return h("tr", { "data-user": u.login },
     h("td", {}, u.login, u.disabled ? " (disabled)" : "", h("div", { class: "muted" }, u.email.join(", "))),
     h("td", {}, u.role),
@@ -73,15 +96,13 @@ function userRow(u) {
           u.role !== "admin" ? `Make ${u.login} an admin, with every right over every account?`
             : self ? "Give up your own admin rights?" : null) },
         u.role === "admin" ? "Make user" : "Make admin"), " ",
-      h("button", { class: "plain", type: "button", "data-site-limit": u.login, onclick: async () => {
-        const n = prompt(`Most sites for ${u.login} (empty: default)`, u.max_sites ?? "");
-        if (n === null) return;
-        await act({ max_sites: n === "" ? null : Number(n) }, "Limit set.")();
-      } }, "Site limit"), " ",
+      h("button", { class: "plain", type: "button", "data-limits": u.login, onclick: () => {
+        limits.hidden = !limits.hidden;
+      } }, "Limits"), " ",
       self ? null : h("button", { class: "danger", type: "button", "data-delete-user": u.login, onclick: async () => {
         if (!confirm(`Delete ${u.login} with all their sites, domains and mail?`)) return;
         await adminAct(() => api("delete_user", { userid: u.userid }), `${u.login} deleted.`)();
-      } }, "Delete")));
+      } }, "Delete"), limits));
 }
 
 // The agent's setup on the node, for a token shown once.
@@ -92,7 +113,7 @@ function agentSetup(node, token) {
   const reload = kinds.includes("mail") ? " --reload-cmd 'nginx -s reload && postfix reload && doveadm reload'" : "";
   const command = `echo '${token}' > /etc/hostplane/token && chmod 600 /etc/hostplane/token\n` +
     `hostplane agent --api ${location.origin} --token-file /etc/hostplane/token --nginx-dir /etc/nginx/hostplane --listen 80 --listen-tls 443${reload}`;
-  return h("div", { class: "card", id: "node-token" },
+  return h("div", { class: "card", id: "node-token", "data-keep": "" },
     h("p", {}, `Node ${node.name} (#${node.nodeid}): its agent token, shown only now, and the agent's setup on the node:`),
     h("div", { class: "secret" }, token), copyButton(token),
     h("pre", { class: "secret" }, command), copyButton(command));
@@ -135,6 +156,8 @@ async function nodesPage() {
   });
   const rows = [];
   for (const n of nodes.nodes) rows.push(nodeRow(n, await api("get_node_status", { nodeid: n.nodeid }).catch(() => null)));
+  // A node's report (applied, or an error) shows as it comes.
+  followPage(["node."]);
   return h("div", {}, h("h1", {}, "Nodes"), h("div", { class: "card" }, add), h("div", { class: "card" }, grant),
     h("div", { class: "card" }, table(["Node", "Serves", "Sync", "Applied / revision", "Last seen", ""], rows)));
 }
@@ -195,6 +218,8 @@ async function reviewPage() {
     }
     await adminAct(() => api("review_domain", p), `${domain} ${audit_status}.`)();
   };
+  // A domain or zone that comes to wait shows as it comes.
+  followPage(["domain.added", "mail_domain.added", "zone.added"]);
   return h("div", {}, h("h1", {}, "Domains waiting for review"), h("div", { class: "card" },
     names.length ? table(["Domain", ""], names.map((d) => h("tr", {}, h("td", {}, d), h("td", {},
       h("button", { type: "button", onclick: decide(d, "passed") }, "Pass"), " ",

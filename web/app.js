@@ -60,7 +60,7 @@ function explain(e) {
   return DETAILED.includes(e.reason) && e.message && e.message !== e.reason ? `${text} ${capital(e.message)}.` : text;
 }
 
-async function api(action, params = {}) {
+async function api(action, params = {}, signal = undefined) {
   let r;
   try {
     r = await fetch("/api", {
@@ -68,6 +68,7 @@ async function api(action, params = {}) {
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ action, params }),
+      signal,
     });
   } catch (e) {
     throw new ApiError("network", "the service did not answer");
@@ -210,6 +211,7 @@ function later(draw) {
 let me = null; // whoami, once signed in
 let timer = null; // a redraw the current page put off (see sitesPage); cleared when the page changes
 let live = 0; // bumped by every page: a change-feed poll of an earlier page stops
+let polling = null; // the current page's waiting feed poll, ended when the page changes
 
 // Follows the change feed while the current page stays, calling `onChange` with each batch of
 // news. One request waits up to a minute at a time, so an idle console costs at most 60 an hour.
@@ -218,7 +220,11 @@ async function follow(onChange) {
   let since = "now";
   while (mine === live && me) {
     try {
-      const r = await api("get_changes", { since, wait: 60 });
+      // The page's one waiting request: ended at once when the page changes, so the polls of
+      // earlier pages never hold the browser's few connections to the service.
+      const ctl = new AbortController();
+      polling = ctl;
+      const r = await api("get_changes", { since, wait: 60 }, ctl.signal);
       if (mine !== live) return;
       since = r.cursor;
       if (r.changes.length) await onChange(r.changes);
@@ -227,6 +233,31 @@ async function follow(onChange) {
       await new Promise((ok) => setTimeout(ok, 10000));
     }
   }
+}
+
+// Keeps the current page live for status changes made elsewhere (a node's report, a review, a new
+// domain to review): news of an event starting with one of `prefixes` redraws the page in place,
+// keeping the status line, once no element of the page has the focus. Events the page's own
+// actions cause are left out of `prefixes`: those actions redraw it already.
+function followPage(prefixes) {
+  const mine = live;
+  follow(async (changes) => {
+    if (!changes.some((c) => prefixes.some((p) => c.event.startsWith(p)))) return;
+    const main = document.getElementById("main");
+    // What is shown only once (a new token) stays on top of the redrawn page.
+    const redraw = async () => {
+      if (mine !== live) return;
+      const kept = [...main.querySelectorAll("[data-keep]")];
+      await render(undefined, undefined, true).catch(() => {});
+      if (kept.length && main.firstChild) main.firstChild.prepend(...kept);
+    };
+    if (!main.contains(document.activeElement)) return redraw();
+    const later = (e) => {
+      if (e.relatedTarget && main.contains(e.relatedTarget)) main.addEventListener("focusout", later, { once: true });
+      else redraw();
+    };
+    main.addEventListener("focusout", later, { once: true });
+  });
 }
 
 const PAGES = {
@@ -279,9 +310,13 @@ function nav() {
   );
 }
 
-async function render(hash, message) {
+// Draws the page of the current route (or `hash`). `message` goes to the status line; a live
+// redraw (`inPlace`) keeps the status line and the old page until the new one is ready.
+async function render(hash, message, inPlace = false) {
   if (timer) clearTimeout(timer);
   timer = null;
+  polling?.abort();
+  polling = null;
   live += 1;
   if (hash !== undefined && location.hash !== hash) {
     history.replaceState(null, "", hash);
@@ -292,8 +327,10 @@ async function render(hash, message) {
   const page = PAGES[route] || sitesPage;
   nav();
   const main = document.getElementById("main");
-  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-  say(message || "");
+  if (!inPlace) {
+    main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    say(message || "");
+  }
   const mine = live;
   try {
     const shown = await page();
@@ -564,9 +601,11 @@ async function sitesPage() {
     nodes.nodes.map((n) => h("option", { value: n.nodeid }, `${n.name} (#${n.nodeid})`)));
   const create = h("form", { class: "row", id: "create-site" },
     h("label", { for: "site-node" }, "Node", select),
+    field("Document root (empty: the node's default)", "docroot", { placeholder: "/var/www/shop" }),
     h("button", { type: "submit" }, "Create a site"));
-  submit(create, () => null, async (d) => {
-    const site = await api("create_site", { nodeid: Number(d.nodeid), properties: "default" });
+  submit(create, (r) => (r === "bad_params" ? "docroot" : null), async (d) => {
+    const properties = d.docroot ? { docroot: d.docroot } : "default";
+    const site = await api("create_site", { nodeid: Number(d.nodeid), properties });
     await refresh();
     say(`Site ${site.sitenum} created; it goes live once the node has applied it.`);
   });
@@ -659,9 +698,11 @@ function siteBlock(node, s, refresh, owners) {
   const nodeid = node.nodeid;
   const add = h("form", { class: "row", "data-add-domain": s.siteid },
     field("Add a domain", "domain", { placeholder: "www.example.com", required: true }),
+    h("label", {}, "HTTPS", h("input", { type: "checkbox", name: "https", value: "yes", checked: true })),
+    h("label", {}, "Also *.domain", h("input", { type: "checkbox", name: "wildcard", value: "yes" })),
     h("button", { type: "submit" }, "Add"));
-  submit(add, (r) => (["bad_domain", "domain_exists", "domain_taken", "quota_exceeded", "bad_params"].includes(r) ? "domain" : null), async (d) => {
-    const r = await api("add_domain", { nodeid, siteid: s.siteid, domain: d.domain });
+  submit(add, (r) => (["bad_domain", "domain_exists", "domain_taken", "quota_exceeded", "bad_params", "zone_required"].includes(r) ? "domain" : null), async (d) => {
+    const r = await api("add_domain", { nodeid, siteid: s.siteid, domain: d.domain, https: !!d.https, wildcard: !!d.wildcard });
     add.reset();
     await refresh();
     say(r.status === "reviewing" ? `${r.domain} waits for your provider's review.` : `${r.domain} added.`);
@@ -720,12 +761,16 @@ async function keysPage() {
     field("Name", "name", { placeholder: "billing" }),
     field("Actions (comma-separated, empty: all)", "actions"),
     field("Expires in", "expires", { placeholder: "90d" }),
+    field("Only from networks (comma-separated)", "cidr", { placeholder: "203.0.113.0/24" }),
+    field("Requests per hour", "rate_limit", { type: "number", min: 1 }),
     h("label", {}, "Read-only", h("input", { type: "checkbox", name: "read_only", value: "yes" })),
     h("button", { type: "submit" }, "Create key"));
   submit(form, () => null, async (d) => {
     const p = { name: d.name || "" };
     if (d.actions) p.actions = d.actions.split(",").map((a) => a.trim()).filter(Boolean);
     if (d.expires) p.expires = d.expires;
+    if (d.cidr) p.cidr = d.cidr.split(",").map((c) => c.trim()).filter(Boolean);
+    if (d.rate_limit) p.rate_limit = Number(d.rate_limit);
     if (d.read_only) p.read_only = true;
     const k = await api("create_api_key", p);
     await render();

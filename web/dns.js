@@ -23,6 +23,8 @@ async function dnsPage() {
     list.nameservers?.length ? h("p", { class: "muted" }, `Name servers: ${list.nameservers.join(", ")}`) : null));
   if (!list.zones.length) page.append(h("div", { class: "card muted" }, "No zones yet."));
   page.append(zones, foot);
+  // A review of a zone shows as it comes.
+  followPage(["domain.reviewed"]);
   return page;
 }
 

@@ -27,7 +27,9 @@ async function listed(action, params, key, row, headers) {
 }
 
 async function mailPage() {
-  const list = await api("get_list_mail_domain", { limit: 100 });
+  const cards = h("div", {});
+  const { foot, first: list } = await paged("get_list_mail_domain", { limit: 10 }, "domains",
+    (d) => later(() => mailDomainCard(d)), cards);
   const page = h("div", {}, h("h1", {}, "Mail"));
   const add = h("form", { class: "row", id: "add-mail-domain" },
     field("Mail domain", "domain", { required: true, placeholder: "example.com" }),
@@ -41,7 +43,9 @@ async function mailPage() {
   });
   page.append(h("div", { class: "card" }, add));
   if (!list.domains.length) page.append(h("div", { class: "card muted" }, "No mail domains yet."));
-  for (const d of list.domains) page.append(await mailDomainCard(d));
+  page.append(cards, foot);
+  // A review of a mail domain shows as it comes.
+  followPage(["domain.reviewed"]);
   return page;
 }
 
@@ -62,6 +66,16 @@ async function mailDomainCard(d) {
       await act(() => api("delete_mail_domain", { domain: d.domain, force: true }), `${d.domain} deleted.`)();
     } }, "Delete"));
   card.append(head);
+  // The domain's own limits: how many mailboxes, and the total of their quotas (0: none).
+  const limits = h("form", { class: "row", "data-mail-limits": d.domain },
+    field("Most mailboxes (0: no limit)", "max_mailboxes", { type: "number", min: 0, value: d.max_mailboxes || 0 }),
+    field("Total quota (MB, 0: none)", "quota", { type: "number", min: 0, value: Math.round((d.quota_bytes || 0) / 1048576) }),
+    h("button", { type: "submit", class: "plain" }, "Set limits"));
+  submit(limits, (r) => ({ quota_exceeded: "quota", bad_params: "max_mailboxes" })[r], async (f) => {
+    await api("set_mail_domain", { domain: d.domain, max_mailboxes: Number(f.max_mailboxes || 0), quota_bytes: Number(f.quota || 0) * 1048576 });
+    await render(undefined, `Limits of ${d.domain} set.`);
+  });
+  card.append(limits);
   if (d.reject_reason) card.append(h("p", { class: "field-error" }, `Rejected: ${d.reject_reason}`));
 
   card.append(h("h3", {}, "Mailboxes"), await listed("get_list_mailbox", { domain: d.domain, limit: 50 }, "mailboxes",
@@ -110,10 +124,11 @@ function mailboxRow(m) {
     field("Quota (MB, 0: none)", "quota", { type: "number", min: 0, value: Math.round((m.quota_bytes || 0) / 1048576) }),
     field("Forward to (comma-separated)", "forward", { value: (m.forward_to || []).join(", ") }),
     field("New password (empty: keep)", "password", { type: "password", autocomplete: "new-password" }),
+    h("label", {}, "May sign in (IMAP, SMTP)", h("input", { type: "checkbox", name: "can_login", value: "yes", checked: m.can_login !== false })),
     h("label", {}, "Disabled", h("input", { type: "checkbox", name: "disabled", value: "yes", checked: m.disabled })),
     h("button", { type: "submit" }, "Save"));
   submit(edit, (r) => ({ bad_password: "password", bad_email: "forward", quota_exceeded: "quota" })[r], async (f) => {
-    const p = { address: m.address, quota_bytes: Number(f.quota || 0) * 1048576, disabled: !!f.disabled,
+    const p = { address: m.address, quota_bytes: Number(f.quota || 0) * 1048576, disabled: !!f.disabled, can_login: !!f.can_login,
       forward_to: f.forward.split(",").map((x) => x.trim()).filter(Boolean) };
     if (f.password) p.password = f.password;
     await api("set_mailbox", p);

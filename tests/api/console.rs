@@ -118,19 +118,39 @@ impl Browser {
     }
 
     /// Types `text` into a field, replacing what it held. The old text goes by script, not by
-    /// WebDriver's clear, which also takes the focus away (and a live page may redraw then).
+    /// WebDriver's clear, which also takes the focus away. Pages are live: the change feed may
+    /// redraw one between finding the field and typing, so a field gone stale is found again.
     pub async fn fill(&self, css: &str, text: &str) {
-        let el = self.wait_for(css).await;
-        let arg = serde_json::to_value(&el).unwrap();
-        self.client
-            .execute("arguments[0].value = '';", vec![arg])
-            .await
-            .unwrap();
-        el.send_keys(text).await.unwrap();
+        for _ in 0..5 {
+            let el = self.wait_for(css).await;
+            let arg = serde_json::to_value(&el).unwrap();
+            let typed = match self
+                .client
+                .execute("arguments[0].value = '';", vec![arg])
+                .await
+            {
+                Ok(_) => el.send_keys(text).await,
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(()) => return,
+                Err(e) if is_stale(&e) => continue,
+                Err(e) => panic!("typing into {css}: {e}"),
+            }
+        }
+        panic!("{css} went stale five times in a row");
     }
 
+    /// Clicks the element; one gone stale (the page was redrawn) is found again.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css).await.click().await.unwrap();
+        for _ in 0..5 {
+            match self.wait_for(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if is_stale(&e) => continue,
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
+        panic!("{css} went stale five times in a row");
     }
 
     pub async fn screenshot(&self, name: &str) {
@@ -519,4 +539,10 @@ async fn console_answers_carry_strict_security_headers() {
     let page = include_str!("../../web/index.html");
     assert!(!page.contains("<script>") && !page.contains("style="));
     assert!(!include_str!("../../web/app.js").contains("localStorage"));
+}
+
+/// An element that a redraw replaced.
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    matches!(e, fantoccini::error::CmdError::Standard(w)
+        if w.error == fantoccini::error::ErrorStatus::StaleElementReference)
 }

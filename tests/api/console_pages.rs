@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::console::Browser;
 use crate::helpers::World;
@@ -139,6 +139,18 @@ async fn mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autor
         )
         .await;
     assert_eq!(left.ok()["total"], 0);
+    // The domain's own limits.
+    let limits = "form[data-mail-limits='mail.example.org']";
+    b.fill(&format!("{limits} input[name=max_mailboxes]"), "5")
+        .await;
+    b.click(&format!("{limits} button[type=submit]")).await;
+    b.wait_for_text("#status", "Limits of mail.example.org set")
+        .await;
+    let domains = w
+        .app
+        .call_as(&w.alice.1, "get_list_mail_domain", json!({}))
+        .await;
+    assert_eq!(domains.ok()["domains"][0]["max_mailboxes"], 5);
     b.wait_for("[data-mailbox='info@mail.example.org'] [role=progressbar]")
         .await;
     both_widths(&b, "mail").await;
@@ -252,7 +264,13 @@ async fn nodes_page_adds_a_mail_node_in_a_region_and_rotates_its_token() {
         .app
         .call_node(&second, "node_sync", json!({"since": 0}))
         .await;
-    sync.ok();
+    let revision = sync.ok()["revision"].clone();
+    // The agent reports: the open page shows the node in sync as the feed tells it, without a
+    // reload, and the token shown once stays on top.
+    let report = json!({"revision": revision, "status": "ok"});
+    w.app.call_node(&second, "node_report", report).await.ok();
+    b.wait_for_text(&format!("{row} .badge"), "ok").await;
+    b.wait_for_text("#node-token .secret", &second).await;
     // Grants by login, not by user id.
     b.fill("#grant-node input[name=login]", "alice").await;
     b.fill("#grant-node input[name=nodeid]", "2").await;
@@ -349,13 +367,39 @@ async fn admin_pages_show_users_review_audit_and_stats_on_a_phone() {
     sign_in(&w, &b, "boss", "password-boss").await;
     goto(&w, &b, "#/admin/users").await;
     b.wait_for("tr[data-user=alice]").await;
-    // Error path: a site limit below zero.
-    b.client
-        .execute("window.prompt = () => '-5';", vec![])
-        .await
-        .unwrap();
-    b.click("button[data-site-limit=alice]").await;
+    // Error path: a site limit below zero; then a domain limit and review set from the form.
+    b.click("button[data-limits=alice]").await;
+    let form = "form[data-limits-form=alice]";
+    b.fill(&format!("{form} input[name=max_sites]"), "-5").await;
+    b.click(&format!("{form} button[type=submit]")).await;
     b.wait_for_text("#status", "not valid").await;
+    b.fill(&format!("{form} input[name=max_sites]"), "").await;
+    b.fill(&format!("{form} input[name=max_domains]"), "7")
+        .await;
+    b.click(&format!("{form} input[name=review_domains]")).await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for_text("#status", "Limits of alice set").await;
+    let alice = w
+        .app
+        .call_as(&w.admin, "get_list_user", json!({"q": "alice"}))
+        .await;
+    let alice = &alice.ok()["users"][0];
+    assert_eq!(alice["max_domains"], 7);
+    assert_eq!(alice["max_sites"], Value::Null);
+    assert_eq!(alice["review_domains"], true);
+    // A new account made by the admin: a short password is refused beside its field.
+    b.fill("#add-user input[name=login]", "dave").await;
+    b.fill("#add-user input[name=email]", "dave@example.com")
+        .await;
+    b.fill("#add-user input[name=password]", "short").await;
+    b.click("#add-user button[type=submit]").await;
+    b.wait_for_text("#add-user [data-error-for=password]", "8-72")
+        .await;
+    b.fill("#add-user input[name=password]", "password-dave")
+        .await;
+    b.click("#add-user button[type=submit]").await;
+    b.wait_for_text("#status", "dave added").await;
+    b.wait_for("tr[data-user=dave]").await;
     b.click("#add-invite button[type=submit]").await;
     b.wait_for("#add-invite + div .secret").await;
     assert!(b.fits_the_width().await, "users at 360 px");
@@ -374,4 +418,67 @@ async fn admin_pages_show_users_review_audit_and_stats_on_a_phone() {
         b.screenshot(&format!("mobile-{name}")).await;
     }
     b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sign_in_sign_up_and_password_reset_pages_at_both_widths() {
+    for (width, height, tag) in [(1280, 900, "desktop"), (360, 740, "mobile")] {
+        let w = World::new().await;
+        let b = Browser::start(width, height).await;
+        let base = format!("http://{}", w.app.addr);
+        // Sign-in: a wrong password is refused beside its field.
+        b.client.goto(&format!("{base}/#/signin")).await.unwrap();
+        b.fill("#signin-form input[name=login]", "alice").await;
+        b.fill("#signin-form input[name=password]", "not-her-password")
+            .await;
+        b.click("#signin-form button[type=submit]").await;
+        b.wait_for_text("#signin-form [data-error-for=password]", "wrong")
+            .await;
+        assert!(b.fits_the_width().await, "sign-in at {width} px");
+        b.screenshot(&format!("{tag}-signin")).await;
+
+        // Sign-up: a login that is not one is refused beside its field.
+        b.client.goto(&format!("{base}/#/signup")).await.unwrap();
+        b.fill("#signup-form input[name=login]", "no spaces!").await;
+        b.fill("#signup-form input[name=email]", "erin@example.com")
+            .await;
+        b.fill("#signup-form input[name=password]", "password-erin")
+            .await;
+        b.click("#signup-form button[type=submit]").await;
+        b.wait_for_text("#signup-form [data-error-for=login]", "not valid")
+            .await;
+        assert!(b.fits_the_width().await, "sign-up at {width} px");
+        b.screenshot(&format!("{tag}-signup")).await;
+
+        // Forgot password: the link arrives by mail; a short password is refused, then a good
+        // one is set and signs in.
+        b.client.goto(&format!("{base}/#/forgot")).await.unwrap();
+        b.fill("#forgot-form input[name=email]", "alice@example.com")
+            .await;
+        b.click("#forgot-form button[type=submit]").await;
+        b.wait_for_text("main", "reset link is on its way").await;
+        b.screenshot(&format!("{tag}-forgot")).await;
+        let mail = crate::passwords::mails(&w.app, 1).await.remove(0);
+        let token = crate::passwords::token_of(&mail);
+        b.client
+            .goto(&format!("{base}/reset?token={token}"))
+            .await
+            .unwrap();
+        b.fill("#reset-form input[name=newpassword]", "short").await;
+        b.click("#reset-form button[type=submit]").await;
+        b.wait_for_text("#reset-form [data-error-for=newpassword]", "8-72")
+            .await;
+        assert!(b.fits_the_width().await, "reset at {width} px");
+        b.screenshot(&format!("{tag}-reset")).await;
+        b.fill("#reset-form input[name=newpassword]", "brand-new-alice")
+            .await;
+        b.click("#reset-form button[type=submit]").await;
+        b.wait_for_text("#status", "Your password is set").await;
+        b.fill("#signin-form input[name=login]", "alice").await;
+        b.fill("#signin-form input[name=password]", "brand-new-alice")
+            .await;
+        b.click("#signin-form button[type=submit]").await;
+        b.wait_for_text("#who", "alice").await;
+        b.client.close().await.unwrap();
+    }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::helpers::TestApp;
 
 /// Waits for the spool to hold `n` messages and returns them.
-async fn mails(app: &TestApp, n: usize) -> Vec<String> {
+pub(crate) async fn mails(app: &TestApp, n: usize) -> Vec<String> {
     for _ in 0..100 {
         let found: Vec<String> = std::fs::read_dir(app.spool.path())
             .unwrap()
@@ -43,7 +43,7 @@ fn decode_quoted_printable(mail: &str) -> String {
     out
 }
 
-fn token_of(mail: &str) -> String {
+pub(crate) fn token_of(mail: &str) -> String {
     let text = decode_quoted_printable(mail);
     let start = text.find("/reset?token=").expect("a reset link") + "/reset?token=".len();
     text[start..]
