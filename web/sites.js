@@ -1,0 +1,166 @@
+// The console's sites page: sites by node with their status (live through the change feed), the
+// domains they answer for with their certificates and the addresses to point them at, usage.
+// Built on app.js's helpers (api, h, field, submit, say); every element from the DOM API.
+"use strict";
+
+Object.assign(PAGES, { "#/": sitesPage });
+
+async function sitesPage() {
+  const [all, usage] = await Promise.all([api("get_node_list", { limit: 1000 }), api("get_user_stats")]);
+  // Sites live on web nodes only; a mail or DNS node is not offered.
+  const nodes = { nodes: all.nodes.filter((n) => !n.kinds || n.kinds.includes("web")) };
+  // Admins see everyone's sites: each is labelled with its owner.
+  const owners = new Map();
+  if (me.role === "admin") {
+    const users = await api("get_list_user", { limit: 1000 });
+    for (const u of users.users) owners.set(u.userid, u.login);
+  }
+  const page = h("div", {});
+  let usageShown = usageCard(usage);
+  page.append(h("h1", {}, "Sites"), usageShown);
+  if (!nodes.nodes.length) {
+    page.append(h("div", { class: "card" }, "No node is open to you yet. Your provider grants nodes."));
+    return page;
+  }
+  const select = h("select", { name: "nodeid", id: "site-node" },
+    nodes.nodes.map((n) => h("option", { value: n.nodeid }, `${n.name} (#${n.nodeid})`)));
+  const create = h("form", { class: "row", id: "create-site" },
+    h("label", { for: "site-node" }, "Node", select),
+    field("Document root (empty: the node's default)", "docroot", { placeholder: "/var/www/shop" }),
+    h("button", { type: "submit" }, "Create a site"));
+  submit(create, (r) => (r === "bad_params" ? "docroot" : null), async (d) => {
+    const properties = d.docroot ? { docroot: d.docroot } : "default";
+    const site = await api("create_site", { nodeid: Number(d.nodeid), properties });
+    await refresh();
+    say(`Site ${site.sitenum} created; it goes live once the node has applied it.`);
+  });
+  page.append(h("div", { class: "card" }, create));
+  const lists = h("div", { id: "site-lists" });
+  page.append(lists);
+  const shown = live;
+  async function refresh() {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    const fresh = usageCard(await api("get_user_stats"));
+    usageShown.replaceWith(fresh);
+    usageShown = fresh;
+    const cards = [];
+    let waiting = false;
+    for (const n of nodes.nodes) {
+      const r = await api("get_list_site", { nodeid: n.nodeid, limit: 1000 });
+      const sites = (r[0] && r[0].site) || [];
+      if (!sites.length) continue;
+      waiting ||= sites.some((s) => s.status === "pending");
+      cards.push(h("div", { class: "card", "data-node": n.nodeid },
+        h("h2", {}, `${n.name} (#${n.nodeid})`),
+        ...sites.map((s) => siteBlock(n, s, refresh, owners))));
+    }
+    // Working in the lists (typing, or reading the error beside a field after submitting) is not
+    // interrupted: they are redrawn once the focus leaves them.
+    if (shown !== live) return;
+    if (lists.contains(document.activeElement)) {
+      const later = (e) => {
+        if (e.relatedTarget && lists.contains(e.relatedTarget)) {
+          lists.addEventListener("focusout", later, { once: true });
+        } else {
+          timer = setTimeout(() => refresh().catch(() => {}), 0);
+        }
+      };
+      lists.addEventListener("focusout", later, { once: true });
+      return;
+    }
+    lists.replaceChildren(...(cards.length ? cards : [h("div", { class: "card muted" }, "No sites yet.")]),
+      await waitingDomains(refresh));
+    // No timer while a site is pending: the feed tells `site.applied` (or `site.failed`) to the
+    // site's owner as soon as the node reports, so an idle console waits in one long poll.
+    lists.dataset.waiting = waiting ? "yes" : "no";
+  }
+  await refresh();
+  follow(() => refresh().catch(() => {}));
+  return page;
+}
+
+// A domain's certificate state: issued (until when), pending, failed (why), or none (HTTP only).
+function certBadge(c) {
+  if (!c || c.cert === "none") return "";
+  const b = badge(c.cert === "issued" ? "https" : c.cert);
+  b.title = c.cert === "issued" ? `certificate until ${c.not_after}` : c.cert_error || "certificate on its way";
+  return b;
+}
+
+function usageCard(u) {
+  const item = (name, x) => h("div", { class: "stat" }, h("span", { class: "muted" }, name), h("b", {}, `${x.used} / ${x.limit}`));
+  return h("div", { class: "grid", id: "usage" }, item("Sites", u.sites), item("Domains", u.domains),
+    item("Mail domains", u.mail_domains), item("Mailboxes", u.mailboxes));
+}
+
+// The caller's domains under review or rejected (not yet served); a rejected one can be sent back.
+async function waitingDomains(refresh) {
+  const [reviewing, rejected] = await Promise.all([
+    api("get_list_domain", { status: "reviewing", limit: 100 }),
+    api("get_list_domain", { status: "rejected", limit: 100 }),
+  ]);
+  if (!reviewing.domainlist.length && !rejected.domainlist.length) return "";
+  const reasons = new Map((rejected.review || []).map((r) => [r.domain, r.reject_reason]));
+  return h("div", { class: "card", id: "waiting-domains" }, h("h2", {}, "Domains not served yet"),
+    table(["Domain", "State", ""], [
+      ...reviewing.domainlist.map((d) => h("tr", {}, h("td", {}, d), h("td", {}, badge("reviewing")), h("td", {}))),
+      ...rejected.domainlist.map((d) => h("tr", { "data-rejected": d }, h("td", {}, d),
+        h("td", {}, badge("rejected"), reasons.get(d) ? h("div", { class: "field-error" }, reasons.get(d)) : null),
+        h("td", {}, h("button", { class: "plain", type: "button", onclick: async () => {
+          try {
+            await api("resubmit_domain", { domain: d });
+            await refresh();
+            say(`${d} waits for review again.`);
+          } catch (e) {
+            say(explain(e), "error");
+          }
+        } }, "Send for review again")))),
+    ]));
+}
+
+function siteBlock(node, s, refresh, owners) {
+  const nodeid = node.nodeid;
+  const add = h("form", { class: "row", "data-add-domain": s.siteid },
+    field("Add a domain", "domain", { placeholder: "www.example.com", required: true }),
+    h("label", {}, "HTTPS", h("input", { type: "checkbox", name: "https", value: "yes", checked: true })),
+    h("label", {}, "Also *.domain", h("input", { type: "checkbox", name: "wildcard", value: "yes" })),
+    h("button", { type: "submit" }, "Add"));
+  submit(add, (r) => (["bad_domain", "domain_exists", "domain_taken", "quota_exceeded", "bad_params", "zone_required"].includes(r) ? "domain" : null), async (d) => {
+    const r = await api("add_domain", { nodeid, siteid: s.siteid, domain: d.domain, https: !!d.https, wildcard: !!d.wildcard });
+    add.reset();
+    await refresh();
+    say(r.status === "reviewing" ? `${r.domain} waits for your provider's review.` : `${r.domain} added.`);
+  });
+  const remove = async () => {
+    if (!confirm(`Delete ${s.sitenum} and its domains?`)) return;
+    try {
+      await api("delete_site", { nodeid, siteid: s.siteid });
+      await refresh();
+    } catch (e) {
+      say(explain(e), "error");
+    }
+  };
+  const certs = new Map((s.certificates || []).map((c) => [c.domain, c]));
+  const target = [node.ipv4, node.ipv6].filter(Boolean).join(" and ") || node.address;
+  const domains = s.servername.map((d) =>
+    h("li", {}, h("code", {}, d), " ", certBadge(certs.get(d)), " ",
+      h("button", { class: "plain", type: "button", "aria-label": `Delete ${d}`, onclick: async () => {
+        if (!confirm(`Delete ${d}? The site stops answering for it.`)) return;
+        try {
+          await api("delete_domain", { domain: d });
+          await refresh();
+        } catch (e) {
+          say(explain(e), "error");
+        }
+      } }, "Delete")));
+  return h("section", { class: "site", "data-site": s.siteid, "aria-label": s.sitenum },
+    h("h2", {}, s.sitenum, " ", badge(s.status), " ",
+      h("button", { class: "danger", type: "button", onclick: remove }, "Delete site")),
+    s.status === "error" ? h("p", { class: "field-error" }, `The node reported: ${s.error}`) : null,
+    h("p", { class: "muted" }, "Document root: ", h("code", {}, s.docroot),
+      owners.size ? ` · owner ${owners.get(s.userid) || s.userid}` : ""),
+    s.servername.length ? h("p", { class: "muted" }, `Point these names at ${target} (A/AAAA), or host their zone on the DNS page.`) : null,
+    h("ul", { class: "domains" }, domains),
+    add);
+}
