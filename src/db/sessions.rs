@@ -190,3 +190,55 @@ pub async fn purge_expired(
     )
     .await
 }
+
+/// What became of a caller since its request came in (asked again by a waiting poll each time it
+/// wakes, so it never answers with rights the caller has lost meanwhile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The account is enabled, keeps its role, and the session or key is live.
+    Same,
+    /// The session or key is live but the account's role changed: what it may see changed.
+    RoleChanged,
+    /// The session ended, the key was revoked or expired, or the account is disabled or gone.
+    Gone,
+}
+
+/// The standing of `user` (who called as `role`) with the session of `session_hash`, or with the
+/// API key `key` when it came with one.
+pub async fn standing(
+    c: &impl GenericClient,
+    user: Uuid,
+    role: Role,
+    session_hash: &[u8; 32],
+    key: Option<Uuid>,
+    config: &Config,
+) -> Result<Standing, ApiError> {
+    let idle = config.session_idle.as_secs_f64();
+    let max = config.session_max.as_secs_f64();
+    let row = query_opt(
+        c,
+        "SELECT u.role,
+                CASE WHEN $2::uuid IS NOT NULL
+                     THEN EXISTS (SELECT 1 FROM api_keys k
+                                   WHERE k.id = $2 AND k.user_id = u.id
+                                     AND (k.expires_at IS NULL OR k.expires_at > now()))
+                     ELSE EXISTS (SELECT 1 FROM sessions s
+                                   WHERE s.token_hash = $3 AND s.user_id = u.id
+                                     AND s.last_seen > now() - make_interval(secs => $4)
+                                     AND s.created_at > now() - make_interval(secs => $5))
+                END
+           FROM users u WHERE u.id = $1 AND NOT u.disabled",
+        &[&user, &key, &session_hash.as_slice(), &idle, &max],
+    )
+    .await?;
+    Ok(match row {
+        Some(r) if r.get::<_, bool>(1) => {
+            if r.get::<_, &str>(0) == role.as_str() {
+                Standing::Same
+            } else {
+                Standing::RoleChanged
+            }
+        }
+        _ => Standing::Gone,
+    })
+}

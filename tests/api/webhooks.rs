@@ -549,3 +549,51 @@ async fn a_waiting_change_feed_answers_when_a_change_of_the_callers_commits_anyw
         .await
         .assert_error("bad_params", 400);
 }
+
+/// Whether a feed answer tells nothing of `domain` (an error, or changes without it).
+fn tells_nothing_of(answer: &crate::helpers::Answer, domain: &str) -> bool {
+    answer.body["response"] != "ok"
+        || !answer.body["result"]["changes"]
+            .to_string()
+            .contains(domain)
+}
+
+#[tokio::test]
+async fn a_waiting_change_feed_ends_when_its_caller_loses_the_right_to_see() {
+    let w = World::new().await;
+    let site = w.site(&w.alice.1, 1).await;
+    // bob, made an admin, waits on the whole feed with a session and with a key of his.
+    let p = json!({"userid": w.bob.0, "role": "admin"});
+    w.app.call_as(&w.admin, "set_user", p).await.ok();
+    let (_, boss) = w.app.login("bob", "password-bob").await;
+    let made = w.app.call_as(&boss, "create_api_key", json!({})).await;
+    let key = made.ok()["key"].as_str().unwrap().to_string();
+    let now = w
+        .app
+        .call_as(&boss, "get_changes", json!({"since": "now"}))
+        .await;
+    let cursor = now.ok()["cursor"].clone();
+    let wait = json!({"since": cursor, "wait": 20});
+    let by_session = w.app.call_as(&boss, "get_changes", wait.clone());
+    let by_key = w.app.call_key(&key, "get_changes", wait);
+    // While they wait, bob is no admin any more and his key is revoked; then alice adds a
+    // domain, which wakes every admin's feed.
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let keys = w.app.call_as(&boss, "get_list_api_key", json!({})).await;
+        let keyid = keys.ok()["keys"][0]["keyid"].clone();
+        let p = json!({"keyid": keyid});
+        w.app.call_as(&boss, "revoke_api_key", p).await.ok();
+        let p = json!({"userid": w.bob.0, "role": "user"});
+        w.app.call_as(&w.admin, "set_user", p).await.ok();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.domain(&w.alice.1, 1, site, "private.example.com").await;
+    };
+    let (session_answer, key_answer, ()) = tokio::join!(by_session, by_key, meanwhile);
+    assert!(
+        tells_nothing_of(&session_answer, "private.example.com"),
+        "{}",
+        session_answer.body
+    );
+    key_answer.assert_error("auth_required", 401);
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::checks::me;
+use crate::db::sessions::Standing;
 use crate::db::{self, changes::Told};
 use crate::error::{ApiError, Reason};
 use crate::registry::types::OptNum;
@@ -77,10 +78,27 @@ pub async fn get_changes(ctx: Ctx, p: ChangesParams) -> Result<ChangeFeed, ApiEr
     // After news that the read could not see yet (its transaction committed while an older one
     // still ran), look again soon, backing off: not only at the next re-read.
     let mut soon: Option<Duration> = None;
+    let mut woken = false;
     loop {
         // Subscribe before reading, so a change committed in between still wakes us.
         let mut subscription = events.subscribe_feed(who);
-        let (changes, next) = db::changes::after(&*ctx.db().await?, cursor, who, limit).await?;
+        let db = ctx.db().await?;
+        if woken {
+            // Rights lost while waiting (a session ended, a key revoked, an account disabled or
+            // demoted) end the poll: nothing is read with the scope the caller no longer has.
+            match still_standing(&ctx, &*db).await? {
+                Standing::Same => {}
+                Standing::RoleChanged => {
+                    return Ok(ChangeFeed {
+                        changes: Vec::new(),
+                        cursor: format!("{}.{}", cursor.0, cursor.1),
+                    })
+                }
+                Standing::Gone => return Err(Reason::auth_required.into()),
+            }
+        }
+        let (changes, next) = db::changes::after(&*db, cursor, who, limit).await?;
+        drop(db);
         let now = tokio::time::Instant::now();
         if !changes.is_empty() || now >= deadline || events.is_closing() {
             return Ok(ChangeFeed {
@@ -89,6 +107,7 @@ pub async fn get_changes(ctx: Ctx, p: ChangesParams) -> Result<ChangeFeed, ApiEr
             });
         }
         let pause = soon.unwrap_or(RECHECK);
+        woken = true;
         tokio::select! {
             () = subscription.changed() => soon = Some(FIRST_LOOK_AGAIN),
             () = tokio::time::sleep_until(deadline.min(now + pause)) => {
@@ -96,4 +115,22 @@ pub async fn get_changes(ctx: Ctx, p: ChangesParams) -> Result<ChangeFeed, ApiEr
             }
         }
     }
+}
+
+/// The caller's standing now, as a session or as an API key.
+async fn still_standing(
+    ctx: &Ctx,
+    c: &impl deadpool_postgres::GenericClient,
+) -> Result<Standing, ApiError> {
+    let u = me(ctx)?;
+    let key = u.key.as_ref().map(|k| k.key_id);
+    db::sessions::standing(
+        c,
+        u.user_id,
+        u.role,
+        &u.session_hash,
+        key,
+        &ctx.state.config,
+    )
+    .await
 }
