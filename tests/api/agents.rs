@@ -279,7 +279,20 @@ async fn reports_drive_node_status_and_site_status() {
     w.app.call_node(&token, "node_report", p).await.ok();
     let site = site_status().await;
     assert_eq!(site["status"], "error");
-    assert_eq!(site["error"], "nginx: [emerg] unexpected end of file");
+    // nginx's words may name other customers' sites: the customer reads that it failed, the
+    // admin reads the message.
+    assert_eq!(
+        site["error"],
+        "the node could not apply this change; your provider has the node's message"
+    );
+    let all = w
+        .app
+        .call_as(&w.admin, "get_list_site", json!({"nodeid": 2}))
+        .await;
+    assert_eq!(
+        all.ok()[0]["site"][0]["error"],
+        "nginx: [emerg] unexpected end of file"
+    );
     let st = w
         .app
         .call_as(&w.admin, "get_node_status", json!({"nodeid": 2}))

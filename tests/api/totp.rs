@@ -612,3 +612,44 @@ async fn without_a_secret_key_there_is_no_second_factor() {
         .await
         .assert_error("forbidden", 403);
 }
+
+#[tokio::test]
+async fn anonymous_confirmations_count_on_the_accounts_code_limit_and_tell_nothing() {
+    let w = spawn_with(|c| {
+        c.login_limit = 1000;
+        c.login_global_limit = 1000;
+        c.addr_limit = 1000;
+    })
+    .await;
+    let app = &w.app;
+    let r = app
+        .call_as(
+            &w.alice.1,
+            "enable_totp",
+            json!({"password": "password-alice"}),
+        )
+        .await;
+    let mut auth = Authenticator::from_enrolment("alice", r.ok());
+    let confirm = |otp: String| app.call("confirm_totp", json!({"login": "alice", "otp": otp}));
+    // A wrong code, an unknown login and a login with nothing pending read the same.
+    let wrong = confirm(auth.wrong_code()).await;
+    wrong.assert_error("bad_otp", 400);
+    let p = json!({"login": "nobody", "otp": "123456"});
+    let unknown = app.call("confirm_totp", p).await;
+    let p = json!({"login": "bob", "otp": "123456"});
+    let nothing_pending = app.call("confirm_totp", p).await;
+    for other in [&unknown, &nothing_pending] {
+        other.assert_error("bad_otp", 400);
+        assert_eq!(other.body["message"], wrong.body["message"]);
+    }
+    // Ten wrong codes in all, then even the right one is refused for a while.
+    for _ in 0..9 {
+        confirm(auth.wrong_code())
+            .await
+            .assert_error("bad_otp", 400);
+    }
+    let code = auth.code().await;
+    let r = confirm(code).await;
+    r.assert_error("too_many_attempts", 429);
+    assert!(r.retry_after.unwrap() > 60, "{:?}", r.retry_after);
+}

@@ -37,6 +37,24 @@ pub(crate) async fn second_factor(
     check_factor(ctx, user, &active, otp).await
 }
 
+/// Counts a code attempt on the account's code counter (at most `CODE_ATTEMPTS` wrong codes per
+/// `CODE_WINDOW`, whoever sends them); `too_many_attempts` past it. Returns the counter's key, to
+/// forgive the attempt once the code is accepted.
+pub(super) async fn count_code_attempt<'a>(
+    ctx: &Ctx,
+    login: &'a str,
+) -> Result<[(&'static str, &'a str); 1], ApiError> {
+    let key = [("otp", login)];
+    let client = ctx.db().await?;
+    let counts = db::throttle::count_attempts(&*client, &key, CODE_WINDOW).await?;
+    if let Some(count) = counts.iter().find(|c| c.attempts > CODE_ATTEMPTS) {
+        return Err(Reason::too_many_attempts
+            .msg("too many wrong codes for this account, try again later")
+            .retry_after(count.resets_in.ceil().max(1.0) as u64));
+    }
+    Ok(key)
+}
+
 /// Checks a code of the authenticator, or a recovery code, and uses it up; `bad_otp` when it is
 /// wrong or was used already. Counted on the account's code counter before the check (so
 /// parallel guesses cannot slip past it) and taken back on success.
@@ -46,16 +64,7 @@ pub(super) async fn check_factor(
     active: &db::totp::Active,
     otp: &str,
 ) -> Result<(), ApiError> {
-    let key = [("otp", user.login.as_str())];
-    {
-        let client = ctx.db().await?;
-        let counts = db::throttle::count_attempts(&*client, &key, CODE_WINDOW).await?;
-        if let Some(count) = counts.iter().find(|c| c.attempts > CODE_ATTEMPTS) {
-            return Err(Reason::too_many_attempts
-                .msg("too many wrong codes for this account, try again later")
-                .retry_after(count.resets_in.ceil().max(1.0) as u64));
-        }
-    }
+    let key = count_code_attempt(ctx, &user.login).await?;
     let client = ctx.db().await?;
     let accepted = if totp::looks_like_code(otp) {
         let secret = seal_key(&ctx.state)?

@@ -172,23 +172,31 @@ pub async fn confirm_totp(ctx: Ctx, p: ConfirmTotpParams) -> Result<ConfirmTotpR
     let found = account(&ctx, p.login.as_deref()).await?;
     let throttle = throttle(&ctx, &attempt_name(&found, p.login.as_deref()));
     throttle.begin().await?;
+    // Without a session, an unknown login, no pending enrolment and a wrong code all read the
+    // same, so the answer tells nothing of the account.
+    const WRONG: &str = "the code is wrong, or no enrolment is pending for this login";
     let Some(user) = found else {
-        return Err(Reason::bad_otp.msg("no enrolment is pending for this login"));
+        return Err(Reason::bad_otp.msg(WRONG));
     };
+    // Every code tried counts on the account's code counter, as at sign-in, whoever sends it.
+    let code_key = super::second_factor::count_code_attempt(&ctx, &user.login).await?;
     let pending = db::totp::pending(&*ctx.db().await?, user.user_id).await?;
     let Some(sealed) = pending else {
-        // Without a session, say no more than for a wrong code.
         return Err(if signed_in {
             Reason::not_found.msg("no enrolment is pending: call enable_totp first")
         } else {
-            Reason::bad_otp.msg("no enrolment is pending for this login")
+            Reason::bad_otp.msg(WRONG)
         });
     };
     let secret = key
         .open(&seal_label(user.user_id), &sealed)
         .map_err(ApiError::internal)?;
     let Some(step) = totp::matching_step(&secret, &p.otp, totp::current_step(), None) else {
-        return Err(Reason::bad_otp.msg("the code is wrong"));
+        return Err(Reason::bad_otp.msg(if signed_in {
+            "the code is wrong"
+        } else {
+            WRONG
+        }));
     };
     let codes = totp::new_recovery_codes()?;
     let hashes: Vec<[u8; 32]> = codes
@@ -208,6 +216,7 @@ pub async fn confirm_totp(ctx: Ctx, p: ConfirmTotpParams) -> Result<ConfirmTotpR
     audit(&*tx, &ctx, &format!("user:{}", user.user_id)).await?;
     tx.commit().await?;
     throttle.succeeded().await?;
+    db::throttle::forgive_attempts(&*ctx.db().await?, &code_key).await?;
     let user_id = user.user_id;
     ctx.after_commit(move |s| s.sessions.evict_user(user_id));
     Ok(ConfirmTotpResult {

@@ -145,6 +145,10 @@ pub struct NodeSites {
 
 /// `get_list_site`: the sites on a node the caller may see (their own; admins and the node: all),
 /// each with its sync status.
+/// What a customer reads of a node's failure to apply their site.
+pub const NODE_FAILED: &str =
+    "the node could not apply this change; your provider has the node's message";
+
 pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
     let order = &db::sites::SITE_ORDER;
@@ -156,7 +160,14 @@ pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>
         Some(checks::me(&ctx)?.user_id)
     };
     let client = ctx.db().await?;
-    let (site, paging) = checks::paged(db::sites::list(&*client, node_id, filter, &ask).await?);
+    let (mut site, paging) = checks::paged(db::sites::list(&*client, node_id, filter, &ask).await?);
+    // The node's words (nginx's message) may name other customers' sites and domains: a customer
+    // learns only that their change failed; admins read the message (and `get_node_status`).
+    if filter.is_some() {
+        for s in site.iter_mut().filter(|s| s.error.is_some()) {
+            s.error = Some(NODE_FAILED.to_string());
+        }
+    }
     // An empty answer may instead mean the node is not there or not the caller's to use.
     if paging.total == 0 {
         checks::listable_node(&*client, node_id, filter).await?;
