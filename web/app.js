@@ -109,14 +109,6 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-function field(label, name, attrs = {}) {
-  const id = `f-${name}-${Math.random().toString(36).slice(2, 8)}`;
-  const input = h("input", { id, name, ...attrs });
-  const error = h("div", { class: "field-error", id: `${id}-err`, "data-error-for": name });
-  input.setAttribute("aria-describedby", error.id);
-  return h("label", { for: id }, label, input, error);
-}
-
 function say(text, kind = "") {
   const box = document.getElementById("status");
   box.replaceChildren(text ? h("div", { class: `msg ${kind}` }, text) : "");
@@ -124,40 +116,6 @@ function say(text, kind = "") {
 
 function badge(status) {
   return h("span", { class: `badge ${status}` }, status);
-}
-
-// Runs a form's action: disables it meanwhile, shows the reason by the right field or on top.
-function submit(form, fieldFor, run) {
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    for (const e of form.querySelectorAll(".field-error")) e.textContent = "";
-    for (const i of form.querySelectorAll("[aria-invalid]")) i.removeAttribute("aria-invalid");
-    const buttons = form.querySelectorAll("button");
-    buttons.forEach((b) => (b.disabled = true));
-    say("Working…");
-    try {
-      const data = Object.fromEntries(new FormData(form).entries());
-      await run(data);
-      // Clear only our own "Working…": a message the action said (a one-time code, "password
-      // changed") stays.
-      if (document.getElementById("status").textContent === "Working…") say("");
-    } catch (e) {
-      // An ended session already sent the console to the sign-in page, with its own message.
-      if (e instanceof ApiError && e.reason === "auth_required" && !me) return;
-      const name = e instanceof ApiError ? fieldFor(e.reason) : null;
-      const slot = name && form.querySelector(`[data-error-for="${name}"]`);
-      if (slot) {
-        slot.textContent = explain(e);
-        form.querySelector(`[name="${name}"]`)?.setAttribute("aria-invalid", "true");
-        say("");
-      } else {
-        say(explain(e), "error");
-      }
-    } finally {
-      buttons.forEach((b) => (b.disabled = false));
-    }
-  });
-  return form;
 }
 
 // A list with limit/offset paging and its total.
@@ -259,8 +217,10 @@ function followPage(prefixes) {
     const redraw = async () => {
       if (mine !== live) return;
       const kept = [...main.querySelectorAll("[data-keep]")];
+      const typed = typedIn(main);
       await render(undefined, undefined, true).catch(() => {});
       if (kept.length && main.firstChild) main.firstChild.prepend(...kept);
+      restoreTyped(main, typed);
     };
     if (!main.contains(document.activeElement)) return redraw();
     const later = (e) => {

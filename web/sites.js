@@ -69,8 +69,11 @@ async function sitesPage() {
       lists.addEventListener("focusout", later, { once: true });
       return;
     }
+    // Text typed but not sent (in a form left for a moment) is put back into the new lists.
+    const typed = typedIn(lists);
     lists.replaceChildren(...(cards.length ? cards : [h("div", { class: "card muted" }, "No sites yet.")]),
       await waitingDomains(refresh));
+    restoreTyped(lists, typed);
     // No timer while a site is pending: the feed tells `site.applied` (or `site.failed`) to the
     // site's owner as soon as the node reports, so an idle console waits in one long poll.
     lists.dataset.waiting = waiting ? "yes" : "no";

@@ -14,6 +14,7 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static str)> {
         // The core (API, DOM helpers, routing, sign-in, sites, keys, webhooks, account), then
         // the pages each script adds to it.
         "/assets/app.js" => Some((JS, include_str!("../../web/app.js"))),
+        "/assets/forms.js" => Some((JS, include_str!("../../web/forms.js"))),
         "/assets/account.js" => Some((JS, include_str!("../../web/account.js"))),
         "/assets/sites.js" => Some((JS, include_str!("../../web/sites.js"))),
         "/assets/integrations.js" => Some((JS, include_str!("../../web/integrations.js"))),

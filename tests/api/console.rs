@@ -282,7 +282,17 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
     b.wait_for_text("section.site .badge", "active").await;
     b.screenshot("desktop-sites").await;
 
-    // Live without polling: a domain added elsewhere (an admin's API call) shows at once.
+    // Live without polling: a domain added elsewhere (an admin's API call) shows at once, and
+    // what the customer typed meanwhile into a form they left is still there after the redraw.
+    b.fill(
+        "form[data-add-domain] input[name=domain]",
+        "typed.example.com",
+    )
+    .await;
+    b.client
+        .execute("document.activeElement.blur();", vec![])
+        .await
+        .unwrap();
     let sites = w
         .app
         .call_as(&w.admin, "get_list_site", json!({"nodeid": 2}))
@@ -292,6 +302,15 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
     w.app.call_as(&w.admin, "add_domain", p).await.ok();
     b.wait_for_text("section.site ul.domains", "live.example.com")
         .await;
+    let typed = b
+        .client
+        .execute(
+            "return document.querySelector('form[data-add-domain] input[name=domain]').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(typed, "typed.example.com");
 
     // Signing out ends the session: the API no longer knows the cookie.
     b.click("#signout").await;
