@@ -222,12 +222,7 @@ function followPage(prefixes) {
       if (kept.length && main.firstChild) main.firstChild.prepend(...kept);
       restoreTyped(main, typed);
     };
-    if (!main.contains(document.activeElement)) return redraw();
-    const later = (e) => {
-      if (e.relatedTarget && main.contains(e.relatedTarget)) main.addEventListener("focusout", later, { once: true });
-      else redraw();
-    };
-    main.addEventListener("focusout", later, { once: true });
+    onceLeft(main, redraw);
   });
 }
 

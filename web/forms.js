@@ -1,5 +1,5 @@
 // The console's forms: a field with its error slot, submitting with the reason shown beside the
-// field it is about, and text typed but not sent kept across a live redraw.
+// field it is about, and live redraws that wait for the focus to leave and keep text typed.
 // Built on app.js's helpers (api, h, say, explain); every element from the DOM API.
 "use strict";
 
@@ -70,4 +70,16 @@ function formKey(form) {
   if (form.id) return `#${form.id}`;
   const a = [...form.attributes].find((x) => x.name.startsWith("data-"));
   return a ? `${a.name}=${a.value}` : null;
+}
+
+// Runs `run` once no element under `root` has the focus: at once, or when the focus leaves `root`
+// (moving within it waits on), so a live redraw never interrupts typing or the error beside a
+// field just submitted.
+function onceLeft(root, run) {
+  if (!root.contains(document.activeElement)) return run();
+  const left = (e) => {
+    if (e.relatedTarget && root.contains(e.relatedTarget)) root.addEventListener("focusout", left, { once: true });
+    else run();
+  };
+  root.addEventListener("focusout", left, { once: true });
 }

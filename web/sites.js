@@ -59,14 +59,10 @@ async function sitesPage() {
     // interrupted: they are redrawn once the focus leaves them.
     if (shown !== live) return;
     if (lists.contains(document.activeElement)) {
-      const later = (e) => {
-        if (e.relatedTarget && lists.contains(e.relatedTarget)) {
-          lists.addEventListener("focusout", later, { once: true });
-        } else {
-          timer = setTimeout(() => refresh().catch(() => {}), 0);
-        }
-      };
-      lists.addEventListener("focusout", later, { once: true });
+      // Read again once the focus has left: what was read now may be old by then.
+      onceLeft(lists, () => {
+        timer = setTimeout(() => refresh().catch(() => {}), 0);
+      });
       return;
     }
     // Text typed but not sent (in a form left for a moment) is put back into the new lists.

@@ -190,6 +190,24 @@ pub async fn lookup(
     }))
 }
 
+/// The role of the key's owner while the key is live (not revoked, not expired) and the owner
+/// enabled; `None` otherwise.
+pub async fn owner_role(
+    c: &impl GenericClient,
+    key_id: Uuid,
+    user: Uuid,
+) -> Result<Option<Role>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT u.role FROM api_keys k JOIN users u ON u.id = k.user_id
+          WHERE k.id = $1 AND k.user_id = $2 AND NOT u.disabled
+            AND (k.expires_at IS NULL OR k.expires_at > now())",
+        &[&key_id, &user],
+    )
+    .await?;
+    Ok(row.and_then(|r| Role::parse(r.get(0))))
+}
+
 /// True when every network of `inner` lies inside one of `outer`.
 pub async fn cidrs_within(
     c: &impl GenericClient,

@@ -204,7 +204,8 @@ pub enum Standing {
 }
 
 /// The standing of `user` (who called as `role`) with the session of `session_hash`, or with the
-/// API key `key` when it came with one.
+/// API key `key` when it came with one: the same rules as when a request comes in ([`lookup`],
+/// [`super::keys::owner_role`]).
 pub async fn standing(
     c: &impl GenericClient,
     user: Uuid,
@@ -213,32 +214,16 @@ pub async fn standing(
     key: Option<Uuid>,
     config: &Config,
 ) -> Result<Standing, ApiError> {
-    let idle = config.session_idle.as_secs_f64();
-    let max = config.session_max.as_secs_f64();
-    let row = query_opt(
-        c,
-        "SELECT u.role,
-                CASE WHEN $2::uuid IS NOT NULL
-                     THEN EXISTS (SELECT 1 FROM api_keys k
-                                   WHERE k.id = $2 AND k.user_id = u.id
-                                     AND (k.expires_at IS NULL OR k.expires_at > now()))
-                     ELSE EXISTS (SELECT 1 FROM sessions s
-                                   WHERE s.token_hash = $3 AND s.user_id = u.id
-                                     AND s.last_seen > now() - make_interval(secs => $4)
-                                     AND s.created_at > now() - make_interval(secs => $5))
-                END
-           FROM users u WHERE u.id = $1 AND NOT u.disabled",
-        &[&user, &key, &session_hash.as_slice(), &idle, &max],
-    )
-    .await?;
-    Ok(match row {
-        Some(r) if r.get::<_, bool>(1) => {
-            if r.get::<_, &str>(0) == role.as_str() {
-                Standing::Same
-            } else {
-                Standing::RoleChanged
-            }
-        }
-        _ => Standing::Gone,
+    let now = match key {
+        Some(key) => super::keys::owner_role(c, key, user).await?,
+        None => lookup(c, session_hash, config)
+            .await?
+            .filter(|s| s.user_id == user)
+            .map(|s| s.role),
+    };
+    Ok(match now {
+        None => Standing::Gone,
+        Some(now) if now == role => Standing::Same,
+        Some(_) => Standing::RoleChanged,
     })
 }

@@ -241,14 +241,14 @@ pub async fn node_report(ctx: Ctx, p: ReportParams) -> Result<ReportResult, ApiE
     }
     // The owners of the sites those revisions changed hear it too: their consoles learn from the
     // feed that a site went live (or failed), without polling.
-    let (event, after, upto) = if reported.applied_moved {
-        ("site.applied", reported.applied_before, reported.applied)
+    let told = if reported.applied_moved {
+        Some(("site.applied", reported.applied_before, reported.applied))
     } else if reported.new_error {
-        ("site.failed", reported.applied, p.revision.0)
+        Some(("site.failed", reported.applied, p.revision.0))
     } else {
-        ("", 0, 0)
+        None
     };
-    if !event.is_empty() {
+    if let Some((event, after, upto)) = told {
         for (user, sites) in db::node_deltas::owners_changed(&*tx, node, after, upto).await? {
             let data = json!({"nodeid": node, "revision": upto, "userid": user, "sites": sites});
             tell(&*tx, event, Some(user), Some(node), data).await?;
