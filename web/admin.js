@@ -120,7 +120,6 @@ function agentSetup(node, token) {
 }
 
 async function nodesPage() {
-  const nodes = await api("get_node_list", { limit: 1000 });
   const add = h("form", { class: "row", id: "add-node" },
     field("Name", "name", { required: true, placeholder: "web1 or mx1.example.net" }),
     field("Address", "address", { required: true }),
@@ -154,12 +153,19 @@ async function nodesPage() {
     await api("grant_node", { userid: await userIdOf(d.login), nodeid: Number(d.nodeid) });
     say(`${d.login} may use node ${d.nodeid}.`);
   });
-  const rows = [];
-  for (const n of nodes.nodes) rows.push(nodeRow(n, await api("get_node_status", { nodeid: n.nodeid }).catch(() => null)));
+  const list = table(["Node", "Serves", "Sync", "Applied / revision", "Last seen", ""], []);
+  const { foot } = await paged("get_node_list", { limit: 50 }, "nodes", statusRow, list.tBodies[0]);
   // A node's report (applied, or an error) shows as it comes.
   followPage(["node."]);
   return h("div", {}, h("h1", {}, "Nodes"), h("div", { class: "card" }, add), h("div", { class: "card" }, grant),
-    h("div", { class: "card" }, table(["Node", "Serves", "Sync", "Applied / revision", "Last seen", ""], rows)));
+    h("div", { class: "card" }, list, foot));
+}
+
+// A node's row: its name at once, its sync state once get_node_status has answered.
+function statusRow(n) {
+  const slot = h("tr", { "data-node": n.nodeid }, h("td", { colspan: 6, class: "muted" }, `${n.name} (#${n.nodeid})…`));
+  api("get_node_status", { nodeid: n.nodeid }).catch(() => null).then((s) => slot.replaceWith(nodeRow(n, s)));
+  return slot;
 }
 
 // The user id of a login (an exact match of the user search).
@@ -204,11 +210,6 @@ function nodeRow(n, s) {
 }
 
 async function reviewPage() {
-  const [web, mail] = await Promise.all([
-    api("get_list_domain", { status: "reviewing", limit: 1000 }),
-    api("get_list_mail_domain", { status: "reviewing", limit: 1000 }),
-  ]);
-  const names = [...new Set([...web.domainlist, ...mail.domains.map((d) => d.domain)])];
   const decide = (domain, audit_status) => async () => {
     const p = { domain, audit_status };
     if (audit_status === "rejected") {
@@ -218,13 +219,23 @@ async function reviewPage() {
     }
     await adminAct(() => api("review_domain", p), `${domain} ${audit_status}.`)();
   };
+  const row = (d) => h("tr", { "data-review": d }, h("td", {}, d), h("td", {},
+    h("button", { type: "button", onclick: decide(d, "passed") }, "Pass"), " ",
+    h("button", { type: "button", class: "danger", onclick: decide(d, "rejected") }, "Reject")));
+  // Each queue a page at a time, with its total and "More".
+  const queue = async (title, action, key, name) => {
+    const list = table(["Domain", ""], []);
+    const { foot, first } = await paged(action, { status: "reviewing", limit: 50 }, key, (x) => row(name(x)), list.tBodies[0]);
+    return first[key].length ? h("div", { class: "card" }, h("h2", {}, title), list, foot) : null;
+  };
+  const queues = (await Promise.all([
+    queue("Domains of sites", "get_list_domain", "domainlist", (d) => d),
+    queue("Mail domains", "get_list_mail_domain", "domains", (d) => d.domain),
+  ])).filter(Boolean);
   // A domain or zone that comes to wait shows as it comes.
   followPage(["domain.added", "mail_domain.added", "zone.added"]);
-  return h("div", {}, h("h1", {}, "Domains waiting for review"), h("div", { class: "card" },
-    names.length ? table(["Domain", ""], names.map((d) => h("tr", {}, h("td", {}, d), h("td", {},
-      h("button", { type: "button", onclick: decide(d, "passed") }, "Pass"), " ",
-      h("button", { type: "button", class: "danger", onclick: decide(d, "rejected") }, "Reject")))))
-      : h("p", { class: "muted" }, "Nothing waits.")));
+  return h("div", {}, h("h1", {}, "Domains waiting for review"),
+    ...(queues.length ? queues : [h("div", { class: "card" }, h("p", { class: "muted" }, "Nothing waits."))]));
 }
 
 async function auditPage(before = null, action = "") {

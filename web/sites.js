@@ -9,12 +9,6 @@ async function sitesPage() {
   const [all, usage] = await Promise.all([api("get_node_list", { limit: 1000 }), api("get_user_stats")]);
   // Sites live on web nodes only; a mail or DNS node is not offered.
   const nodes = { nodes: all.nodes.filter((n) => !n.kinds || n.kinds.includes("web")) };
-  // Admins see everyone's sites: each is labelled with its owner.
-  const owners = new Map();
-  if (me.role === "admin") {
-    const users = await api("get_list_user", { limit: 1000 });
-    for (const u of users.users) owners.set(u.userid, u.login);
-  }
   const page = h("div", {});
   let usageShown = usageCard(usage);
   page.append(h("h1", {}, "Sites"), usageShown);
@@ -38,6 +32,8 @@ async function sitesPage() {
   const lists = h("div", { id: "site-lists" });
   page.append(lists);
   const shown = live;
+  // How many sites of each node are shown: "More" adds a page, and a redraw reads as many again.
+  const wanted = new Map();
   async function refresh() {
     if (timer) clearTimeout(timer);
     timer = null;
@@ -47,13 +43,13 @@ async function sitesPage() {
     const cards = [];
     let waiting = false;
     for (const n of nodes.nodes) {
-      const r = await api("get_list_site", { nodeid: n.nodeid, limit: 1000 });
-      const sites = (r[0] && r[0].site) || [];
-      if (!sites.length) continue;
-      waiting ||= sites.some((s) => s.status === "pending");
+      const r = await api("get_list_site", { nodeid: n.nodeid, limit: Math.min(1000, wanted.get(n.nodeid) || SITE_PAGE) });
+      const first = r[0] || { site: [] };
+      if (!first.site.length) continue;
+      waiting ||= first.site.some((s) => s.status === "pending");
       cards.push(h("div", { class: "card", "data-node": n.nodeid },
         h("h2", {}, `${n.name} (#${n.nodeid})`),
-        ...sites.map((s) => siteBlock(n, s, refresh, owners))));
+        ...first.site.map((s) => siteBlock(n, s, refresh)), moreSites(n, first, wanted, refresh)));
     }
     // Working in the lists (typing, or reading the error beside a field after submitting) is not
     // interrupted: they are redrawn once the focus leaves them.
@@ -79,12 +75,42 @@ async function sitesPage() {
   return page;
 }
 
-// A domain's certificate state: issued (until when), pending, failed (why), or none (HTTP only).
+const SITE_PAGE = 50;
+
+// The footer of a node's sites: how many of how many, and "More" while the list has a next page.
+function moreSites(node, first, wanted, refresh) {
+  const foot = h("div", { class: "pager" });
+  let count = first.site.length;
+  let next = first.next;
+  const draw = () => foot.replaceChildren(
+    h("span", { class: "muted" }, `${count} of ${first.total}${first.total_exact === false ? " (about)" : ""} sites`),
+    next ? h("button", { class: "plain", type: "button", "data-more-sites": node.nodeid, onclick: more }, "More") : "");
+  async function more() {
+    try {
+      const r = (await api("get_list_site", { nodeid: node.nodeid, limit: SITE_PAGE, after: next }))[0];
+      foot.before(...r.site.map((s) => siteBlock(node, s, refresh)));
+      count += r.site.length;
+      next = r.next;
+      wanted.set(node.nodeid, count);
+      draw();
+    } catch (e) {
+      say(explain(e), "error");
+    }
+  }
+  draw();
+  return foot;
+}
+
+// A domain's certificate state, in words a phone shows too (no hover): issued (until when),
+// pending (what it waits for), failed (why; it is tried again later), or none (HTTP only).
 function certBadge(c) {
   if (!c || c.cert === "none") return "";
   const b = badge(c.cert === "issued" ? "https" : c.cert);
-  b.title = c.cert === "issued" ? `certificate until ${c.not_after}` : c.cert_error || "certificate on its way";
-  return b;
+  const note = c.cert === "issued" ? `certificate until ${c.not_after.slice(0, 10)}`
+    : c.cert === "pending" ? "certificate on its way: the CA checks the name once it points at the node"
+    : `no certificate yet (tried again later): ${c.cert_error || "the CA refused it"}`;
+  return h("span", { class: "cert", "data-cert": c.cert }, b, " ",
+    h("span", { class: c.cert === "failed" ? "field-error" : "muted" }, note));
 }
 
 function usageCard(u) {
@@ -118,7 +144,7 @@ async function waitingDomains(refresh) {
     ]));
 }
 
-function siteBlock(node, s, refresh, owners) {
+function siteBlock(node, s, refresh) {
   const nodeid = node.nodeid;
   const add = h("form", { class: "row", "data-add-domain": s.siteid },
     field("Add a domain", "domain", { placeholder: "www.example.com", required: true }),
@@ -157,8 +183,9 @@ function siteBlock(node, s, refresh, owners) {
     h("h2", {}, s.sitenum, " ", badge(s.status), " ",
       h("button", { class: "danger", type: "button", onclick: remove }, "Delete site")),
     s.status === "error" ? h("p", { class: "field-error" }, `The node reported: ${s.error}`) : null,
+    s.status === "pending" ? h("p", { class: "muted progress" }, "The node is applying the last change; this page shows when it is done.") : null,
     h("p", { class: "muted" }, "Document root: ", h("code", {}, s.docroot),
-      owners.size ? ` · owner ${owners.get(s.userid) || s.userid}` : ""),
+      s.owner !== me.login ? ` · owner ${s.owner}` : ""),
     s.servername.length ? h("p", { class: "muted" }, `Point these names at ${target} (A/AAAA), or host their zone on the DNS page.`) : null,
     h("ul", { class: "domains" }, domains),
     add);

@@ -25,6 +25,8 @@ pub struct SiteView {
     pub docroot: String,
     pub servername: Vec<String>,
     pub userid: Uuid,
+    /// The owner's login (the console labels an admin's view of everyone's sites with it).
+    pub owner: String,
     /// `pending` until the node applied a revision containing this site's last change, then
     /// `active`; `error` when the node failed to apply it.
     pub status: &'static str,
@@ -138,7 +140,8 @@ pub async fn list(
                             ORDER BY domains.name)
                      FROM domains CROSS JOIN LATERAL (SELECT {CERT_COLUMNS}) cs (cert, not_after, cert_error)
                     WHERE domains.node_id = s.node_id AND domains.site_num = s.site_num
-                      AND domains.status = 'active'), '[]')"
+                      AND domains.status = 'active'), '[]'),
+         (SELECT u.login FROM users u WHERE u.id = s.user_id)"
     );
     let mut list = List::new(
         &columns,
@@ -166,6 +169,7 @@ pub async fn list(
             userid: r.get(2),
             servername: r.get(3),
             certificates: r.get(6),
+            owner: r.get(7),
         }
     }))
 }

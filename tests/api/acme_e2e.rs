@@ -463,6 +463,38 @@ async fn raw_get(port: u16, host: &str) -> String {
     }
 }
 
+/// The sites page in the browser: a domain added with HTTPS from the page shows its certificate
+/// issued, with its date, without a reload; a name the CA cannot resolve shows why it failed, and
+/// both read on a phone.
+#[tokio::test]
+async fn the_sites_page_shows_a_certificate_issued_and_one_that_failed() {
+    let stack = Stack::start("127.0.0.1", |_| {}).await;
+    let w = &stack.w;
+    let site = w.site(&w.alice.1, 2).await;
+    let b = crate::console::Browser::start(1280, 900).await;
+    crate::console_pages::sign_in(w, &b, "alice", "password-alice").await;
+    let block = format!("section[data-site='{site}']");
+    let form = format!("{block} form[data-add-domain]");
+    // Main path: a name of alice's hosted zone, issued. Error path: a name in no zone the private
+    // DNS answers for, which the CA cannot resolve.
+    for (name, cert, shows) in [
+        ("shop.alice.example.com", "issued", "certificate until 20"),
+        ("elsewhere.example.net", "failed", "tried again later"),
+    ] {
+        b.fill(&format!("{form} input[name=domain]"), name).await;
+        b.click(&format!("{form} button[type=submit]")).await;
+        let badge = format!("{block} li:has(> [data-cert={cert}])");
+        b.wait_for_text_within(&badge, shows, Duration::from_secs(60))
+            .await;
+    }
+    b.screenshot("desktop-certificates").await;
+    b.client.set_window_size(360, 740).await.unwrap();
+    b.wait_for(&format!("{block} [data-cert=issued]")).await;
+    assert!(b.fits_the_width().await, "certificates at 360 px");
+    b.screenshot("mobile-certificates").await;
+    b.client.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn an_unreachable_challenge_fails_with_its_error_and_is_retried_later_without_a_storm() {
     // The name resolves to an address where no node listens.

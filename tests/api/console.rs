@@ -95,6 +95,12 @@ impl Browser {
 
     /// Waits until the first element matching `css` has text containing `text`.
     pub async fn wait_for_text(&self, css: &str, text: &str) {
+        self.wait_for_text_within(css, text, Duration::from_secs(20))
+            .await
+    }
+
+    /// `wait_for_text` for what takes longer than a click (a certificate from a CA).
+    pub async fn wait_for_text_within(&self, css: &str, text: &str, limit: Duration) {
         let started = Instant::now();
         loop {
             let mut seen = String::new();
@@ -104,7 +110,7 @@ impl Browser {
                     return;
                 }
             }
-            if started.elapsed() >= Duration::from_secs(20) {
+            if started.elapsed() >= limit {
                 let status = match self.client.find(Locator::Css("#status")).await {
                     Ok(el) => el.text().await.unwrap_or_default(),
                     Err(_) => String::new(),
@@ -370,17 +376,7 @@ async fn an_admin_reviews_domains_and_reads_the_service() {
     w.domain(&w.alice.1, 1, site, "wait.example.com").await;
     let b = Browser::start(1280, 900).await;
     let base = format!("http://{}", w.app.addr);
-    // The admin's password is known to the test harness's admin helper only; sign in with a
-    // fresh admin made through the API.
-    let made = w
-        .app
-        .call_as(
-            &w.admin,
-            "adduser",
-            json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"}),
-        )
-        .await;
-    made.ok();
+    crate::console_pages::add_boss(&w).await;
     b.client.goto(&format!("{base}/")).await.unwrap();
     b.fill("#signin-form input[name=login]", "boss").await;
     b.fill("#signin-form input[name=password]", "password-boss")

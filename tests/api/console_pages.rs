@@ -1,6 +1,6 @@
-//! Each console page in headless Chromium: its main path and one error path at desktop width,
-//! then the same page at 360 px (it must fit without scrolling sideways). Screenshots of both go
-//! to target/screenshots/.
+//! Each console page in headless Chromium: its main path and one error path, at desktop width and
+//! again at 360 px (where it must also fit without scrolling sideways). Screenshots of both go to
+//! target/screenshots/.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use crate::helpers::World;
 use crate::receiver::Receiver;
 
 /// Signs `login` in through the sign-in form; dialogs (confirm, prompt) answer yes from then on.
-async fn sign_in(w: &World, b: &Browser, login: &str, password: &str) {
+pub async fn sign_in(w: &World, b: &Browser, login: &str, password: &str) {
     b.client
         .goto(&format!("http://{}/", w.app.addr))
         .await
@@ -21,6 +21,13 @@ async fn sign_in(w: &World, b: &Browser, login: &str, password: &str) {
     b.click("#signin-form button[type=submit]").await;
     b.wait_for_text("#who", login).await;
     yes_to_dialogs(b).await;
+}
+
+/// A second admin, `boss` (password `password-boss`), to sign in through the form: the
+/// harness's own admin's password is known to its helper only.
+pub async fn add_boss(w: &World) {
+    let p = json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"});
+    w.app.call_as(&w.admin, "adduser", p).await.ok();
 }
 
 async fn yes_to_dialogs(b: &Browser) {
@@ -38,21 +45,61 @@ async fn goto(w: &World, b: &Browser, hash: &str) {
     yes_to_dialogs(b).await;
 }
 
-/// The page at 360 px: readable without scrolling sideways; a screenshot of each width.
-async fn both_widths(b: &Browser, name: &str) {
-    b.screenshot(&format!("desktop-{name}")).await;
-    b.client.set_window_size(360, 740).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(b.fits_the_width().await, "{name} is readable at 360 px");
-    b.screenshot(&format!("mobile-{name}")).await;
+/// A window a page is driven in: a desktop's, or a phone's 360 px.
+#[derive(Clone, Copy)]
+struct Width {
+    width: u32,
+    height: u32,
+    tag: &'static str,
 }
 
-#[tokio::test]
-async fn mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autoreply() {
+const DESKTOP: Width = Width {
+    width: 1280,
+    height: 900,
+    tag: "desktop",
+};
+const PHONE: Width = Width {
+    width: 360,
+    height: 740,
+    tag: "mobile",
+};
+
+impl Width {
+    async fn browser(self) -> Browser {
+        Browser::start(self.width, self.height).await
+    }
+
+    /// The page as it stands: on a phone readable without scrolling sideways; a screenshot.
+    async fn shot(self, b: &Browser, name: &str) {
+        if self.width <= 360 {
+            assert!(b.fits_the_width().await, "{name} is readable at 360 px");
+        }
+        b.screenshot(&format!("{}-{name}", self.tag)).await;
+    }
+}
+
+/// Each page's test runs its main path and its error path at both widths.
+macro_rules! at_both_widths {
+    ($page:ident: $desktop:ident, $phone:ident) => {
+        #[tokio::test]
+        async fn $desktop() {
+            $page(DESKTOP).await
+        }
+
+        #[tokio::test]
+        async fn $phone() {
+            $page(PHONE).await
+        }
+    };
+}
+
+at_both_widths!(mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autoreply: mail_page_at_desktop_width, mail_page_at_phone_width);
+
+async fn mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autoreply(width: Width) {
     let w = World::new().await;
     let p = json!({"nodeid": 20, "name": "mx1.hosting.example", "address": "10.0.3.1", "kinds": ["mail"]});
     w.app.call_as(&w.admin, "add_node", p).await.ok();
-    let b = Browser::start(1280, 900).await;
+    let b = width.browser().await;
     sign_in(&w, &b, "alice", "password-alice").await;
     goto(&w, &b, "#/mail").await;
     b.fill("#add-mail-domain input[name=domain]", "mail.example.org")
@@ -153,16 +200,17 @@ async fn mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autor
     assert_eq!(domains.ok()["domains"][0]["max_mailboxes"], 5);
     b.wait_for("[data-mailbox='info@mail.example.org'] [role=progressbar]")
         .await;
-    both_widths(&b, "mail").await;
+    width.shot(&b, "mail").await;
     b.client.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn dns_page_adds_a_zone_and_a_record_and_keeps_managed_records_locked() {
+at_both_widths!(dns_page_adds_a_zone_and_a_record_and_keeps_managed_records_locked: dns_page_at_desktop_width, dns_page_at_phone_width);
+
+async fn dns_page_adds_a_zone_and_a_record_and_keeps_managed_records_locked(width: Width) {
     let w = World::new().await;
     let p = json!({"nodeid": 30, "name": "ns1.hosting.example", "address": "10.0.4.1", "kinds": ["dns"]});
     w.app.call_as(&w.admin, "add_node", p).await.ok();
-    let b = Browser::start(1280, 900).await;
+    let b = width.browser().await;
     sign_in(&w, &b, "alice", "password-alice").await;
     goto(&w, &b, "#/dns").await;
     b.fill("#add-zone input[name=zone]", "zone.example.org")
@@ -196,23 +244,16 @@ async fn dns_page_adds_a_zone_and_a_record_and_keeps_managed_records_locked() {
         "{card} tr[data-record='www.zone.example.org A'][data-recordid]"
     ))
     .await;
-    both_widths(&b, "dns").await;
+    width.shot(&b, "dns").await;
     b.client.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn nodes_page_adds_a_mail_node_in_a_region_and_rotates_its_token() {
+at_both_widths!(nodes_page_adds_a_mail_node_in_a_region_and_rotates_its_token: nodes_page_at_desktop_width, nodes_page_at_phone_width);
+
+async fn nodes_page_adds_a_mail_node_in_a_region_and_rotates_its_token(width: Width) {
     let w = World::new().await;
-    let made = w
-        .app
-        .call_as(
-            &w.admin,
-            "adduser",
-            json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"}),
-        )
-        .await;
-    made.ok();
-    let b = Browser::start(1280, 900).await;
+    add_boss(&w).await;
+    let b = width.browser().await;
     sign_in(&w, &b, "boss", "password-boss").await;
     goto(&w, &b, "#/admin/nodes").await;
     // Error path: a name with a slash.
@@ -276,15 +317,16 @@ async fn nodes_page_adds_a_mail_node_in_a_region_and_rotates_its_token() {
     b.fill("#grant-node input[name=nodeid]", "2").await;
     b.click("#grant-node button[type=submit]").await;
     b.wait_for_text("#status", "alice may use node 2").await;
-    both_widths(&b, "admin-nodes").await;
+    width.shot(&b, "admin-nodes").await;
     b.client.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn keys_and_webhooks_pages_make_a_key_and_deliver_to_a_real_receiver() {
+at_both_widths!(keys_and_webhooks_pages_make_a_key_and_deliver_to_a_real_receiver: keys_and_webhooks_pages_at_desktop_width, keys_and_webhooks_pages_at_phone_width);
+
+async fn keys_and_webhooks_pages_make_a_key_and_deliver_to_a_real_receiver(width: Width) {
     let w = World::new().await;
     let receiver = Receiver::start().await;
-    let b = Browser::start(1280, 900).await;
+    let b = width.browser().await;
     sign_in(&w, &b, "alice", "password-alice").await;
     goto(&w, &b, "#/keys").await;
     // Error path: an expiry in no known unit.
@@ -295,8 +337,7 @@ async fn keys_and_webhooks_pages_make_a_key_and_deliver_to_a_real_receiver() {
     b.fill("#create-key input[name=expires]", "90d").await;
     b.click("#create-key button[type=submit]").await;
     b.wait_for_text("#new-key .secret", "hpk_").await;
-    both_widths(&b, "keys").await;
-    b.client.set_window_size(1280, 900).await.unwrap();
+    width.shot(&b, "keys").await;
 
     goto(&w, &b, "#/webhooks").await;
     b.fill("#add-webhook input[name=url]", "ftp://example.com/hook")
@@ -313,14 +354,15 @@ async fn keys_and_webhooks_pages_make_a_key_and_deliver_to_a_real_receiver() {
     receiver.wait_for(1, Duration::from_secs(15)).await;
     b.client.refresh().await.unwrap();
     b.wait_for_text("main table", "delivered").await;
-    both_widths(&b, "webhooks").await;
+    width.shot(&b, "webhooks").await;
     b.client.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn account_page_refuses_a_wrong_current_password_then_changes_it() {
+at_both_widths!(account_page_refuses_a_wrong_current_password_then_changes_it: account_page_at_desktop_width, account_page_at_phone_width);
+
+async fn account_page_refuses_a_wrong_current_password_then_changes_it(width: Width) {
     let w = World::new().await;
-    let b = Browser::start(1280, 900).await;
+    let b = width.browser().await;
     sign_in(&w, &b, "alice", "password-alice").await;
     goto(&w, &b, "#/account").await;
     let form = "#change-password";
@@ -347,23 +389,16 @@ async fn account_page_refuses_a_wrong_current_password_then_changes_it() {
     b.click(&format!("{form} button[type=submit]")).await;
     b.wait_for_text("#status", "Password changed").await;
     w.app.authorize("alice", "password-alice-2").await.ok();
-    both_widths(&b, "account").await;
+    width.shot(&b, "account").await;
     b.client.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn admin_pages_show_users_review_audit_and_stats_on_a_phone() {
+at_both_widths!(admin_pages_show_users_review_audit_and_stats: admin_pages_at_desktop_width, admin_pages_at_phone_width);
+
+async fn admin_pages_show_users_review_audit_and_stats(width: Width) {
     let w = World::new().await;
-    let made = w
-        .app
-        .call_as(
-            &w.admin,
-            "adduser",
-            json!({"login": "boss", "password": "password-boss", "email": "boss@example.com", "role": "admin"}),
-        )
-        .await;
-    made.ok();
-    let b = Browser::start(360, 740).await;
+    add_boss(&w).await;
+    let b = width.browser().await;
     sign_in(&w, &b, "boss", "password-boss").await;
     goto(&w, &b, "#/admin/users").await;
     b.wait_for("tr[data-user=alice]").await;
@@ -402,8 +437,7 @@ async fn admin_pages_show_users_review_audit_and_stats_on_a_phone() {
     b.wait_for("tr[data-user=dave]").await;
     b.click("#add-invite button[type=submit]").await;
     b.wait_for("#add-invite + div .secret").await;
-    assert!(b.fits_the_width().await, "users at 360 px");
-    b.screenshot("mobile-admin-users").await;
+    width.shot(&b, "admin-users").await;
     // Deleting a user asks first, then the row goes.
     b.click("button[data-delete-user=bob]").await;
     b.wait_gone("tr[data-user=bob]").await;
@@ -414,8 +448,7 @@ async fn admin_pages_show_users_review_audit_and_stats_on_a_phone() {
     ] {
         goto(&w, &b, hash).await;
         b.wait_for_text("main", shows).await;
-        assert!(b.fits_the_width().await, "{hash} at 360 px");
-        b.screenshot(&format!("mobile-{name}")).await;
+        width.shot(&b, name).await;
     }
     b.client.close().await.unwrap();
 }
@@ -481,4 +514,42 @@ async fn sign_in_sign_up_and_password_reset_pages_at_both_widths() {
         b.wait_for_text("#who", "alice").await;
         b.client.close().await.unwrap();
     }
+}
+
+/// The sites page pages a node's sites (50 at a time, with the total and "More"), and labels an
+/// admin's view of everyone's sites with each owner's login.
+#[tokio::test]
+async fn sites_page_pages_a_long_list_and_names_the_owners() {
+    let w = World::new().await;
+    add_boss(&w).await;
+    let boss = w.app.login("boss", "password-boss").await.1;
+    for _ in 0..50 {
+        w.site(&boss, 1).await;
+    }
+    let last = w.site(&w.alice.1, 1).await;
+    let b = DESKTOP.browser().await;
+    sign_in(&w, &b, "boss", "password-boss").await;
+    let card = "#site-lists [data-node='1']";
+    b.wait_for_text(&format!("{card} .pager"), "50 of 51 sites")
+        .await;
+    let theirs = format!("{card} section[data-site='{last}']");
+    assert!(b
+        .client
+        .find(fantoccini::Locator::Css(&theirs))
+        .await
+        .is_err());
+    b.click("button[data-more-sites='1']").await;
+    b.wait_for_text(&theirs, "owner alice").await;
+    b.wait_for_text(&format!("{card} .pager"), "51 of 51 sites")
+        .await;
+    b.wait_gone("button[data-more-sites='1']").await;
+    // The admin's own sites carry no label.
+    let own = b
+        .wait_for(&format!("{card} section[data-site]"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!own.contains("owner"), "{own}");
+    b.client.close().await.unwrap();
 }
