@@ -25,8 +25,10 @@ pub struct SiteView {
     pub docroot: String,
     pub servername: Vec<String>,
     pub userid: Uuid,
-    /// The owner's login (the console labels an admin's view of everyone's sites with it).
-    pub owner: String,
+    /// The owner's login (the console labels an admin's view of everyone's sites with it); not
+    /// told to node agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// `pending` until the node applied a revision containing this site's last change, then
     /// `active`; `error` when the node failed to apply it.
     pub status: &'static str,
@@ -169,7 +171,7 @@ pub async fn list(
             userid: r.get(2),
             servername: r.get(3),
             certificates: r.get(6),
-            owner: r.get(7),
+            owner: Some(r.get(7)),
         }
     }))
 }

@@ -168,10 +168,22 @@ async fn node_tokens_reach_only_their_own_node() {
     let w = World::new().await;
     let token = w.node_with_token(2).await;
     w.node_with_token(3).await;
-    w.app
+    w.site(&w.alice.1, 2).await;
+    // The node reads its sites, but not whose login each is (its owner's id only).
+    let own = w
+        .app
         .call_node(&token, "get_list_site", json!({"nodeid": 2}))
-        .await
-        .ok();
+        .await;
+    let site = &own.ok()[0]["site"][0];
+    assert!(
+        site["userid"].is_string() && site.get("owner").is_none(),
+        "{site}"
+    );
+    let hers = w
+        .app
+        .call_as(&w.alice.1, "get_list_site", json!({"nodeid": 2}))
+        .await;
+    assert_eq!(hers.ok()[0]["site"][0]["owner"], "alice");
     w.app
         .call_node(&token, "get_list_domain", json!({"nodeid": 2}))
         .await

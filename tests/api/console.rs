@@ -140,11 +140,14 @@ impl Browser {
             };
             match typed {
                 Ok(()) => return,
-                Err(e) if is_stale(&e) => continue,
+                Err(e) if is_stale(&e) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
                 Err(e) => panic!("typing into {css}: {e}"),
             }
         }
-        panic!("{css} went stale five times in a row");
+        panic!("{css} could not take input five times in a row");
     }
 
     /// Clicks the element; one gone stale (the page was redrawn) is found again.
@@ -152,11 +155,14 @@ impl Browser {
         for _ in 0..5 {
             match self.wait_for(css).await.click().await {
                 Ok(()) => return,
-                Err(e) if is_stale(&e) => continue,
+                Err(e) if is_stale(&e) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
                 Err(e) => panic!("clicking {css}: {e}"),
             }
         }
-        panic!("{css} went stale five times in a row");
+        panic!("{css} could not be clicked five times in a row");
     }
 
     pub async fn screenshot(&self, name: &str) {
@@ -586,7 +592,10 @@ async fn console_answers_carry_strict_security_headers() {
 }
 
 /// An element that a redraw replaced.
+/// The element went away or cannot take input at this moment: a redraw replaced it, or (seen
+/// once on a loaded machine) the field was found before the page had laid it out.
 fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    use fantoccini::error::ErrorStatus::{ElementNotInteractable, StaleElementReference};
     matches!(e, fantoccini::error::CmdError::Standard(w)
-        if w.error == fantoccini::error::ErrorStatus::StaleElementReference)
+        if w.error == StaleElementReference || w.error == ElementNotInteractable)
 }

@@ -143,12 +143,12 @@ pub struct NodeSites {
     paging: checks::Paging<String>,
 }
 
-/// `get_list_site`: the sites on a node the caller may see (their own; admins and the node: all),
-/// each with its sync status.
 /// What a customer reads of a node's failure to apply their site.
 pub const NODE_FAILED: &str =
     "the node could not apply this change; your provider has the node's message";
 
+/// `get_list_site`: the sites on a node the caller may see (their own; admins and the node: all),
+/// each with its sync status.
 pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
     let order = &db::sites::SITE_ORDER;
@@ -166,6 +166,12 @@ pub async fn get_list_site(ctx: Ctx, p: ListSiteParams) -> Result<Vec<NodeSites>
     if filter.is_some() {
         for s in site.iter_mut().filter(|s| s.error.is_some()) {
             s.error = Some(NODE_FAILED.to_string());
+        }
+    }
+    // A node's agent needs no one's login: a node taken over learns no names to try passwords on.
+    if matches!(ctx.caller, crate::auth::Caller::Node(_)) {
+        for s in site.iter_mut() {
+            s.owner = None;
         }
     }
     // An empty answer may instead mean the node is not there or not the caller's to use.
