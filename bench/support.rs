@@ -64,6 +64,8 @@ impl Server {
             .env("HOSTPLANE_RATE_LIMIT", "1000000000")
             .env("HOSTPLANE_RATE_LIMIT_ANON", "1000000000")
             .env("HOSTPLANE_ANON_LIMIT", "1000000")
+            // The storm's clients come from addresses of their own (X-Forwarded-For).
+            .env("HOSTPLANE_TRUSTED_PROXIES", "127.0.0.1")
             .stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
@@ -170,8 +172,16 @@ impl Api {
 
     /// Posts an envelope and returns the HTTP status and the answer, whatever they are.
     pub async fn post(&self, envelope: &Value) -> (u16, Value) {
-        let req = hyper::Request::post(&self.url)
-            .header("content-type", "application/json")
+        self.post_with(envelope, &[]).await
+    }
+
+    /// `post` with extra headers (`X-Forwarded-For`, say).
+    pub async fn post_with(&self, envelope: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = hyper::Request::post(&self.url).header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
             .body(Full::new(Bytes::from(envelope.to_string())))
             .unwrap();
         let resp = self.client.request(req).await.unwrap();

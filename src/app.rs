@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::keys::KeyUsage;
 use crate::auth::ratelimit::RateLimiter;
-use crate::auth::{hasher::Workers, seal::SealKey, PasswordHasher};
+use crate::auth::{seal::SealKey, workers::Workers, PasswordHasher};
 use crate::cache::lists::ListCache;
 use crate::cache::sessions::SessionCache;
 use crate::config::Config;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use deadpool_postgres::{Object, Pool};
 
-use crate::auth::hasher::Workers;
 use crate::auth::keys::KeyUsage;
 use crate::auth::ratelimit::RateLimiter;
 use crate::auth::seal::SealKey;
+use crate::auth::workers::Workers;
 use crate::auth::PasswordHasher;
 use crate::cache::lists::ListCache;
 use crate::cache::sessions::SessionCache;

@@ -263,7 +263,10 @@ pub async fn create_admin(
     let pool = crate::db::create_pool(config)?;
     crate::db::migrate::run(&pool).await?;
     let hasher = crate::auth::PasswordHasher::new(config.bcrypt_cost, 1, 1);
-    let hash = hasher.hash(password).await.map_err(|e| e.to_string())?;
+    let hash = hasher
+        .hash(crate::auth::workers::Lane::SERVICE, password)
+        .await
+        .map_err(|e| e.to_string())?;
     let uniqcode = crate::auth::random_secret(16).map_err(|e| e.to_string())?;
     let mut client = pool.get().await.map_err(|e| e.to_string())?;
     let tx = client.transaction().await.map_err(|e| e.to_string())?;

@@ -12,6 +12,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod throttle;
 pub mod totp;
+pub mod workers;
 
 use uuid::Uuid;
 

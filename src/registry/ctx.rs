@@ -164,6 +164,11 @@ impl Ctx {
         matches!(&self.caller, Caller::User(u) if u.role == Role::Admin)
     }
 
+    /// The turn the caller's slow work (bcrypt) waits for: its address's.
+    pub fn lane(&self) -> crate::auth::workers::Lane {
+        crate::auth::workers::Lane::of(self.client_ip)
+    }
+
     /// True when the caller may see everything on this node: an admin, or the node itself.
     pub fn sees_whole_node(&self, node_id: i32) -> bool {
         self.is_admin() || matches!(&self.caller, Caller::Node(a) if a.node_id == node_id)

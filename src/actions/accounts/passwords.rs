@@ -74,7 +74,7 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
             if !ctx
                 .state
                 .hasher
-                .verify(old, target.password_hash.clone())
+                .verify(ctx.lane(), old, target.password_hash.clone())
                 .await?
             {
                 return Err(Reason::bad_password.msg("the old password is wrong"));
@@ -82,7 +82,7 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
             throttle.succeeded().await?;
         }
     }
-    let hash = ctx.state.hasher.hash(newpassword).await?;
+    let hash = ctx.state.hasher.hash(ctx.lane(), newpassword).await?;
     let tx = ctx.begin().await?;
     db::users::set_password(&*tx, target.user_id, &hash).await?;
     let keep = (target.user_id == caller.user_id).then_some(&caller.session_hash);
@@ -117,7 +117,12 @@ async fn change_mailbox_password(ctx: &Ctx, p: ChangePasswordParams) -> Result<U
         addr: ctx.client_ip,
     };
     throttle.begin().await?;
-    if !ctx.state.hasher.verify(old, found.password_hash).await? {
+    if !ctx
+        .state
+        .hasher
+        .verify(ctx.lane(), old, found.password_hash)
+        .await?
+    {
         return Err(Reason::bad_password.msg("the old password is wrong"));
     }
     throttle.succeeded().await?;
@@ -218,7 +223,7 @@ pub async fn reset_password(ctx: Ctx, p: ResetPasswordParams) -> Result<UserRef,
     if !db::tokens::reset_is_live(&*ctx.db().await?, &token_hash).await? {
         return Err(dead_token());
     }
-    let hash = ctx.state.hasher.hash(newpassword).await?;
+    let hash = ctx.state.hasher.hash(ctx.lane(), newpassword).await?;
     let tx = ctx.begin().await?;
     let user_id = db::tokens::consume_reset(&*tx, &token_hash)
         .await?

@@ -71,11 +71,11 @@ pub async fn authorization(
         (Some(pw), _, Some(user)) => {
             state
                 .hasher
-                .verify(pw.clone(), user.password_hash.clone())
+                .verify(ctx.lane(), pw.clone(), user.password_hash.clone())
                 .await?
         }
         (Some(pw), _, None) => {
-            state.hasher.verify_dummy(pw.clone()).await?;
+            state.hasher.verify_dummy(ctx.lane(), pw.clone()).await?;
             false
         }
         (None, Some(code), Some(user)) => auth::secret_matches(code, &user.uniqcode_hash),
@@ -135,12 +135,12 @@ async fn mailbox_authorization(
         None => None,
     };
     let (Some(address), Some(found)) = (address, found) else {
-        state.hasher.verify_dummy(password).await?;
+        state.hasher.verify_dummy(ctx.lane(), password).await?;
         return Err(Reason::bad_login.msg("no such user"));
     };
     if !state
         .hasher
-        .verify(password, found.password_hash.clone())
+        .verify(ctx.lane(), password, found.password_hash.clone())
         .await?
     {
         return Err(Reason::bad_password.msg("wrong password"));

@@ -103,7 +103,7 @@ pub async fn prepare_adduser(ctx: Ctx, p: AddUserParams) -> Result<NewAccount, A
             }
         }
     }
-    let password_hash = ctx.state.hasher.hash(password).await?;
+    let password_hash = ctx.state.hasher.hash(ctx.lane(), password).await?;
     Ok(NewAccount {
         login,
         role,

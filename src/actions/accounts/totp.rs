@@ -76,13 +76,13 @@ async fn check_password(
     password: String,
 ) -> Result<Credentials, ApiError> {
     let Some(user) = found else {
-        ctx.state.hasher.verify_dummy(password).await?;
+        ctx.state.hasher.verify_dummy(ctx.lane(), password).await?;
         return Err(Reason::bad_login.msg("no such user"));
     };
     if !ctx
         .state
         .hasher
-        .verify(password, user.password_hash.clone())
+        .verify(ctx.lane(), password, user.password_hash.clone())
         .await?
     {
         return Err(Reason::bad_password.msg("wrong password"));

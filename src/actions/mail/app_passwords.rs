@@ -51,7 +51,7 @@ pub async fn prepare_add(ctx: Ctx, p: AddAppPasswordParams) -> Result<NewAppPass
     let password = random_secret(15)?;
     let hash = format!(
         "{{BLF-CRYPT}}{}",
-        ctx.state.hasher.hash(password.clone()).await?
+        ctx.state.hasher.hash(ctx.lane(), password.clone()).await?
     );
     Ok(NewAppPassword { password, hash })
 }

@@ -50,7 +50,7 @@ pub fn address(raw: &str) -> Result<(String, String), ApiError> {
 /// A new password as Dovecot reads it; `bad_password` when it is not 8-72 bytes.
 pub async fn mailbox_password(ctx: &Ctx, password: String) -> Result<String, ApiError> {
     validate::password(&password).map_err(|m| Reason::bad_password.msg(m))?;
-    let hash = ctx.state.hasher.hash(password).await?;
+    let hash = ctx.state.hasher.hash(ctx.lane(), password).await?;
     Ok(format!("{{BLF-CRYPT}}{hash}"))
 }
 
