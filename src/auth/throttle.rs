@@ -52,6 +52,16 @@ impl Throttle<'_> {
         )
     }
 
+    /// Passes on a password check's outcome. A check that never ran (the bcrypt queue was full,
+    /// `busy`) tested no password, so its attempt is taken back: a person caught in someone
+    /// else's storm does not spend their account's attempts on answers of `busy`.
+    pub async fn ran<T>(&self, check: Result<T, ApiError>) -> Result<T, ApiError> {
+        if matches!(&check, Err(e) if e.reason() == Some(Reason::busy)) {
+            self.succeeded().await?;
+        }
+        check
+    }
+
     /// A successful attempt does not count as a failure: take it back.
     pub async fn succeeded(&self) -> Result<(), ApiError> {
         let counters = self.counters();

@@ -25,7 +25,10 @@ pub struct BatchParams {
     pub(super) atomic: bool,
 }
 
+/// An entry holds its action and params only: a `cookie` or `request_id` of its own is refused,
+/// not quietly ignored (every entry runs as the batch's caller, under the batch's id).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BatchEntry {
     pub(super) action: String,
     #[serde(default)]

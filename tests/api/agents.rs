@@ -661,4 +661,27 @@ async fn a_sites_owner_hears_when_the_node_applies_it_or_fails() {
     );
     assert!(heard(&w, &w.alice.1, "site.failed", 0).await.is_empty());
     assert_eq!(heard(&w, &w.alice.1, "site.applied", 0).await.len(), 1);
+    // A node reporting the failure again, in other words, for an older revision, or after
+    // applying it: nobody hears more (a node taken over cannot flood the feed and its webhooks);
+    // the admin still reads the last words.
+    let other = json!({"revision": 4, "status": "error", "message": "other words"});
+    w.app.call_node(&token, "node_report", other).await.ok();
+    report(3, "error").await.ok();
+    report(4, "ok").await.ok();
+    report(4, "error").await.ok();
+    let last = json!({"revision": 4, "status": "error", "message": "last words"});
+    w.app.call_node(&token, "node_report", last).await.ok();
+    let db = w.app.state.pool.get().await.unwrap();
+    let words: String = db
+        .query_one("SELECT last_error FROM nodes WHERE id = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(words, "last words");
+    w.site(&w.bob.1, 2).await;
+    report(5, "error").await.ok();
+    let failed = heard(&w, &w.admin, "node.error", 2).await;
+    let revisions: Vec<_> = failed.iter().map(|e| e["revision"].clone()).collect();
+    assert_eq!(revisions, [4, 5], "{failed:?}");
+    assert_eq!(heard(&w, &w.bob.1, "site.failed", 2).await.len(), 2);
 }

@@ -133,6 +133,17 @@ async fn a_batch_refuses_what_it_cannot_hold() {
         .call_as(&w.alice.1, "batch", json!({"actions": []}))
         .await
         .assert_error("bad_params", 400);
+    // An entry is its action and params: one carrying a cookie of its own (another caller's,
+    // say) is refused, not run as the batch's caller with the cookie ignored.
+    let bobs = json!({"actions": [{"action": "create_site", "cookie": w.bob.1,
+                                   "params": {"nodeid": 1, "properties": "default"}}]});
+    let a = w.app.call_as(&w.alice.1, "batch", bobs).await;
+    a.assert_error("bad_params", 400);
+    assert!(
+        a.body["message"].as_str().unwrap_or("").contains("cookie"),
+        "{}",
+        a.body
+    );
     // Anonymous callers have no batch.
     w.app
         .call("batch", json!({"actions": [{"action": "ping"}]}))

@@ -295,7 +295,9 @@ async fn ten_failures_on_a_login_lock_it_for_the_window() {
 
 #[tokio::test]
 async fn parallel_guesses_cannot_pass_the_limit() {
-    let app = TestApp::spawn().await;
+    // All 30 come from one address, which may hold a quarter of the bcrypt queue: a queue this
+    // long lets every guess past the limit reach its check (none answers `busy` instead).
+    let app = TestApp::spawn_with(|c| c.bcrypt_queue = 4 * 32).await;
     app.signup("alice").await;
     let guesses = (0..30).map(|i| {
         app.call(
@@ -314,6 +316,39 @@ async fn parallel_guesses_cannot_pass_the_limit() {
         .count();
     assert_eq!(checked, 10);
     assert_eq!(throttled, 20);
+}
+
+/// A login answered `busy` (the bcrypt queue was full) tested no password, so it does not use
+/// up one of the account's attempts: a storm cannot lock a person out through `busy` answers.
+#[tokio::test]
+async fn a_login_answered_busy_does_not_count_as_an_attempt() {
+    // One thread, and one check waiting per address: most of a burst answers `busy`.
+    let app = TestApp::spawn_with(|c| {
+        c.bcrypt_cost = 8;
+        c.bcrypt_threads = 1;
+        c.bcrypt_queue = 4;
+    })
+    .await;
+    app.signup("alice").await;
+    let guess = |i: usize| {
+        app.call(
+            "authorization",
+            json!({"login": "alice", "password": format!("guess-{i:04}")}),
+        )
+    };
+    let answers = futures_util::future::join_all((0..9).map(guess)).await;
+    let reasons: Vec<&str> = answers
+        .iter()
+        .map(|a| a.body["reason"].as_str().unwrap_or(""))
+        .collect();
+    let checked = reasons.iter().filter(|r| **r == "bad_password").count();
+    let busy = reasons.iter().filter(|r| **r == "busy").count();
+    assert!(busy > 0 && checked + busy == 9, "{reasons:?}");
+    // The account's limit (10 attempts) holds exactly what was checked, no more.
+    for i in checked..10 {
+        guess(100 + i).await.assert_error("bad_password", 400);
+    }
+    guess(200).await.assert_error("too_many_attempts", 429);
 }
 
 #[tokio::test]

@@ -69,13 +69,14 @@ pub async fn authorization(
     };
     let valid = match (&p.password, &p.uniqcode, &found) {
         (Some(pw), _, Some(user)) => {
-            state
-                .hasher
+            let check = (state.hasher)
                 .verify(ctx.lane(), pw.clone(), user.password_hash.clone())
-                .await?
+                .await;
+            throttle.ran(check).await?
         }
         (Some(pw), _, None) => {
-            state.hasher.verify_dummy(ctx.lane(), pw.clone()).await?;
+            let check = state.hasher.verify_dummy(ctx.lane(), pw.clone()).await;
+            throttle.ran(check).await?;
             false
         }
         (None, Some(code), Some(user)) => auth::secret_matches(code, &user.uniqcode_hash),
@@ -135,14 +136,14 @@ async fn mailbox_authorization(
         None => None,
     };
     let (Some(address), Some(found)) = (address, found) else {
-        state.hasher.verify_dummy(ctx.lane(), password).await?;
+        let check = state.hasher.verify_dummy(ctx.lane(), password).await;
+        throttle.ran(check).await?;
         return Err(Reason::bad_login.msg("no such user"));
     };
-    if !state
-        .hasher
+    let check = (state.hasher)
         .verify(ctx.lane(), password, found.password_hash.clone())
-        .await?
-    {
+        .await;
+    if !throttle.ran(check).await? {
         return Err(Reason::bad_password.msg("wrong password"));
     }
     if !found.may_log_in {

@@ -88,8 +88,8 @@ pub async fn record_report(
 ) -> Result<Reported, ApiError> {
     let row = query_opt(
         c,
-        "WITH old (applied, errored, message, reported) AS (
-             SELECT applied_revision, error_revision, last_error, reported FROM nodes
+        "WITH old (applied, errored, reported) AS (
+             SELECT applied_revision, error_revision, reported FROM nodes
               WHERE id = $1 FOR NO KEY UPDATE)
          UPDATE nodes SET
             last_seen = now(),
@@ -102,8 +102,7 @@ pub async fn record_report(
            FROM old
           WHERE id = $1 AND revision >= $2
          RETURNING revision, applied_revision > old.applied OR (NOT old.reported AND $3::text IS NULL),
-                   $3::text IS NOT NULL AND (old.errored IS DISTINCT FROM $2
-                                             OR old.message IS DISTINCT FROM $3),
+                   $3::text IS NOT NULL AND $2 > greatest(old.applied, coalesce(old.errored, 0)),
                    old.applied, applied_revision",
         &[&id, &revision, &error],
     )
@@ -124,7 +123,9 @@ pub struct Reported {
     pub revision: i64,
     /// The applied revision moved forward, or the node reported applying for the first time.
     pub applied_moved: bool,
-    /// An error not reported before.
+    /// An error for a revision above any the node applied or failed before: at most one per
+    /// revision, so a node cannot flood the feed (and its customers' webhooks) by reporting
+    /// errors again, with other words, or for older revisions.
     pub new_error: bool,
     /// The applied revision before and after the report.
     pub applied_before: i64,
