@@ -11,9 +11,11 @@ Object.assign(PAGES, {
   "#/admin/stats": statsPage,
 });
 
-// Runs `run`, then redraws the page with `done`; a failure is said on top.
-function adminAct(run, done) {
+// Runs `run` (after `question`, if given, is answered yes), then redraws the page with `done`;
+// a failure is said on top.
+function adminAct(run, done, question) {
   return async () => {
+    if (question && !confirm(question)) return;
     try {
       await run();
       await render(undefined, done);
@@ -105,18 +107,29 @@ function userRow(u) {
       } }, "Delete"), limits));
 }
 
-// The agent's setup on the node, for a token shown once.
-// The agent's setup on a node, as the README gives it: a mail node's agent also reloads Postfix
-// and Dovecot, which read the certificate it writes. Behind TLS with a private CA, add --ca-file.
+// The agent's setup on a node, for a token shown once, as the README gives it: a mail node's
+// agent also reloads Postfix and Dovecot, which read the certificate it writes.
 function agentSetup(node, token) {
   const kinds = node.kinds || ["web"];
   const reload = kinds.includes("mail") ? " --reload-cmd 'nginx -s reload && postfix reload && doveadm reload'" : "";
-  const command = `echo '${token}' > /etc/hostplane/token && chmod 600 /etc/hostplane/token\n` +
+  const command = "mkdir -p /etc/hostplane /etc/nginx/hostplane\n" +
+    `echo '${token}' > /etc/hostplane/token && chmod 600 /etc/hostplane/token\n` +
     `hostplane agent --api ${location.origin} --token-file /etc/hostplane/token --nginx-dir /etc/nginx/hostplane --listen 80 --listen-tls 443${reload}`;
+  const notes = [
+    "hostplane is this service's own binary (target/release/hostplane where it was built), copied to the node.",
+    "nginx.conf includes the agent's files: include /etc/nginx/hostplane/*.conf; inside http { }.",
+  ];
+  if (location.protocol !== "https:") {
+    notes.push("The token travels with every request: across a network, give the agent an https:// address of this service (behind a TLS proxy), and --ca-file for a private CA.");
+  }
+  if (kinds.includes("mail")) {
+    notes.push(`Postfix and Dovecot read the database: make their configuration with hostplane mail-config --region ${node.region || "default"} (see the README, "Connecting Postfix, Dovecot and OpenDKIM").`);
+  }
   return h("div", { class: "card", id: "node-token", "data-keep": "" },
     h("p", {}, `Node ${node.name} (#${node.nodeid}): its agent token, shown only now, and the agent's setup on the node:`),
     h("div", { class: "secret" }, token), copyButton(token),
-    h("pre", { class: "secret" }, command), copyButton(command));
+    h("pre", { class: "secret" }, command), copyButton(command),
+    h("ul", { class: "muted" }, notes.map((t) => h("li", {}, t))));
 }
 
 async function nodesPage() {
@@ -181,7 +194,8 @@ function nodeRow(n, s) {
   const sync = !s ? "?" : !s.last_seen ? badge("never connected") : badge(s.in_sync ? "ok" : s.last_error ? "error" : "pending");
   return h("tr", { "data-node": n.nodeid },
     h("td", {}, `${n.name} (#${n.nodeid})`, h("div", { class: "muted" }, [n.address, n.ipv4, n.ipv6].filter(Boolean).join(", "))),
-    h("td", {}, `${(n.kinds || ["web"]).join(", ")} · ${n.region || "default"}`),
+    h("td", {}, `${(n.kinds || ["web"]).join(", ")} · ${n.region || "default"}`,
+      h("div", { class: "muted", "data-public": String(!!n.public) }, n.public ? "public: open to every user" : "private: granted users only")),
     h("td", {}, sync, s?.last_error ? h("div", { class: "field-error" }, s.last_error) : null),
     h("td", {}, s ? `${s.applied_revision} / ${s.revision}` : ""),
     h("td", { class: "hide-narrow" }, s?.last_seen || "never"),
@@ -193,6 +207,11 @@ function nodeRow(n, s) {
         if (v6 === null) return;
         await adminAct(() => api("set_node", { nodeid: n.nodeid, ipv4: v4.trim(), ipv6: v6.trim() }), "Addresses set.")();
       } }, "Addresses"), " ",
+      h("button", { class: "plain", type: "button", "data-toggle-public": n.nodeid, onclick: adminAct(
+        () => api("set_node", { nodeid: n.nodeid, public: !n.public }),
+        n.public ? `${n.name} is open only to users granted it.` : `${n.name} is open to every user.`,
+        n.public ? `Make ${n.name} private? Only users granted it may then make sites on it (sites already there stay).`
+          : `Make ${n.name} public? Every user may then make sites on it.`) }, n.public ? "Make private" : "Make public"), " ",
       h("button", { class: "plain", type: "button", "data-rotate-token": n.nodeid, onclick: async () => {
         if (!confirm(`Give ${n.name} a new token? Its agent stops working until it has the new one.`)) return;
         try {

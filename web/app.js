@@ -47,7 +47,7 @@ const REASONS = {
 };
 
 // Reasons whose message from the server says what to fix (which field, which character).
-const DETAILED = ["bad_params", "bad_record", "bad_email", "record_conflict", "forbidden"];
+const DETAILED = ["bad_params", "bad_record", "bad_email", "record_conflict", "forbidden", "bad_docroot"];
 
 function capital(m) {
   return m.charAt(0).toUpperCase() + m.slice(1).replace(/\.$/, "");

@@ -35,10 +35,17 @@ async function mailPage() {
     field("Mail domain", "domain", { required: true, placeholder: "example.com" }),
     field("Region", "region", { placeholder: "default" }),
     h("button", { type: "submit" }, "Add"));
-  submit(add, (r) => (["bad_domain", "domain_exists", "domain_taken", "quota_exceeded"].includes(r) ? "domain" : null), async (d) => {
+  submit(add, (r) => (["bad_domain", "domain_exists", "domain_taken", "quota_exceeded"].includes(r) ? "domain"
+    : r === "no_region" ? "region" : null), async (d) => {
     const p = { domain: d.domain };
     if (d.region) p.region = d.region;
-    const m = await api("add_mail_domain", p);
+    const m = await api("add_mail_domain", p).catch((e) => {
+      // The one thing add_mail_domain finds missing for a customer: a mail server in the region.
+      if (e instanceof ApiError && e.reason === "not_found") {
+        throw new ApiError("no_region", `No mail server takes mail for region "${p.region || "default"}". Leave it empty for the default, or ask your provider which regions there are.`);
+      }
+      throw e;
+    });
     await render(undefined, m.status === "reviewing" ? `${m.domain} waits for your provider's review.` : `${m.domain} added.`);
   });
   page.append(h("div", { class: "card" }, add));
@@ -233,8 +240,11 @@ function dkimBlock(d, dkim) {
       // publishes the next key beside the current one.
       const selector = `hp${Date.now().toString(36)}`;
       say("Making a key…");
-      await api("set_dkim", { domain: d.domain, selector });
-      await render(undefined, `DKIM key ${selector} made: publish its record, then activate it.`);
+      const made = await api("set_dkim", { domain: d.domain, selector });
+      // A domain's first key signs at once; a later one waits until its record is published.
+      await render(undefined, made.state === "active"
+        ? `DKIM key ${selector} made and signing: publish its record below.`
+        : `DKIM key ${selector} made: publish its record, then activate it.`);
     } catch (e) {
       say(explain(e), "error");
     }

@@ -13,16 +13,18 @@ async function sitesPage() {
   let usageShown = usageCard(usage);
   page.append(h("h1", {}, "Sites"), usageShown);
   if (!nodes.nodes.length) {
-    page.append(h("div", { class: "card" }, "No node is open to you yet. Your provider grants nodes."));
+    page.append(h("div", { class: "card" }, me.role === "admin"
+      ? "No nodes yet. Add one on the Nodes page, then make sites on it here."
+      : "No node is open to you yet. Your provider grants nodes."));
     return page;
   }
   const select = h("select", { name: "nodeid", id: "site-node" },
     nodes.nodes.map((n) => h("option", { value: n.nodeid }, `${n.name} (#${n.nodeid})`)));
   const create = h("form", { class: "row", id: "create-site" },
     h("label", { for: "site-node" }, "Node", select),
-    field("Document root (empty: the node's default)", "docroot", { placeholder: "/var/www/shop" }),
+    field("Document root (empty: the site's own; or a folder inside it)", "docroot", {}),
     h("button", { type: "submit" }, "Create a site"));
-  submit(create, (r) => (r === "bad_params" ? "docroot" : null), async (d) => {
+  submit(create, (r) => (["bad_params", "bad_docroot"].includes(r) ? "docroot" : null), async (d) => {
     const properties = d.docroot ? { docroot: d.docroot } : "default";
     const site = await api("create_site", { nodeid: Number(d.nodeid), properties });
     await refresh();

@@ -221,8 +221,15 @@ async fn a_customer_signs_up_builds_a_site_and_sees_it_go_live() {
     b.wait_for("#create-site").await;
     b.wait_for_text("#who", "carol").await;
 
-    // A site on node 2, whose agent we play below.
+    // A document root outside the site's own is refused beside its field, with the rule.
     b.click("#site-node option[value='2']").await;
+    b.fill("#create-site input[name=docroot]", "/var/www/shop")
+        .await;
+    b.click("#create-site button[type=submit]").await;
+    b.wait_for_text("#create-site [data-error-for=docroot]", "or below it")
+        .await;
+    // A site on node 2, whose agent we play below.
+    b.fill("#create-site input[name=docroot]", "").await;
     b.click("#create-site button[type=submit]").await;
     b.wait_for_text("section.site .badge", "pending").await;
     // The action's own message stays (it was wiped in the same tick before).

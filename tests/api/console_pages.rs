@@ -102,8 +102,17 @@ async fn mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autor
     let b = width.browser().await;
     sign_in(&w, &b, "alice", "password-alice").await;
     goto(&w, &b, "#/mail").await;
+    // Error path: a region no mail server serves is named beside its field.
     b.fill("#add-mail-domain input[name=domain]", "mail.example.org")
         .await;
+    b.fill("#add-mail-domain input[name=region]", "mars").await;
+    b.click("#add-mail-domain button[type=submit]").await;
+    b.wait_for_text(
+        "#add-mail-domain [data-error-for=region]",
+        "region \"mars\"",
+    )
+    .await;
+    b.fill("#add-mail-domain input[name=region]", "").await;
     b.click("#add-mail-domain button[type=submit]").await;
     let card = "[data-mail-domain='mail.example.org']";
     b.wait_for(card).await;
@@ -141,6 +150,7 @@ async fn mail_page_makes_a_mailbox_with_a_quota_an_alias_a_dkim_key_and_an_autor
     // DKIM rotation: the first key signs at once; the next is published, then activated, and
     // the first retires.
     b.click(&format!("{card} [data-make-dkim]")).await;
+    b.wait_for_text("#status", "made and signing").await;
     b.wait_for_text(&format!("{card} .dkim .badge"), "active")
         .await;
     b.click(&format!("{card} [data-make-dkim]")).await;
@@ -317,6 +327,14 @@ async fn nodes_page_adds_a_mail_node_in_a_region_and_rotates_its_token(width: Wi
     b.fill("#grant-node input[name=nodeid]", "2").await;
     b.click("#grant-node button[type=submit]").await;
     b.wait_for_text("#status", "alice may use node 2").await;
+    // The mail node's setup names its mail configuration; made public, every user may use it.
+    b.wait_for_text("#node-token", "mail-config --region eu")
+        .await;
+    b.wait_for(&format!("{row} [data-public=false]")).await;
+    b.click(&format!("{row} button[data-toggle-public]")).await;
+    b.wait_for(&format!("{row} [data-public=true]")).await;
+    let bobs = w.app.call_as(&w.bob.1, "get_node_list", json!({})).await;
+    assert_eq!(bobs.ok()["nodeid"], json!([1, 2]));
     width.shot(&b, "admin-nodes").await;
     b.client.close().await.unwrap();
 }

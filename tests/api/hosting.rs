@@ -101,6 +101,16 @@ async fn node_list_shows_public_and_granted_nodes() {
             .ok()["nodeid"],
         json!([1])
     );
+    // A node made public is open to everyone; made private again, only to those granted it.
+    let open = json!({"nodeid": 5, "public": true});
+    let n = w.app.call_as(&w.admin, "set_node", open).await;
+    assert_eq!(n.ok()["public"], true);
+    assert_eq!(n.ok()["name"], "private5", "{}", n.body);
+    let bobs = || w.app.call_as(&w.bob.1, "get_node_list", json!({}));
+    assert_eq!(bobs().await.ok()["nodeid"], json!([1, 5]));
+    let closed = json!({"nodeid": 5, "public": false});
+    w.app.call_as(&w.admin, "set_node", closed).await.ok();
+    assert_eq!(bobs().await.ok()["nodeid"], json!([1]));
     w.app
         .call("get_node_list", json!({}))
         .await

@@ -263,10 +263,12 @@ pub struct SetNodeParams {
     /// `""` clears it.
     ipv4: Option<String>,
     ipv6: Option<String>,
+    /// Open to every user (true) or only to those granted it (false); absent: as it is.
+    public: Option<bool>,
 }
 
-/// `set_node`: a node's public addresses (admins). The A and AAAA records of its sites' domains
-/// follow at once.
+/// `set_node`: a node's public addresses and whether it is open to everyone (admins). The A and
+/// AAAA records of its sites' domains follow at once.
 pub async fn set_node(ctx: Ctx, p: SetNodeParams) -> Result<Node, ApiError> {
     let node_id = id("nodeid", p.nodeid)?;
     let ipv4 = p
@@ -278,7 +280,7 @@ pub async fn set_node(ctx: Ctx, p: SetNodeParams) -> Result<Node, ApiError> {
         .map(|a| public_address("ipv6", &a, false))
         .transpose()?;
     let tx = ctx.begin().await?;
-    let node = db::nodes::set_addresses(&*tx, node_id, ipv4, ipv6)
+    let node = db::nodes::set_node(&*tx, node_id, ipv4, ipv6, p.public)
         .await?
         .ok_or_else(|| Reason::not_found.msg(format!("no node {node_id}")))?;
     audit(&*tx, &ctx, &format!("node:{node_id}")).await?;

@@ -277,19 +277,21 @@ pub async fn name_in_family(
     .map(|r| r.get(0)))
 }
 
-/// Sets a node's public addresses (`None`: leave as is; `Some(None)`: clear); `None` when there
-/// is no such node.
-pub async fn set_addresses(
+/// Sets a node's public addresses (`None`: leave as is; `Some(None)`: clear) and whether it is
+/// public (`None`: leave as is); `None` when there is no such node.
+pub async fn set_node(
     c: &impl GenericClient,
     id: i32,
     ipv4: Option<Option<std::net::IpAddr>>,
     ipv6: Option<Option<std::net::IpAddr>>,
+    public: Option<bool>,
 ) -> Result<Option<Node>, ApiError> {
     let row = query_opt(
         c,
         &format!(
             "UPDATE nodes AS n SET ipv4 = CASE WHEN $2 THEN $3 ELSE n.ipv4 END,
-                                   ipv6 = CASE WHEN $4 THEN $5 ELSE n.ipv6 END
+                                   ipv6 = CASE WHEN $4 THEN $5 ELSE n.ipv6 END,
+                                   public = coalesce($6, n.public)
               WHERE n.id = $1 RETURNING {COLUMNS}"
         ),
         &[
@@ -298,6 +300,7 @@ pub async fn set_addresses(
             &ipv4.flatten(),
             &ipv6.is_some(),
             &ipv6.flatten(),
+            &public,
         ],
     )
     .await?;
