@@ -39,17 +39,24 @@ impl Throttle<'_> {
     }
 
     /// Counts this attempt before the password is checked (so parallel guesses cannot slip past
-    /// the limit), answering `too_many_attempts` once any counter is over its limit.
+    /// the limit), answering `too_many_attempts` once any counter is over its limit. A refused
+    /// attempt tests no password, so it is taken back from every counter: an address over its
+    /// own limit cannot go on to fill the account's limit over all addresses and lock the
+    /// account for everyone.
     pub async fn begin(&self) -> Result<(), ApiError> {
         let counters = self.counters();
         let keys: Vec<(&str, &str)> = counters.iter().map(|(s, k, _)| (*s, k.as_str())).collect();
         let client = self.pool.get().await?;
         let counts = db::throttle::count_attempts(&client, &keys, self.config.limit_window).await?;
         let limits = counters.iter().map(|(_, _, limit)| *limit);
-        over_limit(
+        let verdict = over_limit(
             counts.into_iter().zip(limits),
             "too many failed attempts, try again later",
-        )
+        );
+        if verdict.is_err() {
+            db::throttle::forgive_attempts(&client, &keys).await?;
+        }
+        verdict
     }
 
     /// Passes on a password check's outcome. A check that never ran (the bcrypt queue was full,

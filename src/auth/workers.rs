@@ -128,6 +128,26 @@ impl Waiting {
         }
     }
 
+    /// Drops the newest job of the lane with the most waiting (its caller hears `busy`); false
+    /// when nothing waits.
+    fn evict_longest(&mut self) -> bool {
+        let Some(longest) = (self.lanes.iter())
+            .max_by_key(|(_, jobs)| jobs.len())
+            .map(|(lane, _)| *lane)
+        else {
+            return false;
+        };
+        let jobs = self.lanes.get_mut(&longest).expect("just found");
+        drop(jobs.pop_back());
+        if jobs.is_empty() {
+            self.lanes.remove(&longest);
+            self.quiet.retain(|l| *l != longest);
+            self.turns.retain(|l| *l != longest);
+        }
+        self.len -= 1;
+        true
+    }
+
     /// The first job of the lane whose turn it is (a quiet lane's first); the lane goes to the
     /// back of the turns.
     fn next(&mut self) -> Option<Job> {
@@ -200,8 +220,9 @@ impl Workers {
                 "too many {what} are waiting; try again"
             )));
         }
+        // A job dropped unrun gave its place to a quiet address's (or the workers stopped).
         rx.await
-            .map_err(|_| ApiError::internal(format!("a job of the {what} threads was dropped")))
+            .map_err(|_| ApiError::busy(&format!("too many {what} are waiting; try again")))
     }
 
     /// Jobs waiting for a thread now.
@@ -211,18 +232,26 @@ impl Workers {
 }
 
 impl Queue {
-    /// Queues `job` in `lane`, unless the queue or the lane is full.
+    /// Queues `job` in `lane`, unless the lane is full, or the queue is full and the lane is not
+    /// a quiet one: a quiet lane's job then takes the place of the newest job of the longest lane
+    /// (whose caller hears `busy`), so a few busy addresses filling the queue cannot shut out a
+    /// person signing in.
     fn put(&self, lane: Lane, job: Job) -> bool {
         let Ok(mut w) = self.waiting.lock() else {
             return false;
         };
-        if w.len >= self.limit || w.lanes.get(&lane).map_or(0, |j| j.len()) >= self.per_lane {
+        let waiting_here = w.lanes.get(&lane).map_or(0, |j| j.len());
+        if waiting_here >= self.per_lane || (w.len >= self.limit && waiting_here > 0) {
             return false;
         }
         // A lane is in the map while it has jobs waiting, and then once in the turns: before
         // the busy lanes when it had been quiet (it has credit left), else behind them.
-        if !w.lanes.contains_key(&lane) {
-            if w.spend_credit(lane) {
+        if waiting_here == 0 {
+            let quiet = w.spend_credit(lane);
+            if w.len >= self.limit && !(quiet && w.evict_longest()) {
+                return false;
+            }
+            if quiet {
                 w.quiet.push_back(lane);
             } else {
                 w.turns.push_back(lane);
@@ -260,100 +289,4 @@ impl Drop for Workers {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::future::Future;
-
-    /// Polls each future once, in order, so each puts its job in the queue; none may be done.
-    pub(crate) async fn enqueue<F: Future>(queued: &mut [std::pin::Pin<Box<F>>]) {
-        std::future::poll_fn(|cx| {
-            for q in queued.iter_mut() {
-                assert!(q.as_mut().poll(cx).is_pending());
-            }
-            std::task::Poll::Ready(())
-        })
-        .await
-    }
-
-    pub(crate) fn lane(n: u8) -> Lane {
-        Lane::of(std::net::Ipv4Addr::new(192, 0, 2, n).into())
-    }
-
-    /// One address's flood waits behind itself: another address's job runs right after the
-    /// flood's first, and the flood past its share (a quarter of the queue) answers `busy` at once.
-    #[tokio::test]
-    async fn addresses_take_turns_and_one_holds_a_quarter_of_the_queue() {
-        let workers = Workers::new("tests", 1, 32);
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let held = workers.run(move || hold.recv().ok());
-        let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let job = |who: &'static str| {
-            let ran = Arc::clone(&ran);
-            move || ran.lock().unwrap().push(who)
-        };
-        let waiting = async {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            let mut queued: Vec<_> = (0..8)
-                .map(|_| Box::pin(workers.run_in(lane(1), job("flood"))))
-                .collect();
-            queued.push(Box::pin(
-                workers.run_in(Lane::of("2001:db8::1".parse().unwrap()), job("other")),
-            ));
-            enqueue(&mut queued).await;
-            let refused = workers.run_in(lane(1), job("flood")).await;
-            assert_eq!(
-                refused.unwrap_err().reason(),
-                Some(crate::error::Reason::busy)
-            );
-            // The same /64 is the same lane; its second job waits behind the first.
-            let same = workers.run_in(Lane::of("2001:db8::2".parse().unwrap()), job("other"));
-            let mut same = Box::pin(same);
-            enqueue(std::slice::from_mut(&mut same)).await;
-            release.send(()).unwrap();
-            for q in futures_util::future::join_all(queued).await {
-                q.unwrap();
-            }
-            same.await.unwrap();
-        };
-        let (h, ()) = tokio::join!(held, waiting);
-        h.unwrap();
-        let ran = ran.lock().unwrap().clone();
-        assert_eq!(&ran[..4], ["flood", "other", "flood", "other"], "{ran:?}");
-        assert_eq!(ran.len(), 10);
-    }
-
-    /// A storm from many addresses (each having spent its credit on its first logins): a person
-    /// signing in from a quiet address is served before every one of the storm's turns.
-    #[tokio::test]
-    async fn a_quiet_address_goes_before_the_turns_of_a_storm() {
-        let workers = Workers::new("tests", 1, 64);
-        for n in 1..=16 {
-            for _ in 0..QUIET_CREDITS as usize {
-                workers.run_in(lane(n), || ()).await.unwrap();
-            }
-        }
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let held = workers.run(move || hold.recv().ok());
-        let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let job = |who: u8| {
-            let ran = Arc::clone(&ran);
-            move || ran.lock().unwrap().push(who)
-        };
-        let waiting = async {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            let mut queued: Vec<_> = (1..=17)
-                .map(|n| Box::pin(workers.run_in(lane(n), job(n))))
-                .collect();
-            enqueue(&mut queued).await;
-            release.send(()).unwrap();
-            for q in futures_util::future::join_all(queued).await {
-                q.unwrap();
-            }
-        };
-        let (h, ()) = tokio::join!(held, waiting);
-        h.unwrap();
-        let ran = ran.lock().unwrap().clone();
-        assert_eq!(ran[0], 17, "{ran:?}");
-        assert_eq!(&ran[1..4], [1, 2, 3], "the storm in its turns: {ran:?}");
-    }
-}
+pub(crate) mod tests;

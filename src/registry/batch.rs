@@ -25,14 +25,34 @@ pub struct BatchParams {
     pub(super) atomic: bool,
 }
 
-/// An entry holds its action and params only: a `cookie` or `request_id` of its own is refused,
-/// not quietly ignored (every entry runs as the batch's caller, under the batch's id).
+/// An entry is an object holding its action and params only: a `cookie` or `request_id` of its
+/// own is refused, not quietly ignored (every entry runs as the batch's caller, under the batch's
+/// id), and so is the array form serde would otherwise take for a struct.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "Map<String, Value>")]
 pub struct BatchEntry {
     pub(super) action: String,
-    #[serde(default)]
     pub(super) params: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryObject {
+    action: String,
+    #[serde(default)]
+    params: Option<Map<String, Value>>,
+}
+
+impl TryFrom<Map<String, Value>> for BatchEntry {
+    type Error = serde_json::Error;
+
+    fn try_from(entry: Map<String, Value>) -> Result<Self, Self::Error> {
+        let e: EntryObject = serde_json::from_value(Value::Object(entry))?;
+        Ok(BatchEntry {
+            action: e.action,
+            params: e.params,
+        })
+    }
 }
 
 /// Runs a batch's entries: atomic (the first failure undoes all and names its index) or each in

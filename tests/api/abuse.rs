@@ -85,6 +85,30 @@ async fn one_login_across_many_addresses_has_a_limit_too() {
         .assert_error("too_many_attempts", 429);
 }
 
+/// Attempts refused at an address's own limit test no password, so they do not fill the login's
+/// limit over all addresses: one address cannot lock the account for everyone (it once could,
+/// with 100 refused attempts).
+#[tokio::test]
+async fn one_address_past_its_limit_does_not_lock_the_account_for_everyone() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.login_global_limit = 15;
+    })
+    .await;
+    app.signup("alice").await;
+    let mut refused = 0;
+    for _ in 0..40 {
+        let a = authorize_from(&app, "203.0.113.9", "alice", "wrong-password").await;
+        if a.body["reason"] == "too_many_attempts" {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 30, "10 checked, the rest refused");
+    authorize_from(&app, "192.0.2.1", "alice", "password-alice")
+        .await
+        .ok();
+}
+
 #[tokio::test]
 async fn anonymous_actions_are_limited_per_address() {
     let app = TestApp::spawn_with(|c| c.anon_limit = 3).await;

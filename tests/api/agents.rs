@@ -680,6 +680,11 @@ async fn a_sites_owner_hears_when_the_node_applies_it_or_fails() {
     assert_eq!(words, "last words");
     w.site(&w.bob.1, 2).await;
     report(5, "error").await.ok();
+    // Nor by alternating the newest revision's error with an older one's.
+    for _ in 0..3 {
+        report(4, "error").await.ok();
+        report(5, "error").await.ok();
+    }
     let failed = heard(&w, &w.admin, "node.error", 2).await;
     let revisions: Vec<_> = failed.iter().map(|e| e["revision"].clone()).collect();
     assert_eq!(revisions, [4, 5], "{failed:?}");

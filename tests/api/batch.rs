@@ -144,6 +144,12 @@ async fn a_batch_refuses_what_it_cannot_hold() {
         "{}",
         a.body
     );
+    // An entry is an object: the array form is refused too.
+    let listed = json!({"actions": [["whoami", {}]]});
+    w.app
+        .call_as(&w.alice.1, "batch", listed)
+        .await
+        .assert_error("bad_params", 400);
     // Anonymous callers have no batch.
     w.app
         .call("batch", json!({"actions": [{"action": "ping"}]}))

@@ -95,7 +95,7 @@ pub async fn record_report(
             last_seen = now(),
             reported = old.reported OR $3::text IS NULL,
             applied_revision = CASE WHEN $3::text IS NULL THEN greatest(applied_revision, $2) ELSE applied_revision END,
-            error_revision = CASE WHEN $3::text IS NOT NULL THEN $2
+            error_revision = CASE WHEN $3::text IS NOT NULL THEN greatest(error_revision, $2)
                                   WHEN error_revision <= $2 THEN NULL ELSE error_revision END,
             last_error = CASE WHEN $3::text IS NOT NULL THEN $3
                               WHEN error_revision <= $2 THEN NULL ELSE last_error END
@@ -125,7 +125,8 @@ pub struct Reported {
     pub applied_moved: bool,
     /// An error for a revision above any the node applied or failed before: at most one per
     /// revision, so a node cannot flood the feed (and its customers' webhooks) by reporting
-    /// errors again, with other words, or for older revisions.
+    /// errors again, with other words, or for older revisions. (The failed mark never goes down
+    /// on an error: an older revision's error cannot make a newer one's new again.)
     pub new_error: bool,
     /// The applied revision before and after the report.
     pub applied_before: i64,

@@ -1,0 +1,148 @@
+//! Unit tests of the fair queue: turns, shares, quiet addresses and a full queue.
+
+use super::*;
+use std::future::Future;
+
+/// Polls each future once, in order, so each puts its job in the queue; none may be done.
+pub(crate) async fn enqueue<F: Future>(queued: &mut [std::pin::Pin<Box<F>>]) {
+    std::future::poll_fn(|cx| {
+        for q in queued.iter_mut() {
+            assert!(q.as_mut().poll(cx).is_pending());
+        }
+        std::task::Poll::Ready(())
+    })
+    .await
+}
+
+pub(crate) fn lane(n: u8) -> Lane {
+    Lane::of(std::net::Ipv4Addr::new(192, 0, 2, n).into())
+}
+
+/// One address's flood waits behind itself: another address's job runs right after the
+/// flood's first, and the flood past its share (a quarter of the queue) answers `busy` at once.
+#[tokio::test]
+async fn addresses_take_turns_and_one_holds_a_quarter_of_the_queue() {
+    let workers = Workers::new("tests", 1, 32);
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let held = workers.run(move || hold.recv().ok());
+    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let job = |who: &'static str| {
+        let ran = Arc::clone(&ran);
+        move || ran.lock().unwrap().push(who)
+    };
+    let waiting = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut queued: Vec<_> = (0..8)
+            .map(|_| Box::pin(workers.run_in(lane(1), job("flood"))))
+            .collect();
+        queued.push(Box::pin(
+            workers.run_in(Lane::of("2001:db8::1".parse().unwrap()), job("other")),
+        ));
+        enqueue(&mut queued).await;
+        let refused = workers.run_in(lane(1), job("flood")).await;
+        assert_eq!(
+            refused.unwrap_err().reason(),
+            Some(crate::error::Reason::busy)
+        );
+        // The same /64 is the same lane; its second job waits behind the first.
+        let same = workers.run_in(Lane::of("2001:db8::2".parse().unwrap()), job("other"));
+        let mut same = Box::pin(same);
+        enqueue(std::slice::from_mut(&mut same)).await;
+        release.send(()).unwrap();
+        for q in futures_util::future::join_all(queued).await {
+            q.unwrap();
+        }
+        same.await.unwrap();
+    };
+    let (h, ()) = tokio::join!(held, waiting);
+    h.unwrap();
+    let ran = ran.lock().unwrap().clone();
+    assert_eq!(&ran[..4], ["flood", "other", "flood", "other"], "{ran:?}");
+    assert_eq!(ran.len(), 10);
+}
+
+/// A queue filled by a few busy addresses: a person's job from a quiet address takes the
+/// place of the newest job of the longest lane, whose caller hears `busy`.
+#[tokio::test]
+async fn a_quiet_address_is_let_into_a_full_queue_in_place_of_the_longest_lane() {
+    let workers = Workers::new("tests", 1, 8);
+    for n in 1..=5 {
+        for _ in 0..QUIET_CREDITS as usize {
+            workers.run_in(lane(n), || ()).await.unwrap();
+        }
+    }
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let held = workers.run(move || hold.recv().ok());
+    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let job = |who: u8| {
+        let ran = Arc::clone(&ran);
+        move || ran.lock().unwrap().push(who)
+    };
+    let waiting = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Four busy addresses, each with its share (a quarter): the queue is full.
+        let mut storm: Vec<_> = [1, 1, 2, 2, 3, 3, 4, 4]
+            .into_iter()
+            .map(|n| Box::pin(workers.run_in(lane(n), job(n))))
+            .collect();
+        enqueue(&mut storm).await;
+        assert_eq!(workers.queued(), 8);
+        // Another busy address is refused; a quiet one gets in.
+        let refused = workers.run_in(lane(5), job(5)).await;
+        assert_eq!(
+            refused.unwrap_err().reason(),
+            Some(crate::error::Reason::busy)
+        );
+        let mut person = Box::pin(workers.run_in(lane(9), job(9)));
+        enqueue(std::slice::from_mut(&mut person)).await;
+        assert_eq!(workers.queued(), 8);
+        release.send(()).unwrap();
+        let answers = futures_util::future::join_all(storm).await;
+        person.await.unwrap();
+        let busy = answers
+            .iter()
+            .filter(|a| matches!(a, Err(e) if e.reason() == Some(crate::error::Reason::busy)))
+            .count();
+        assert_eq!(busy, 1, "one of the storm's jobs gave its place");
+    };
+    let (h, ()) = tokio::join!(held, waiting);
+    h.unwrap();
+    let ran = ran.lock().unwrap().clone();
+    assert_eq!(ran[0], 9, "the person first: {ran:?}");
+    assert_eq!(ran.len(), 8, "{ran:?}");
+}
+
+/// A storm from many addresses (each having spent its credit on its first logins): a person
+/// signing in from a quiet address is served before every one of the storm's turns.
+#[tokio::test]
+async fn a_quiet_address_goes_before_the_turns_of_a_storm() {
+    let workers = Workers::new("tests", 1, 64);
+    for n in 1..=16 {
+        for _ in 0..QUIET_CREDITS as usize {
+            workers.run_in(lane(n), || ()).await.unwrap();
+        }
+    }
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let held = workers.run(move || hold.recv().ok());
+    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let job = |who: u8| {
+        let ran = Arc::clone(&ran);
+        move || ran.lock().unwrap().push(who)
+    };
+    let waiting = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut queued: Vec<_> = (1..=17)
+            .map(|n| Box::pin(workers.run_in(lane(n), job(n))))
+            .collect();
+        enqueue(&mut queued).await;
+        release.send(()).unwrap();
+        for q in futures_util::future::join_all(queued).await {
+            q.unwrap();
+        }
+    };
+    let (h, ()) = tokio::join!(held, waiting);
+    h.unwrap();
+    let ran = ran.lock().unwrap().clone();
+    assert_eq!(ran[0], 17, "{ran:?}");
+    assert_eq!(&ran[1..4], [1, 2, 3], "the storm in its turns: {ran:?}");
+}
