@@ -241,7 +241,13 @@ impl Queue {
             return false;
         };
         let waiting_here = w.lanes.get(&lane).map_or(0, |j| j.len());
-        if waiting_here >= self.per_lane || (w.len >= self.limit && waiting_here > 0) {
+        // The service's own work is no client's: it has no share to keep to.
+        let share = if lane == Lane::SERVICE {
+            self.limit
+        } else {
+            self.per_lane
+        };
+        if waiting_here >= share || (w.len >= self.limit && waiting_here > 0) {
             return false;
         }
         // A lane is in the map while it has jobs waiting, and then once in the turns: before

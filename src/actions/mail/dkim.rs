@@ -131,7 +131,9 @@ pub async fn prepare_key(ctx: Ctx, p: SetDkimParams) -> Result<DkimKeys, ApiErro
         None => ctx
             .state
             .keygen
-            .run(|| RsaPrivateKey::new(&mut rand_core::OsRng, KEY_BITS))
+            .run_in(ctx.lane(), || {
+                RsaPrivateKey::new(&mut rand_core::OsRng, KEY_BITS)
+            })
             .await?
             .map_err(ApiError::internal)?,
     };

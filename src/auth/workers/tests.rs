@@ -146,3 +146,29 @@ async fn a_quiet_address_goes_before_the_turns_of_a_storm() {
     assert_eq!(ran[0], 17, "{ran:?}");
     assert_eq!(&ran[1..4], [1, 2, 3], "the storm in its turns: {ran:?}");
 }
+
+/// The service's own work (key generation for a batch, the dummy hash) keeps to the queue's
+/// bound, not to a client's share of it.
+#[tokio::test]
+async fn the_services_own_work_has_no_share_to_keep_to() {
+    let workers = Workers::new("tests", 1, 8);
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let held = workers.run(move || hold.recv().ok());
+    let waiting = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut queued: Vec<_> = (0..8).map(|_| Box::pin(workers.run(|| ()))).collect();
+        enqueue(&mut queued).await;
+        assert_eq!(workers.queued(), 8);
+        let refused = workers.run(|| ()).await;
+        assert_eq!(
+            refused.unwrap_err().reason(),
+            Some(crate::error::Reason::busy)
+        );
+        release.send(()).unwrap();
+        for q in futures_util::future::join_all(queued).await {
+            q.unwrap();
+        }
+    };
+    let (h, ()) = tokio::join!(held, waiting);
+    h.unwrap();
+}
