@@ -40,6 +40,7 @@ impl Lane {
     /// Work no client asked for (the dummy hash, the command line).
     pub const SERVICE: Lane = Lane(0);
 
+    /// The lane of a client's address.
     pub fn of(ip: std::net::IpAddr) -> Lane {
         match ip {
             std::net::IpAddr::V4(v4) => Lane(1 << 64 | u128::from(u32::from(v4))),
@@ -54,8 +55,9 @@ impl Lane {
 /// Slow, CPU-bound work (bcrypt, RSA key generation) on a few dedicated threads that run at the
 /// lowest CPU priority: a wave of such requests queues here and gets whatever CPU the rest of the
 /// service leaves, instead of taking cores from the reactor and the database. The queue holds at
-/// most `queue` jobs, and one lane at most a quarter of them; past that a request answers `busy`
-/// at once instead of waiting behind work nobody can bound. Lanes take turns (see [`Lane`]).
+/// most `queue` jobs, and one client's lane at most a quarter of them; past that a request
+/// answers `busy` at once instead of waiting behind work nobody can bound (a quiet lane's job
+/// takes the place of the longest lane's newest). Lanes take turns (see [`Lane`]).
 /// Callers never hold a transaction while they wait here.
 pub struct Workers {
     /// Names the threads and the `busy` message ("password checks", "key generations").
@@ -97,8 +99,9 @@ struct Credit {
 
 const QUIET_CREDITS: f64 = 3.0;
 const QUIET_REFILL: std::time::Duration = std::time::Duration::from_secs(20);
-/// Lanes remembered for their credit; past this the oldest are forgotten (a forgotten lane has
-/// its full credit again, which only lets a few jobs ahead).
+/// Lanes remembered for their credit; past this those with their full credit again are
+/// forgotten (which changes nothing), and if that is not enough, all (a forgotten lane has its
+/// full credit again, which only lets a few jobs ahead).
 const CREDIT_LANES: usize = 16_384;
 
 impl Waiting {
@@ -128,24 +131,21 @@ impl Waiting {
         }
     }
 
-    /// Drops the newest job of the lane with the most waiting (its caller hears `busy`); false
-    /// when nothing waits.
-    fn evict_longest(&mut self) -> bool {
-        let Some(longest) = (self.lanes.iter())
+    /// Takes out the newest job of the lane with the most waiting, to be dropped unrun (its
+    /// caller hears `busy`); `None` when nothing waits.
+    fn evict_longest(&mut self) -> Option<Job> {
+        let longest = (self.lanes.iter())
             .max_by_key(|(_, jobs)| jobs.len())
-            .map(|(lane, _)| *lane)
-        else {
-            return false;
-        };
-        let jobs = self.lanes.get_mut(&longest).expect("just found");
-        drop(jobs.pop_back());
+            .map(|(lane, _)| *lane)?;
+        let jobs = self.lanes.get_mut(&longest)?;
+        let job = jobs.pop_back();
         if jobs.is_empty() {
             self.lanes.remove(&longest);
             self.quiet.retain(|l| *l != longest);
             self.turns.retain(|l| *l != longest);
         }
         self.len -= 1;
-        true
+        job
     }
 
     /// The first job of the lane whose turn it is (a quiet lane's first); the lane goes to the
@@ -179,7 +179,6 @@ impl Workers {
             let spawned = std::thread::Builder::new()
                 .name(format!("{short}-{i}"))
                 .spawn(move || {
-                    // Lowering one's own priority needs no privilege; if it fails we merely run at normal priority.
                     lower_priority();
                     while let Some(job) = queue.take() {
                         job();
@@ -214,15 +213,12 @@ impl Workers {
                 let _ = tx.send(f());
             }
         });
-        let what = self.what;
+        let busy = || ApiError::busy(&format!("too many {} are waiting; try again", self.what));
         if !self.queue.put(lane, job) {
-            return Err(ApiError::busy(&format!(
-                "too many {what} are waiting; try again"
-            )));
+            return Err(busy());
         }
         // A job dropped unrun gave its place to a quiet address's (or the workers stopped).
-        rx.await
-            .map_err(|_| ApiError::busy(&format!("too many {what} are waiting; try again")))
+        rx.await.map_err(|_| busy())
     }
 
     /// Jobs waiting for a thread now.
@@ -252,10 +248,14 @@ impl Queue {
         }
         // A lane is in the map while it has jobs waiting, and then once in the turns: before
         // the busy lanes when it had been quiet (it has credit left), else behind them.
+        let mut evicted = None;
         if waiting_here == 0 {
             let quiet = w.spend_credit(lane);
-            if w.len >= self.limit && !(quiet && w.evict_longest()) {
-                return false;
+            if w.len >= self.limit {
+                evicted = if quiet { w.evict_longest() } else { None };
+                if evicted.is_none() {
+                    return false;
+                }
             }
             if quiet {
                 w.quiet.push_back(lane);
@@ -266,6 +266,8 @@ impl Queue {
         w.lanes.entry(lane).or_default().push_back(job);
         w.len += 1;
         drop(w);
+        // Dropped outside the lock: it wakes its caller.
+        drop(evicted);
         self.ready.notify_one();
         true
     }

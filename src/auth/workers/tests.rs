@@ -18,6 +18,38 @@ pub(crate) fn lane(n: u8) -> Lane {
     Lane::of(std::net::Ipv4Addr::new(192, 0, 2, n).into())
 }
 
+/// Whether a job's answer is `busy`.
+pub(crate) fn is_busy<T>(answer: &Result<T, ApiError>) -> bool {
+    matches!(answer, Err(e) if e.reason() == Some(crate::error::Reason::busy))
+}
+
+/// Lets lanes 1 to `last` spend their quiet credit, as a storm does with its first logins.
+async fn spend_credits(workers: &Workers, last: u8) {
+    for n in 1..=last {
+        for _ in 0..QUIET_CREDITS as usize {
+            workers.run_in(lane(n), || ()).await.unwrap();
+        }
+    }
+}
+
+/// Jobs that write down who ran, in the order they ran.
+struct Ran<T>(Arc<std::sync::Mutex<Vec<T>>>);
+
+impl<T: Clone + Send + 'static> Ran<T> {
+    fn new() -> Self {
+        Ran(Arc::default())
+    }
+
+    fn job(&self, who: T) -> impl FnOnce() + Send + 'static {
+        let ran = Arc::clone(&self.0);
+        move || ran.lock().unwrap().push(who)
+    }
+
+    fn order(&self) -> Vec<T> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 /// One address's flood waits behind itself: another address's job runs right after the
 /// flood's first, and the flood past its share (a quarter of the queue) answers `busy` at once.
 #[tokio::test]
@@ -25,11 +57,8 @@ async fn addresses_take_turns_and_one_holds_a_quarter_of_the_queue() {
     let workers = Workers::new("tests", 1, 32);
     let (release, hold) = std::sync::mpsc::channel::<()>();
     let held = workers.run(move || hold.recv().ok());
-    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let job = |who: &'static str| {
-        let ran = Arc::clone(&ran);
-        move || ran.lock().unwrap().push(who)
-    };
+    let ran = Ran::new();
+    let job = |who: &'static str| ran.job(who);
     let waiting = async {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let mut queued: Vec<_> = (0..8)
@@ -40,10 +69,7 @@ async fn addresses_take_turns_and_one_holds_a_quarter_of_the_queue() {
         ));
         enqueue(&mut queued).await;
         let refused = workers.run_in(lane(1), job("flood")).await;
-        assert_eq!(
-            refused.unwrap_err().reason(),
-            Some(crate::error::Reason::busy)
-        );
+        assert!(is_busy(&refused));
         // The same /64 is the same lane; its second job waits behind the first.
         let same = workers.run_in(Lane::of("2001:db8::2".parse().unwrap()), job("other"));
         let mut same = Box::pin(same);
@@ -56,7 +82,7 @@ async fn addresses_take_turns_and_one_holds_a_quarter_of_the_queue() {
     };
     let (h, ()) = tokio::join!(held, waiting);
     h.unwrap();
-    let ran = ran.lock().unwrap().clone();
+    let ran = ran.order();
     assert_eq!(&ran[..4], ["flood", "other", "flood", "other"], "{ran:?}");
     assert_eq!(ran.len(), 10);
 }
@@ -66,18 +92,11 @@ async fn addresses_take_turns_and_one_holds_a_quarter_of_the_queue() {
 #[tokio::test]
 async fn a_quiet_address_is_let_into_a_full_queue_in_place_of_the_longest_lane() {
     let workers = Workers::new("tests", 1, 8);
-    for n in 1..=5 {
-        for _ in 0..QUIET_CREDITS as usize {
-            workers.run_in(lane(n), || ()).await.unwrap();
-        }
-    }
+    spend_credits(&workers, 5).await;
     let (release, hold) = std::sync::mpsc::channel::<()>();
     let held = workers.run(move || hold.recv().ok());
-    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let job = |who: u8| {
-        let ran = Arc::clone(&ran);
-        move || ran.lock().unwrap().push(who)
-    };
+    let ran = Ran::new();
+    let job = |who: u8| ran.job(who);
     let waiting = async {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         // Four busy addresses, each with its share (a quarter): the queue is full.
@@ -89,25 +108,19 @@ async fn a_quiet_address_is_let_into_a_full_queue_in_place_of_the_longest_lane()
         assert_eq!(workers.queued(), 8);
         // Another busy address is refused; a quiet one gets in.
         let refused = workers.run_in(lane(5), job(5)).await;
-        assert_eq!(
-            refused.unwrap_err().reason(),
-            Some(crate::error::Reason::busy)
-        );
+        assert!(is_busy(&refused));
         let mut person = Box::pin(workers.run_in(lane(9), job(9)));
         enqueue(std::slice::from_mut(&mut person)).await;
         assert_eq!(workers.queued(), 8);
         release.send(()).unwrap();
         let answers = futures_util::future::join_all(storm).await;
         person.await.unwrap();
-        let busy = answers
-            .iter()
-            .filter(|a| matches!(a, Err(e) if e.reason() == Some(crate::error::Reason::busy)))
-            .count();
+        let busy = answers.iter().filter(|a| is_busy(a)).count();
         assert_eq!(busy, 1, "one of the storm's jobs gave its place");
     };
     let (h, ()) = tokio::join!(held, waiting);
     h.unwrap();
-    let ran = ran.lock().unwrap().clone();
+    let ran = ran.order();
     assert_eq!(ran[0], 9, "the person first: {ran:?}");
     assert_eq!(ran.len(), 8, "{ran:?}");
 }
@@ -117,18 +130,11 @@ async fn a_quiet_address_is_let_into_a_full_queue_in_place_of_the_longest_lane()
 #[tokio::test]
 async fn a_quiet_address_goes_before_the_turns_of_a_storm() {
     let workers = Workers::new("tests", 1, 64);
-    for n in 1..=16 {
-        for _ in 0..QUIET_CREDITS as usize {
-            workers.run_in(lane(n), || ()).await.unwrap();
-        }
-    }
+    spend_credits(&workers, 16).await;
     let (release, hold) = std::sync::mpsc::channel::<()>();
     let held = workers.run(move || hold.recv().ok());
-    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let job = |who: u8| {
-        let ran = Arc::clone(&ran);
-        move || ran.lock().unwrap().push(who)
-    };
+    let ran = Ran::new();
+    let job = |who: u8| ran.job(who);
     let waiting = async {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let mut queued: Vec<_> = (1..=17)
@@ -142,13 +148,13 @@ async fn a_quiet_address_goes_before_the_turns_of_a_storm() {
     };
     let (h, ()) = tokio::join!(held, waiting);
     h.unwrap();
-    let ran = ran.lock().unwrap().clone();
+    let ran = ran.order();
     assert_eq!(ran[0], 17, "{ran:?}");
     assert_eq!(&ran[1..4], [1, 2, 3], "the storm in its turns: {ran:?}");
 }
 
-/// The service's own work (key generation for a batch, the dummy hash) keeps to the queue's
-/// bound, not to a client's share of it.
+/// The service's own work (the dummy hash, the command line) keeps to the queue's bound, not
+/// to a client's share of it.
 #[tokio::test]
 async fn the_services_own_work_has_no_share_to_keep_to() {
     let workers = Workers::new("tests", 1, 8);
@@ -160,10 +166,7 @@ async fn the_services_own_work_has_no_share_to_keep_to() {
         enqueue(&mut queued).await;
         assert_eq!(workers.queued(), 8);
         let refused = workers.run(|| ()).await;
-        assert_eq!(
-            refused.unwrap_err().reason(),
-            Some(crate::error::Reason::busy)
-        );
+        assert!(is_busy(&refused));
         release.send(()).unwrap();
         for q in futures_util::future::join_all(queued).await {
             q.unwrap();
