@@ -20,39 +20,28 @@ pub const BATCH_ANSWER_MAX: usize = 1 << 20;
 /// A `batch`'s params.
 #[derive(Deserialize)]
 pub struct BatchParams {
+    #[serde(deserialize_with = "entries")]
     pub(super) actions: Vec<BatchEntry>,
     #[serde(default)]
     pub(super) atomic: bool,
 }
 
-/// An entry is an object holding its action and params only: a `cookie` or `request_id` of its
-/// own is refused, not quietly ignored (every entry runs as the batch's caller, under the batch's
-/// id), and so is the array form serde would otherwise take for a struct.
+/// An entry holds its action and params only: a `cookie` or `request_id` of its own is refused,
+/// not quietly ignored (every entry runs as the batch's caller, under the batch's id).
 #[derive(Deserialize)]
-#[serde(try_from = "Map<String, Value>")]
+#[serde(deny_unknown_fields)]
 pub struct BatchEntry {
     pub(super) action: String,
+    #[serde(default)]
     pub(super) params: Option<Map<String, Value>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntryObject {
-    action: String,
-    #[serde(default)]
-    params: Option<Map<String, Value>>,
-}
-
-impl TryFrom<Map<String, Value>> for BatchEntry {
-    type Error = serde_json::Error;
-
-    fn try_from(entry: Map<String, Value>) -> Result<Self, Self::Error> {
-        let e: EntryObject = serde_json::from_value(Value::Object(entry))?;
-        Ok(BatchEntry {
-            action: e.action,
-            params: e.params,
-        })
-    }
+/// The entries, each an object: serde would otherwise also take a struct written as an array.
+fn entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<BatchEntry>, D::Error> {
+    Vec::<Map<String, Value>>::deserialize(d)?
+        .into_iter()
+        .map(|entry| serde_json::from_value(Value::Object(entry)).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// Runs a batch's entries: atomic (the first failure undoes all and names its index) or each in
