@@ -11,20 +11,6 @@ Object.assign(PAGES, {
   "#/admin/stats": statsPage,
 });
 
-// Runs `run` (after `question`, if given, is answered yes), then redraws the page with `done`;
-// a failure is said on top.
-function adminAct(run, done, question) {
-  return async () => {
-    if (question && !confirm(question)) return;
-    try {
-      await run();
-      await render(undefined, done);
-    } catch (e) {
-      say(explain(e), "error");
-    }
-  };
-}
-
 async function usersPage(offset = 0, q = "") {
   const limit = 20;
   const list = await api("get_list_user", { q, limit, offset });
@@ -61,15 +47,7 @@ async function usersPage(offset = 0, q = "") {
 
 function userRow(u) {
   const self = u.userid === me.userid;
-  const act = (params, done, question) => async () => {
-    if (question && !confirm(question)) return;
-    try {
-      await api("set_user", { userid: u.userid, ...params });
-      await render(undefined, done);
-    } catch (e) {
-      say(explain(e), "error");
-    }
-  };
+  const setUser = (params, done, question) => act(() => api("set_user", { userid: u.userid, ...params }), done, question);
   // The account's limits (empty: the service's default) and whether its domains wait for review.
   const limits = h("form", { class: "stack", hidden: true, "data-limits-form": u.login },
     ...[["max_sites", "Sites"], ["max_domains", "Domains"], ["max_mail_domains", "Mail domains"], ["max_mailboxes", "Mailboxes"]]
@@ -89,22 +67,21 @@ function userRow(u) {
     h("td", { class: "hide-narrow" }, `sites ${u.max_sites ?? "default"}, domains ${u.max_domains ?? "default"}`),
     h("td", {},
       h("button", { class: u.disabled ? "plain" : "danger", type: "button", "data-toggle-disabled": u.login,
-        onclick: act({ disabled: !u.disabled }, `${u.login} ${u.disabled ? "enabled" : "disabled"}.`,
+        onclick: setUser({ disabled: !u.disabled }, `${u.login} ${u.disabled ? "enabled" : "disabled"}.`,
           u.disabled ? null : self ? "Disable your own account? You will be signed out."
             : `Disable ${u.login}? They are signed out and their sites stay as they are.`) },
         u.disabled ? "Enable" : "Disable"), " ",
       h("button", { class: "plain", type: "button", "data-toggle-role": u.login,
-        onclick: act({ role: u.role === "admin" ? "user" : "admin" }, "Role changed.",
+        onclick: setUser({ role: u.role === "admin" ? "user" : "admin" }, "Role changed.",
           u.role !== "admin" ? `Make ${u.login} an admin, with every right over every account?`
             : self ? "Give up your own admin rights?" : null) },
         u.role === "admin" ? "Make user" : "Make admin"), " ",
       h("button", { class: "plain", type: "button", "data-limits": u.login, onclick: () => {
         limits.hidden = !limits.hidden;
       } }, "Limits"), " ",
-      self ? null : h("button", { class: "danger", type: "button", "data-delete-user": u.login, onclick: async () => {
-        if (!confirm(`Delete ${u.login} with all their sites, domains and mail?`)) return;
-        await adminAct(() => api("delete_user", { userid: u.userid }), `${u.login} deleted.`)();
-      } }, "Delete"), limits));
+      self ? null : h("button", { class: "danger", type: "button", "data-delete-user": u.login,
+        onclick: act(() => api("delete_user", { userid: u.userid }), `${u.login} deleted.`,
+          `Delete ${u.login} with all their sites, domains and mail?`) }, "Delete"), limits));
 }
 
 // The agent's setup on a node, for a token shown once, as the README gives it: a mail node's
@@ -205,9 +182,9 @@ function nodeRow(n, s) {
         if (v4 === null) return;
         const v6 = prompt(`Public IPv6 of ${n.name} (empty: none)`, n.ipv6 || "");
         if (v6 === null) return;
-        await adminAct(() => api("set_node", { nodeid: n.nodeid, ipv4: v4.trim(), ipv6: v6.trim() }), "Addresses set.")();
+        await act(() => api("set_node", { nodeid: n.nodeid, ipv4: v4.trim(), ipv6: v6.trim() }), "Addresses set.")();
       } }, "Addresses"), " ",
-      h("button", { class: "plain", type: "button", "data-toggle-public": n.nodeid, onclick: adminAct(
+      h("button", { class: "plain", type: "button", "data-toggle-public": n.nodeid, onclick: act(
         () => api("set_node", { nodeid: n.nodeid, public: !n.public }),
         n.public ? `${n.name} is open only to users granted it.` : `${n.name} is open to every user.`,
         n.public ? `Make ${n.name} private? Only users granted it may then make sites on it (sites already there stay).`
@@ -222,10 +199,8 @@ function nodeRow(n, s) {
           say(explain(e), "error");
         }
       } }, "New token"), " ",
-      h("button", { class: "danger", type: "button", onclick: async () => {
-        if (!confirm(`Delete node ${n.name}?`)) return;
-        await adminAct(() => api("delete_node", { nodeid: n.nodeid }), `${n.name} deleted.`)();
-      } }, "Delete")));
+      h("button", { class: "danger", type: "button",
+        onclick: act(() => api("delete_node", { nodeid: n.nodeid }), `${n.name} deleted.`, `Delete node ${n.name}?`) }, "Delete")));
 }
 
 async function reviewPage() {
@@ -236,7 +211,7 @@ async function reviewPage() {
       if (!why) return;
       p.reject_reason = why;
     }
-    await adminAct(() => api("review_domain", p), `${domain} ${audit_status}.`)();
+    await act(() => api("review_domain", p), `${domain} ${audit_status}.`)();
   };
   const row = (d) => h("tr", { "data-review": d }, h("td", {}, d), h("td", {},
     h("button", { type: "button", onclick: decide(d, "passed") }, "Pass"), " ",

@@ -45,6 +45,20 @@ function submit(form, fieldFor, run) {
   return form;
 }
 
+// An action's button: runs `run` (after `question`, if given, is answered yes), then redraws the
+// page with `done` as its message; a failure is said on top.
+function act(run, done, question) {
+  return async () => {
+    if (question && !confirm(question)) return;
+    try {
+      await run();
+      await render(undefined, done);
+    } catch (e) {
+      say(explain(e), "error");
+    }
+  };
+}
+
 // What was typed into the forms under `root` and not sent (passwords aside), to put back after a
 // live redraw: [form, field name, text]. A form is known by its id or its first data-* attribute.
 function typedIn(root) {

@@ -5,20 +5,6 @@
 
 Object.assign(PAGES, { "#/mail": mailPage });
 
-// Runs an action from a button, then redraws the page with `done` as its message.
-// An action's button: runs it (after `question`, if given, is answered yes), then redraws the page.
-function act(run, done, question) {
-  return async () => {
-    if (question && !confirm(question)) return;
-    try {
-      await run();
-      await render(undefined, done);
-    } catch (e) {
-      say(explain(e), "error");
-    }
-  };
-}
-
 // A table of a list, a page at a time (see `paged`).
 async function listed(action, params, key, row, headers) {
   const body = h("tbody", {});
