@@ -153,6 +153,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0041_node_first_report",
         include_str!("../../sql/0041_node_first_report.sql"),
     ),
+    (
+        "0042_stamp_by_key",
+        include_str!("../../sql/0042_stamp_by_key.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.
