@@ -76,15 +76,7 @@ async fn main() {
 
 /// Walks the pages; returns RSS before, after and at peak, in MB.
 async fn page_walk(schema: &str, env: &[(&str, &str)]) -> (f64, f64, f64) {
-    let server = Server::start(schema, env).await;
-    let api = Api::new(&server.url);
-    let admin = server.admin_cookie(&api).await;
-    api.call_as(
-        &admin,
-        "add_node",
-        json!({"nodeid": 1, "name": "web1", "address": "10.0.0.1", "public": true}),
-    )
-    .await;
+    let (server, api, admin) = Server::start_with_node(schema, env).await;
     api.call_as(&admin, "create_site", json!({"nodeid": 1}))
         .await;
     let (db, conn) = tokio_postgres::connect(&server.database_url, tokio_postgres::NoTls)

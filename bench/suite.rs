@@ -27,6 +27,8 @@ struct Row {
 /// What wrk measured.
 struct Load {
     rps: f64,
+    /// Requests answered over the run.
+    requests: f64,
     p50: Duration,
     p99: Duration,
 }
@@ -85,6 +87,12 @@ fn wrk_script(url: &str, script: &str, env: &[(&str, &str)], connections: u32, s
     assert!(!errors, "wrk saw errors:\n{text}");
     Load {
         rps: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+        requests: text
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0),
         p50: field("50%").map(|v| parse_duration(&v)).unwrap_or_default(),
@@ -230,9 +238,8 @@ async fn main() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let server = Server::start("bench_suite", &extra).await;
+    let (server, api, admin) = Server::start_with_node("bench_suite", &extra).await;
     let url = format!("http://{}/api", server.addr);
-    let api = Api::new(&server.url);
 
     // 1. ping versus a bare hyper server answering the same bytes.
     if want('1') {
@@ -269,13 +276,6 @@ async fn main() {
     }
 
     // 2. Authenticated reads versus one bare database round trip (pgbench -S).
-    let admin = server.admin_cookie(&api).await;
-    api.call_as(
-        &admin,
-        "add_node",
-        json!({"nodeid": 1, "name": "bench", "address": "10.0.0.1", "public": true}),
-    )
-    .await;
     api.call(
         "adduser",
         json!({"login": "reader", "password": "reader-password", "email": "r@example.com"}),
@@ -338,8 +338,37 @@ async fn main() {
             &domains,
         );
         let r = domains.rps / db_tps;
-        let nodes_db = wrk(&uncached_url, &nodes_body, clients, secs);
-        let domains_db = wrk(&uncached_url, &domains_body, clients, secs);
+        // Issue 19, target 6: CPU per request of hostplane and of PostgreSQL over the same run,
+        // from the processes' own accounting.
+        let nodes_db =
+            cpu_per_request(&uncached, || wrk(&uncached_url, &nodes_body, clients, secs));
+        let domains_db = cpu_per_request(&uncached, || {
+            wrk(&uncached_url, &domains_body, clients, secs)
+        });
+        for (name, (load, own, pg)) in [
+            ("get_node_list", &nodes_db),
+            ("get_list_domain (100)", &domains_db),
+        ] {
+            info_row(
+                &mut rows,
+                &format!("{name}, list cache off: CPU per request, hostplane / PostgreSQL"),
+                format!(
+                    "{:.1} us / {:.1} us ({:.0} requests)",
+                    own * 1e6,
+                    pg * 1e6,
+                    load.requests
+                ),
+            );
+            let r = own / pg;
+            ratio_row(
+                &mut rows,
+                &format!("19.6 {name}: hostplane's CPU per request / PostgreSQL's"),
+                r,
+                "<= 1",
+                r <= 1.0,
+            );
+        }
+        let (nodes_db, domains_db) = (nodes_db.0, domains_db.0);
         load_row(&mut rows, "get_node_list, list cache off", &nodes_db);
         info_row(
             &mut rows,
@@ -436,7 +465,9 @@ async fn main() {
     if want('3') {
         // Both "alone" figures before any storm: a storm leaves queued logins behind it.
         let idle = wrk(&url, &nodes_body, 8, secs);
-        let idle_db = wrk(&uncached_url, &nodes_body, 8, secs);
+        let sampler = support::Sampler::start(&server.database_url).await;
+        let idle_db = tokio::task::block_in_place(|| wrk(&uncached_url, &nodes_body, 8, secs));
+        let idle_samples = sampler.stop().await;
         let (stormed, storm) = read_under_storm(&url, &url, &nodes_body, secs);
         load_row(&mut rows, "readers alone, 8 connections", &idle);
         load_row(&mut rows, "readers under the storm", &stormed);
@@ -446,12 +477,26 @@ async fn main() {
             &storm,
         );
         // The same with readers whose reads go to PostgreSQL (list cache off).
-        let (stormed_db, _) = read_under_storm(&url, &uncached_url, &nodes_body, secs);
+        let sampler = support::Sampler::start(&server.database_url).await;
+        let (stormed_db, _) = tokio::task::block_in_place(|| {
+            read_under_storm(&url, &uncached_url, &nodes_body, secs)
+        });
+        let stormed_samples = sampler.stop().await;
         load_row(&mut rows, "readers alone, list cache off", &idle_db);
         load_row(
             &mut rows,
             "readers under the storm, list cache off",
             &stormed_db,
+        );
+        info_row(
+            &mut rows,
+            "readers alone, list cache off: PostgreSQL and the machine, every 10 ms",
+            idle_samples.summary(),
+        );
+        info_row(
+            &mut rows,
+            "readers under the storm, list cache off: PostgreSQL and the machine, every 10 ms",
+            stormed_samples.summary(),
         );
         let r = stormed_db.p99.as_secs_f64() / idle_db.p99.as_secs_f64();
         ratio_row(
@@ -551,15 +596,7 @@ async fn main() {
             .unwrap_or(2_000_000);
         let mut env7 = extra.clone();
         env7.push(("HOSTPLANE_LIST_CACHE", "false"));
-        let skew = Server::start("bench_skewed", &env7).await;
-        let api = Api::new(&skew.url);
-        let admin = skew.admin_cookie(&api).await;
-        api.call_as(
-            &admin,
-            "add_node",
-            json!({"nodeid": 1, "name": "bench", "address": "10.0.0.1", "public": true}),
-        )
-        .await;
+        let (skew, api, admin) = Server::start_with_node("bench_skewed", &env7).await;
         for login in ["whale", "minnow"] {
             let p = json!({"login": login, "password": "whale-password", "email": format!("{login}@example.org")});
             api.call("adduser", p, None).await;
@@ -634,6 +671,175 @@ async fn main() {
         }
     }
 
+    // 8. Webhook delivery behind a dead receiver (issue 19, target 5): one user's webhook points
+    // at a receiver that never answers, with a backlog of a million pending deliveries; another
+    // user's webhook's delivery time (change answered to the POST at its receiver, changes one at
+    // a time), and what one lease statement costs, without and with that backlog. Its own schema
+    // and instance, polling every 50 ms (the default is 1 s).
+    if want('8') {
+        let backlog: i64 = std::env::var("BENCH_WEBHOOK_BACKLOG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        let mut env8 = extra.clone();
+        env8.push(("HOSTPLANE_WEBHOOK_ALLOW_PRIVATE", "true"));
+        env8.push(("HOSTPLANE_WEBHOOK_POLL_MS", "50"));
+        let (hooks, api, _) = Server::start_with_node("bench_webhooks", &env8).await;
+        let (live, dead) = (
+            support::Receiver::start(false).await,
+            support::Receiver::start(true).await,
+        );
+        let mut cookies = Vec::new();
+        for (login, to) in [("deadbeat", &dead.url), ("listener", &live.url)] {
+            let p = json!({"login": login, "password": "hooks-password", "email": format!("{login}@example.org")});
+            api.call("adduser", p, None).await;
+            let a = api
+                .call(
+                    "authorization",
+                    json!({"login": login, "password": "hooks-password"}),
+                    None,
+                )
+                .await;
+            let cookie = a["cookie"].as_str().unwrap().to_string();
+            let p = json!({"url": to, "events": ["domain.added", "domain.deleted"]});
+            api.call_as(&cookie, "add_webhook", p).await;
+            cookies.push(cookie);
+        }
+        let (deadbeat, listener) = (&cookies[0], &cookies[1]);
+        // The dead receiver's first delivery: from then on its webhook has work.
+        let site = api
+            .call_as(deadbeat, "create_site", json!({"nodeid": 1}))
+            .await["siteid"]
+            .clone();
+        let p = json!({"nodeid": 1, "siteid": site, "domain": "dead.example.org"});
+        api.call_as(deadbeat, "add_domain", p).await;
+        let site = api
+            .call_as(listener, "create_site", json!({"nodeid": 1}))
+            .await["siteid"]
+            .clone();
+        let (db, conn) = tokio_postgres::connect(&hooks.database_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let pool = deadpool_postgres::Config {
+            url: Some(hooks.database_url.clone()),
+            ..Default::default()
+        }
+        .create_pool(
+            Some(deadpool_postgres::Runtime::Tokio1),
+            tokio_postgres::NoTls,
+        )
+        .unwrap();
+        let n = 200;
+        let measure = || {
+            let (api, live, pool, site) = (&api, &live, &pool, site.clone());
+            async move {
+                let mut delivered = Vec::with_capacity(n);
+                for i in 0..n {
+                    let (action, p) = if i % 2 == 0 {
+                        (
+                            "add_domain",
+                            json!({"nodeid": 1, "siteid": site, "domain": "live.example.org"}),
+                        )
+                    } else {
+                        ("delete_domain", json!({"domain": "live.example.org"}))
+                    };
+                    let seen = live.got.load(std::sync::atomic::Ordering::SeqCst);
+                    api.call_as(listener, action, p).await;
+                    let answered = Instant::now();
+                    while live.got.load(std::sync::atomic::Ordering::SeqCst) == seen {
+                        assert!(answered.elapsed() < Duration::from_secs(30), "no delivery");
+                        tokio::time::sleep(Duration::from_micros(500)).await;
+                    }
+                    delivered.push(answered.elapsed());
+                }
+                delivered.sort();
+                // One lease as a deliverer takes it, with the dead receiver's webhook due (as it
+                // is between its attempts), rolled back: the deliverers go on.
+                let mut leases = Vec::with_capacity(n);
+                let mut client = pool.get().await.unwrap();
+                for _ in 0..n {
+                    let tx = client.transaction().await.unwrap();
+                    tx.execute(
+                        "UPDATE webhook_queue q SET next_at = now(), leased_until = NULL
+                           FROM webhooks w JOIN users u ON u.id = w.created_by
+                          WHERE q.webhook_id = w.id AND u.login = 'deadbeat'",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                    let started = Instant::now();
+                    let leased = hostplane::db::webhook_queue::lease(&tx, 32, 4, &[], 40.0)
+                        .await
+                        .unwrap();
+                    leases.push(started.elapsed());
+                    assert_eq!(leased.len(), 1, "only the dead receiver's webhook is due");
+                    tx.rollback().await.unwrap();
+                }
+                leases.sort();
+                (delivered, leases)
+            }
+        };
+        let (small, small_lease) = measure().await;
+        let started = Instant::now();
+        db.batch_execute(&format!(
+            "WITH h AS (SELECT w.id FROM webhooks w JOIN users u ON u.id = w.created_by
+                         WHERE u.login = 'deadbeat'),
+                  c AS (SELECT d.change_id, d.txid FROM webhook_deliveries d, h
+                         WHERE d.webhook_id = h.id LIMIT 1)
+             INSERT INTO webhook_deliveries (webhook_id, change_id, txid)
+             SELECT h.id, c.change_id, c.txid FROM h, c, generate_series(2, {backlog})"
+        ))
+        .await
+        .unwrap();
+        db.batch_execute("VACUUM ANALYZE webhook_deliveries, webhook_queue")
+            .await
+            .unwrap();
+        eprintln!(
+            "suite: a backlog of {backlog} deliveries for the dead receiver in {:.0?}",
+            started.elapsed()
+        );
+        let (large, large_lease) = measure().await;
+        let pending: i64 = db
+            .query_one(
+                "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        for (what, small, large) in [
+            (
+                "another user's delivery, change to receiver",
+                &small,
+                &large,
+            ),
+            ("one lease statement", &small_lease, &large_lease),
+        ] {
+            info_row(
+                &mut rows,
+                &format!(
+                    "{what}: p50 / p99, no backlog / {pending} pending behind the dead receiver"
+                ),
+                format!(
+                    "{:.2} / {:.2} ms; {:.2} / {:.2} ms",
+                    ms(percentile(small, 50.0)),
+                    ms(percentile(small, 99.0)),
+                    ms(percentile(large, 50.0)),
+                    ms(percentile(large, 99.0))
+                ),
+            );
+            let r = percentile(large, 50.0).as_secs_f64() / percentile(small, 50.0).as_secs_f64();
+            ratio_row(
+                &mut rows,
+                &format!("19.5 {what}: p50 with the backlog / without"),
+                r,
+                "<= 1.5",
+                r <= 1.5,
+            );
+        }
+    }
+
     // 5. Memory with 1,000 idle keep-alive connections.
     if want('5') {
         let mut idle_conns = Vec::new();
@@ -660,26 +866,30 @@ async fn main() {
         drop(idle_conns);
     }
 
-    // 6. Sync latency (issue 4), kept below 100 ms at p99: bench/sync_latency.rs in its own
-    // process, on its own schema.
+    // 6. Sync latency (issue 4; issue 19, target 4 at 100,000 sites on the node):
+    // bench/sync_latency.rs in its own process, on its own schema. Its rows as it prints them.
     if want('6') {
+        let sites = std::env::var("BENCH_SYNC_SITES").unwrap_or_else(|_| "100000".into());
         let out = Command::new("target/release/examples/sync_latency")
-            .arg("300")
+            .args(["300", &sites])
             .stderr(Stdio::inherit())
             .output()
             .expect("run sync_latency (bench/run builds it)");
         let text = String::from_utf8_lossy(&out.stdout);
-        let row = text
-            .lines()
-            .find(|l| l.starts_with("| change -> agent, p99 |"))
-            .unwrap_or_else(|| panic!("sync_latency said:\n{text}"));
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        rows.push(Row {
-            figure: "11.5 change -> waiting agent, p99 (300 changes)".into(),
-            measured: cells[2].to_string(),
-            target: cells[3].to_string(),
-            pass: Some(cells[4] == "pass"),
-        });
+        assert!(out.status.success(), "sync_latency said:\n{text}");
+        for line in text.lines().filter(|l| l.starts_with("| ")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            rows.push(Row {
+                figure: cells[1].to_string(),
+                measured: cells[2].to_string(),
+                target: cells[3].to_string(),
+                pass: match cells[4] {
+                    "pass" => Some(true),
+                    "FAIL" => Some(false),
+                    _ => None,
+                },
+            });
+        }
     }
 
     println!("\n| figure | measured | target | |\n|---|---|---|---|");
@@ -694,6 +904,18 @@ async fn main() {
             r.figure, r.measured, r.target
         );
     }
+}
+
+/// Runs a load against `server` and returns it with the CPU seconds per request answered that
+/// `server` and all of PostgreSQL spent meanwhile (each request of a read with the list cache
+/// off runs one statement).
+fn cpu_per_request(server: &Server, load: impl FnOnce() -> Load) -> (Load, f64, f64) {
+    let (own, pg) = (server.cpu(), support::postgres_cpu());
+    let load = load();
+    let own = server.cpu().saturating_sub(own);
+    let pg = support::postgres_cpu().saturating_sub(pg);
+    let n = load.requests.max(1.0);
+    (load, own.as_secs_f64() / n, pg.as_secs_f64() / n)
 }
 
 /// A storm of logins on `url` for `secs` + 2 s: 16 connections from 16 addresses logging in the

@@ -90,6 +90,21 @@ impl Server {
         server
     }
 
+    /// [`start`](Server::start), then an admin's session and node 1 (public): the server, a
+    /// client of it and the admin's cookie.
+    pub async fn start_with_node(schema: &str, env: &[(&str, &str)]) -> (Server, Api, String) {
+        let server = Server::start(schema, env).await;
+        let api = Api::new(&server.url);
+        let admin = server.admin_cookie(&api).await;
+        api.call_as(
+            &admin,
+            "add_node",
+            json!({"nodeid": 1, "name": "bench", "address": "10.0.0.1", "public": true}),
+        )
+        .await;
+        (server, api, admin)
+    }
+
     /// Creates an admin with the CLI and returns its session cookie.
     pub async fn admin_cookie(&self, client: &Api) -> String {
         let status = Command::new(binary())
@@ -120,6 +135,46 @@ impl Server {
     pub fn rss_kib(&self) -> u64 {
         proc_status_kib(self.process.id(), "VmRSS:")
     }
+
+    /// CPU time the server process has used so far (user and system, all threads).
+    pub fn cpu(&self) -> Duration {
+        cpu_of(self.process.id())
+    }
+}
+
+/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// User plus system CPU time of a process from /proc/PID/stat (zero once it is gone).
+pub fn cpu_of(pid: u32) -> Duration {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The fields after the command name, which is in parentheses and may hold spaces.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(Duration::from_secs_f64(ticks as f64 / TICKS))
+        })
+        .unwrap_or_default()
+}
+
+/// CPU time used so far by every PostgreSQL process on the machine (the postmaster, its
+/// backends and helpers; a backend that ended is no longer counted, so measure across a load
+/// whose connections stay open).
+pub fn postgres_cpu() -> Duration {
+    let mut total = Duration::ZERO;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "postgres" {
+            total += cpu_of(pid);
+        }
+    }
+    total
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> u64 {
@@ -219,4 +274,169 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// What PostgreSQL's client backends and the machine were doing, sampled every 10 ms while a
+/// load runs: where a latency tail's time goes.
+pub struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Samples>,
+}
+
+/// The tally of a [`Sampler`].
+#[derive(Default)]
+pub struct Samples {
+    /// Samples taken.
+    pub taken: u64,
+    /// Active client backends seen, by `wait_event_type:wait_event` ("CPU" when none: running
+    /// or waiting for a core).
+    pub waits: std::collections::BTreeMap<String, u64>,
+    /// Samples by the machine's runnable threads (`procs_running` of /proc/stat).
+    pub runnable: std::collections::BTreeMap<u64, u64>,
+    /// Checkpoints PostgreSQL began meanwhile (timed and requested).
+    pub checkpoints: i64,
+}
+
+impl Samples {
+    /// The most frequent waits, as "EVENT n%" of the samples taken, and the runnable threads'
+    /// p50 / p99 / max.
+    pub fn summary(&self) -> String {
+        let mut waits: Vec<(&String, &u64)> = self.waits.iter().collect();
+        waits.sort_by(|a, b| b.1.cmp(a.1));
+        let taken = self.taken.max(1) as f64;
+        let top: Vec<String> = waits
+            .iter()
+            .take(5)
+            .map(|(k, n)| format!("{k} {:.0}%", **n as f64 * 100.0 / taken))
+            .collect();
+        let mut runnable: Vec<u64> = Vec::new();
+        for (k, n) in &self.runnable {
+            runnable.extend(std::iter::repeat_n(*k, *n as usize));
+        }
+        let at = |p: f64| {
+            runnable
+                .get(((p / 100.0 * runnable.len() as f64).ceil() as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or(0)
+        };
+        format!(
+            "{} samples; active backends per sample: {}; runnable threads p50 {} / p99 {} / max {}; checkpoints {}",
+            self.taken,
+            if top.is_empty() { "none".into() } else { top.join(", ") },
+            at(50.0),
+            at(99.0),
+            runnable.last().copied().unwrap_or(0),
+            self.checkpoints
+        )
+    }
+}
+
+impl Sampler {
+    /// Starts sampling PostgreSQL at `database_url` (its own connection).
+    pub async fn start(database_url: &str) -> Sampler {
+        let (db, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let checkpoints = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter";
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut s = Samples::default();
+            let before: i64 = db.query_one(checkpoints, &[]).await.unwrap().get(0);
+            let waits = db
+                .prepare(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*)
+                       FROM pg_stat_activity
+                      WHERE state = 'active' AND backend_type = 'client backend'
+                        AND pid <> pg_backend_pid()
+                      GROUP BY 1",
+                )
+                .await
+                .unwrap();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                tick.tick().await;
+                s.taken += 1;
+                // A fresh snapshot of the statistics each time (they are cached per transaction).
+                for row in db.query(&waits, &[]).await.unwrap() {
+                    *s.waits.entry(row.get(0)).or_default() += row.get::<_, i64>(1) as u64;
+                }
+                let running = std::fs::read_to_string("/proc/stat")
+                    .ok()
+                    .and_then(|t| {
+                        t.lines()
+                            .find_map(|l| l.strip_prefix("procs_running "))
+                            .and_then(|n| n.trim().parse().ok())
+                    })
+                    .unwrap_or(0);
+                *s.runnable.entry(running).or_default() += 1;
+            }
+            let after: i64 = db.query_one(checkpoints, &[]).await.unwrap().get(0);
+            s.checkpoints = after - before;
+            s
+        });
+        Sampler { stop, task }
+    }
+
+    /// Stops sampling and returns the tally.
+    pub async fn stop(self) -> Samples {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// A webhook receiver on a free loopback port: answers every POST with 200 and counts them
+/// (`dead`: accepts connections and never answers, like a receiver that hangs).
+pub struct Receiver {
+    pub url: String,
+    pub got: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start(dead: bool) -> Receiver {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = got.clone();
+        let task = tokio::spawn(async move {
+            let mut hung = Vec::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                if dead {
+                    hung.push(stream);
+                    continue;
+                }
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let count = count.clone();
+                            async move {
+                                let _ = req.into_body().collect().await;
+                                count.fetch_add(1, Ordering::SeqCst);
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                    Bytes::from_static(b"ok"),
+                                )))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { url, got, task }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
