@@ -78,7 +78,7 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::workers::tests::{enqueue, is_busy, lane};
+    use crate::auth::workers::tests::{behind, enqueue, is_busy, lane};
 
     #[tokio::test]
     async fn hashing_runs_at_the_lowest_cpu_priority() {
@@ -134,8 +134,7 @@ mod tests {
         // Hold the only thread, then fill the queue behind it.
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let held = hasher.blocking(Lane::SERVICE, move || hold.recv().ok());
-        let waiting = async {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        behind(held, async {
             // (Two addresses: one may hold only a quarter of the queue.)
             let mut queued: Vec<_> = (1..=2)
                 .map(|n| Box::pin(hasher.hash(lane(n), "password-x".into())))
@@ -150,8 +149,7 @@ mod tests {
             for q in futures_util::future::join_all(queued).await {
                 q.unwrap();
             }
-        };
-        let (h, ()) = tokio::join!(held, waiting);
-        h.unwrap();
+        })
+        .await;
     }
 }

@@ -18,6 +18,21 @@ pub(crate) fn lane(n: u8) -> Lane {
     Lane::of(std::net::Ipv4Addr::new(192, 0, 2, n).into())
 }
 
+/// Runs `then` while `held` (a job waiting on a channel, on the queue's only thread) holds the
+/// thread: `then` starts once the job has had time to take it, and must release it. Waits for
+/// both; the held job must end well.
+pub(crate) async fn behind<T: std::fmt::Debug>(
+    held: impl Future<Output = Result<T, ApiError>>,
+    then: impl Future<Output = ()>,
+) {
+    let then = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        then.await
+    };
+    let (h, ()) = tokio::join!(held, then);
+    h.unwrap();
+}
+
 /// Whether a job's answer is `busy`.
 pub(crate) fn is_busy<T>(answer: &Result<T, ApiError>) -> bool {
     matches!(answer, Err(e) if e.reason() == Some(crate::error::Reason::busy))
@@ -56,11 +71,9 @@ impl<T: Clone + Send + 'static> Ran<T> {
 async fn addresses_take_turns_and_one_holds_a_quarter_of_the_queue() {
     let workers = Workers::new("tests", 1, 32);
     let (release, hold) = std::sync::mpsc::channel::<()>();
-    let held = workers.run(move || hold.recv().ok());
     let ran = Ran::new();
     let job = |who: &'static str| ran.job(who);
-    let waiting = async {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    behind(workers.run(move || hold.recv().ok()), async {
         let mut queued: Vec<_> = (0..8)
             .map(|_| Box::pin(workers.run_in(lane(1), job("flood"))))
             .collect();
@@ -79,9 +92,8 @@ async fn addresses_take_turns_and_one_holds_a_quarter_of_the_queue() {
             q.unwrap();
         }
         same.await.unwrap();
-    };
-    let (h, ()) = tokio::join!(held, waiting);
-    h.unwrap();
+    })
+    .await;
     let ran = ran.order();
     assert_eq!(&ran[..4], ["flood", "other", "flood", "other"], "{ran:?}");
     assert_eq!(ran.len(), 10);
@@ -94,11 +106,9 @@ async fn a_quiet_address_is_let_into_a_full_queue_in_place_of_the_longest_lane()
     let workers = Workers::new("tests", 1, 8);
     spend_credits(&workers, 5).await;
     let (release, hold) = std::sync::mpsc::channel::<()>();
-    let held = workers.run(move || hold.recv().ok());
     let ran = Ran::new();
     let job = |who: u8| ran.job(who);
-    let waiting = async {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    behind(workers.run(move || hold.recv().ok()), async {
         // Four busy addresses, each with its share (a quarter): the queue is full.
         let mut storm: Vec<_> = [1, 1, 2, 2, 3, 3, 4, 4]
             .into_iter()
@@ -117,9 +127,8 @@ async fn a_quiet_address_is_let_into_a_full_queue_in_place_of_the_longest_lane()
         person.await.unwrap();
         let busy = answers.iter().filter(|a| is_busy(a)).count();
         assert_eq!(busy, 1, "one of the storm's jobs gave its place");
-    };
-    let (h, ()) = tokio::join!(held, waiting);
-    h.unwrap();
+    })
+    .await;
     let ran = ran.order();
     assert_eq!(ran[0], 9, "the person first: {ran:?}");
     assert_eq!(ran.len(), 8, "{ran:?}");
@@ -132,11 +141,9 @@ async fn a_quiet_address_goes_before_the_turns_of_a_storm() {
     let workers = Workers::new("tests", 1, 64);
     spend_credits(&workers, 16).await;
     let (release, hold) = std::sync::mpsc::channel::<()>();
-    let held = workers.run(move || hold.recv().ok());
     let ran = Ran::new();
     let job = |who: u8| ran.job(who);
-    let waiting = async {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    behind(workers.run(move || hold.recv().ok()), async {
         let mut queued: Vec<_> = (1..=17)
             .map(|n| Box::pin(workers.run_in(lane(n), job(n))))
             .collect();
@@ -145,9 +152,8 @@ async fn a_quiet_address_goes_before_the_turns_of_a_storm() {
         for q in futures_util::future::join_all(queued).await {
             q.unwrap();
         }
-    };
-    let (h, ()) = tokio::join!(held, waiting);
-    h.unwrap();
+    })
+    .await;
     let ran = ran.order();
     assert_eq!(ran[0], 17, "{ran:?}");
     assert_eq!(&ran[1..4], [1, 2, 3], "the storm in its turns: {ran:?}");
@@ -159,9 +165,7 @@ async fn a_quiet_address_goes_before_the_turns_of_a_storm() {
 async fn the_services_own_work_has_no_share_to_keep_to() {
     let workers = Workers::new("tests", 1, 8);
     let (release, hold) = std::sync::mpsc::channel::<()>();
-    let held = workers.run(move || hold.recv().ok());
-    let waiting = async {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    behind(workers.run(move || hold.recv().ok()), async {
         let mut queued: Vec<_> = (0..8).map(|_| Box::pin(workers.run(|| ()))).collect();
         enqueue(&mut queued).await;
         assert_eq!(workers.queued(), 8);
@@ -171,7 +175,6 @@ async fn the_services_own_work_has_no_share_to_keep_to() {
         for q in futures_util::future::join_all(queued).await {
             q.unwrap();
         }
-    };
-    let (h, ()) = tokio::join!(held, waiting);
-    h.unwrap();
+    })
+    .await;
 }
