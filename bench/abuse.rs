@@ -76,7 +76,9 @@ async fn main() {
 
 /// Walks the pages; returns RSS before, after and at peak, in MB.
 async fn page_walk(schema: &str, env: &[(&str, &str)]) -> (f64, f64, f64) {
-    let (server, api, admin) = Server::start_with_node(schema, env).await;
+    let support::Started {
+        server, api, admin, ..
+    } = Server::start_with_node(schema, env).await;
     api.call_as(&admin, "create_site", json!({"nodeid": 1}))
         .await;
     let (db, conn) = tokio_postgres::connect(&server.database_url, tokio_postgres::NoTls)
@@ -172,15 +174,13 @@ async fn parallel_logins(secs: u64, env: &[(&str, &str)]) -> BTreeMap<String, u6
 
 /// The key storm (3): returns nothing, prints its rows.
 async fn key_storm() {
-    let server = Server::start("bench_key_storm", &[("HOSTPLANE_BCRYPT_COST", "4")]).await;
-    let api = Api::new(&server.url);
-    let admin = server.admin_cookie(&api).await;
-    api.call_as(
-        &admin,
-        "add_node",
-        json!({"nodeid": 1, "name": "web1", "address": "10.0.0.1", "public": true}),
-    )
-    .await;
+    // (The server lives as long as its binding.)
+    let support::Started {
+        server: _server,
+        api,
+        admin,
+        ..
+    } = Server::start_with_node("bench_key_storm", &[("HOSTPLANE_BCRYPT_COST", "4")]).await;
     api.call_as(
         &admin,
         "add_node",

@@ -238,7 +238,9 @@ async fn main() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (server, api, admin) = Server::start_with_node("bench_suite", &extra).await;
+    let support::Started {
+        server, api, admin, ..
+    } = Server::start_with_node("bench_suite", &extra).await;
     let url = format!("http://{}/api", server.addr);
 
     // 1. ping versus a bare hyper server answering the same bytes.
@@ -590,13 +592,15 @@ async fn main() {
     // Its own schema and instance (with the list cache off, so every call reaches PostgreSQL),
     // whatever other scenarios filled.
     if want('7') {
-        let whale_count: i64 = std::env::var("BENCH_WHALE_DOMAINS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2_000_000);
+        let whale_count: i64 = support::env_or("BENCH_WHALE_DOMAINS", 2_000_000);
         let mut env7 = extra.clone();
         env7.push(("HOSTPLANE_LIST_CACHE", "false"));
-        let (skew, api, admin) = Server::start_with_node("bench_skewed", &env7).await;
+        let support::Started {
+            server: skew,
+            api,
+            admin,
+            ..
+        } = Server::start_with_node("bench_skewed", &env7).await;
         for login in ["whale", "minnow"] {
             let p = json!({"login": login, "password": "whale-password", "email": format!("{login}@example.org")});
             api.call("adduser", p, None).await;
@@ -677,14 +681,13 @@ async fn main() {
     // a time), and what one lease statement costs, without and with that backlog. Its own schema
     // and instance, polling every 50 ms (the default is 1 s).
     if want('8') {
-        let backlog: i64 = std::env::var("BENCH_WEBHOOK_BACKLOG")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1_000_000);
+        let backlog: i64 = support::env_or("BENCH_WEBHOOK_BACKLOG", 1_000_000);
         let mut env8 = extra.clone();
         env8.push(("HOSTPLANE_WEBHOOK_ALLOW_PRIVATE", "true"));
         env8.push(("HOSTPLANE_WEBHOOK_POLL_MS", "50"));
-        let (hooks, api, _) = Server::start_with_node("bench_webhooks", &env8).await;
+        let support::Started {
+            server: hooks, api, ..
+        } = Server::start_with_node("bench_webhooks", &env8).await;
         let (live, dead) = (
             support::Receiver::start(false).await,
             support::Receiver::start(true).await,
@@ -869,9 +872,9 @@ async fn main() {
     // 6. Sync latency (issue 4; issue 19, target 4 at 100,000 sites on the node):
     // bench/sync_latency.rs in its own process, on its own schema. Its rows as it prints them.
     if want('6') {
-        let sites = std::env::var("BENCH_SYNC_SITES").unwrap_or_else(|_| "100000".into());
+        let sites: u64 = support::env_or("BENCH_SYNC_SITES", 100_000);
         let out = Command::new("target/release/examples/sync_latency")
-            .args(["300", &sites])
+            .args(["300", &sites.to_string()])
             .stderr(Stdio::inherit())
             .output()
             .expect("run sync_latency (bench/run builds it)");
@@ -999,7 +1002,7 @@ async fn p50_of(
         );
     }
     took.sort();
-    support::percentile(&took, 0.5)
+    support::percentile(&took, 50.0)
 }
 
 /// Skewed data (issue 19): `whale` owns `domains` domains (sites of 1,000 on node 1), and

@@ -90,19 +90,25 @@ impl Server {
         server
     }
 
-    /// [`start`](Server::start), then an admin's session and node 1 (public): the server, a
-    /// client of it and the admin's cookie.
-    pub async fn start_with_node(schema: &str, env: &[(&str, &str)]) -> (Server, Api, String) {
+    /// [`start`](Server::start), then an admin's session and node 1 (public).
+    pub async fn start_with_node(schema: &str, env: &[(&str, &str)]) -> Started {
         let server = Server::start(schema, env).await;
         let api = Api::new(&server.url);
         let admin = server.admin_cookie(&api).await;
-        api.call_as(
-            &admin,
-            "add_node",
-            json!({"nodeid": 1, "name": "bench", "address": "10.0.0.1", "public": true}),
-        )
-        .await;
-        (server, api, admin)
+        let node = api
+            .call_as(
+                &admin,
+                "add_node",
+                json!({"nodeid": 1, "name": "bench", "address": "10.0.0.1", "public": true}),
+            )
+            .await;
+        let node_token = node["token"].as_str().unwrap().to_string();
+        Started {
+            server,
+            api,
+            admin,
+            node_token,
+        }
     }
 
     /// Creates an admin with the CLI and returns its session cookie.
@@ -192,6 +198,22 @@ impl Drop for Server {
     }
 }
 
+/// A server of [`Server::start_with_node`]: a client of it, the admin's cookie and node 1's token.
+pub struct Started {
+    pub server: Server,
+    pub api: Api,
+    pub admin: String,
+    pub node_token: String,
+}
+
+/// The environment variable `name` parsed, or `default` when it is unset.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A keep-alive JSON client for the API.
 #[derive(Clone)]
 pub struct Api {
@@ -264,9 +286,9 @@ impl Api {
 }
 
 /// The `p`-th percentile (0-100) of sorted samples, nearest rank.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
-        return Duration::ZERO;
+        return T::default();
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -313,19 +335,13 @@ impl Samples {
         for (k, n) in &self.runnable {
             runnable.extend(std::iter::repeat_n(*k, *n as usize));
         }
-        let at = |p: f64| {
-            runnable
-                .get(((p / 100.0 * runnable.len() as f64).ceil() as usize).saturating_sub(1))
-                .copied()
-                .unwrap_or(0)
-        };
         format!(
             "{} samples; active backends per sample: {}; runnable threads p50 {} / p99 {} / max {}; checkpoints {}",
             self.taken,
             if top.is_empty() { "none".into() } else { top.join(", ") },
-            at(50.0),
-            at(99.0),
-            runnable.last().copied().unwrap_or(0),
+            percentile(&runnable, 50.0),
+            percentile(&runnable, 99.0),
+            percentile(&runnable, 100.0),
             self.checkpoints
         )
     }

@@ -62,17 +62,12 @@ async fn main() {
         .nth(2)
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
-    let server = Server::start("bench_sync", &[("HOSTPLANE_BCRYPT_COST", "10")]).await;
-    let api = Api::new(&server.url);
-    let admin = server.admin_cookie(&api).await;
-    let node = api
-        .call_as(
-            &admin,
-            "add_node",
-            json!({"nodeid": 1, "name": "bench", "address": "10.0.0.1", "public": true}),
-        )
-        .await;
-    let token = node["token"].as_str().unwrap().to_string();
+    let support::Started {
+        server,
+        api,
+        admin,
+        node_token: token,
+    } = Server::start_with_node("bench_sync", &[("HOSTPLANE_BCRYPT_COST", "10")]).await;
     let dir = std::env::temp_dir().join(format!("hostplane-sync-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www")).unwrap();
