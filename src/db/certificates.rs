@@ -354,13 +354,13 @@ pub async fn keep_account(
         .unwrap_or_else(|| sealed.to_vec()))
 }
 
-/// The certificate columns of a row of `domains` (name, https): state, end, last error.
-pub const CERT_COLUMNS: &str = "CASE WHEN NOT domains.https THEN 'none' ELSE coalesce(
-        (SELECT state FROM certificates WHERE domain = domains.name), 'none') END,
-    (SELECT hp_iso(not_after) FROM certificates WHERE domain = domains.name AND domains.https),
-    (SELECT last_error FROM certificates WHERE domain = domains.name AND domains.https)";
+/// The certificate of a row of `domains` (name, https) as one column: its state, end and last
+/// error, or NULL when HTTPS is off or there is none. One lookup by key per row: three
+/// subqueries, one per field, read `certificates` three times per row (2.9 ms of a 3.8 ms page
+/// of 100 domains, bench/README.md).
+pub const CERT_COLUMN: &str = "(SELECT ARRAY[state, hp_iso(not_after), last_error]
+        FROM certificates WHERE domain = domains.name AND domains.https)";
 
-/// A domain's certificate as lists show it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CertState {
     /// `none` (HTTPS is off), `pending`, `issued` or `failed`.
@@ -371,12 +371,19 @@ pub struct CertState {
 }
 
 impl CertState {
-    /// The three [`CERT_COLUMNS`] from column `at` on.
+    /// The [`CERT_COLUMN`] at column `at`.
     pub fn from_row(r: &tokio_postgres::Row, at: usize) -> CertState {
+        let Some(fields) = r.get::<_, Option<Vec<Option<String>>>>(at) else {
+            return CertState {
+                cert: "none".into(),
+                ..CertState::default()
+            };
+        };
+        let mut fields = fields.into_iter();
         CertState {
-            cert: r.get(at),
-            not_after: r.get(at + 1),
-            cert_error: r.get(at + 2),
+            cert: fields.next().flatten().unwrap_or_else(|| "none".into()),
+            not_after: fields.next().flatten(),
+            cert_error: fields.next().flatten(),
         }
     }
 }

@@ -173,7 +173,7 @@ pub struct DomainFilter<'a> {
 /// The order of domain lists: by name (the cursor is the name, as the protocol documents).
 pub const DOMAIN_ORDER: Order = Order::asc(&[Key::text("name")]);
 
-use super::certificates::CERT_COLUMNS;
+use super::certificates::CERT_COLUMN;
 
 /// The list of domains matching the filter.
 fn list_of<'a>(f: &'a DomainFilter<'_>, columns: &'a str) -> List<'a> {
@@ -187,7 +187,7 @@ fn list_of<'a>(f: &'a DomainFilter<'_>, columns: &'a str) -> List<'a> {
 }
 
 fn columns() -> String {
-    format!("name, status, reject_reason, node_id, {CERT_COLUMNS}")
+    format!("name, status, reject_reason, node_id, {CERT_COLUMN}")
 }
 
 /// The one statement a first page of `get_list_domain` runs with this filter: its parameters

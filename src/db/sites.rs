@@ -129,24 +129,21 @@ pub async fn list(
     user: Option<Uuid>,
     ask: &PageAsk,
 ) -> Result<Listed<SiteView>, ApiError> {
-    use super::certificates::CERT_COLUMNS;
-    let columns = format!(
-        "s.site_num, s.docroot, s.user_id,
+    let columns = "s.site_num, s.docroot, s.user_id,
          coalesce((SELECT array_agg(d.name ORDER BY d.name) FROM domains d
                     WHERE d.node_id = s.node_id AND d.site_num = s.site_num
-                      AND d.status = 'active'), '{{}}'),
+                      AND d.status = 'active'), '{}'),
          n.applied_revision >= s.revision,
          CASE WHEN n.error_revision >= s.revision THEN n.last_error END,
-         coalesce((SELECT json_agg(json_build_object('domain', domains.name, 'cert', cs.cert,
-                            'not_after', cs.not_after, 'cert_error', cs.cert_error)
-                            ORDER BY domains.name)
-                     FROM domains CROSS JOIN LATERAL (SELECT {CERT_COLUMNS}) cs (cert, not_after, cert_error)
-                    WHERE domains.node_id = s.node_id AND domains.site_num = s.site_num
-                      AND domains.status = 'active'), '[]'),
-         (SELECT u.login FROM users u WHERE u.id = s.user_id)"
-    );
+         coalesce((SELECT json_agg(json_build_object('domain', d.name,
+                            'cert', coalesce(c.state, 'none'), 'not_after', hp_iso(c.not_after),
+                            'cert_error', c.last_error) ORDER BY d.name)
+                     FROM domains d LEFT JOIN certificates c ON c.domain = d.name AND d.https
+                    WHERE d.node_id = s.node_id AND d.site_num = s.site_num
+                      AND d.status = 'active'), '[]'),
+         (SELECT u.login FROM users u WHERE u.id = s.user_id)";
     let mut list = List::new(
-        &columns,
+        columns,
         "sites s JOIN nodes n ON n.id = s.node_id",
         SITE_ORDER,
     );

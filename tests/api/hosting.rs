@@ -701,3 +701,44 @@ async fn domain_and_site_lists_agree_on_a_node_the_caller_may_not_use() {
             .ok();
     }
 }
+
+#[tokio::test]
+async fn both_lists_show_each_domains_certificate() {
+    let w = World::new().await;
+    let site = w.site(&w.alice.1, 1).await;
+    for name in ["a.example.com", "b.example.com", "c.example.com"] {
+        w.domain(&w.alice.1, 1, site, name).await;
+    }
+    let p = json!({"nodeid": 1, "siteid": site, "domain": "d.example.com", "https": false});
+    w.app.call_as(&w.alice.1, "add_domain", p).await.ok();
+    w.app
+        .db()
+        .await
+        .batch_execute(
+            "UPDATE certificates SET state = 'issued', not_after = '2027-03-01 10:00:00+00'
+              WHERE domain = 'a.example.com';
+             UPDATE certificates SET state = 'failed', last_error = 'b.example.com: refused'
+              WHERE domain = 'b.example.com';
+             -- HTTPS off is `none`, whatever the table holds for the name.
+             INSERT INTO certificates (domain, state, not_after)
+             VALUES ('d.example.com', 'issued', '2027-03-01 10:00:00+00')",
+        )
+        .await
+        .unwrap();
+    let expected = json!([
+        {"domain": "a.example.com", "cert": "issued", "not_after": "2027-03-01T10:00:00Z", "cert_error": null},
+        {"domain": "b.example.com", "cert": "failed", "not_after": null, "cert_error": "b.example.com: refused"},
+        {"domain": "c.example.com", "cert": "pending", "not_after": null, "cert_error": null},
+        {"domain": "d.example.com", "cert": "none", "not_after": null, "cert_error": null},
+    ]);
+    let domains = w
+        .app
+        .call_as(&w.alice.1, "get_list_domain", json!({"nodeid": 1}))
+        .await;
+    assert_eq!(domains.ok()["certificates"], expected);
+    let sites = w
+        .app
+        .call_as(&w.alice.1, "get_list_site", json!({"nodeid": 1}))
+        .await;
+    assert_eq!(sites.ok()[0]["site"][0]["certificates"], expected);
+}
