@@ -667,7 +667,10 @@ async fn main() {
         let huge_count: i64 = support::env_or("BENCH_SEARCH_DOMAINS", 10_000_000);
         fill_skewed(&skew.database_url, "whale", huge_count, 100_000).await;
         let huge = measure("huge").await;
-        let millions = |n: i64| format!("{}M", n / 1_000_000);
+        let millions = |n: i64| match n {
+            n if n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+            n => format!("{n}"),
+        };
         for (((name, small), (_, large)), (_, huge)) in small.iter().zip(&large).zip(&huge) {
             info_row(
                 &mut rows,
@@ -1189,10 +1192,10 @@ async fn fill_scale(database_url: &str, domains: i64, users: i64, audit: i64) {
     );
 }
 
-/// Writes out what a fill dirtied (a checkpoint), so the measurement after it does not share the
-/// disk with the checkpoint of gigabytes of new rows, nor pay the full-page images of its first
-/// writes to each page. Needs superuser or pg_checkpoint (the local PostgreSQL's owner has it);
-/// without, says so and goes on.
+/// Writes out what a fill dirtied (a checkpoint), so the checkpoint of gigabytes of new rows is
+/// not writing them out during the measurement after it. (Each page's first write after it still
+/// logs a full-page image, as after any checkpoint.) Needs superuser or pg_checkpoint (the local
+/// PostgreSQL's owner has it); without, says so and goes on.
 async fn settle(db: &tokio_postgres::Client) {
     if let Err(e) = db.batch_execute("CHECKPOINT").await {
         eprintln!(

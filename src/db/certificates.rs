@@ -361,6 +361,7 @@ pub async fn keep_account(
 pub const CERT_COLUMN: &str = "(SELECT ARRAY[state, hp_iso(not_after), last_error]
         FROM certificates WHERE domain = domains.name AND domains.https)";
 
+/// A domain's certificate as lists show it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CertState {
     /// `none` (HTTPS is off), `pending`, `issued` or `failed`.
