@@ -657,20 +657,41 @@ async fn main() {
             }
         };
         // The small case: a thousand of each, so every first page is as full as at scale.
+        // Each size's calls with PostgreSQL and the machine sampled: a figure that moves says
+        // whether autovacuum, a checkpoint, the run queue or the hypervisor moved it.
+        let millions = |n: i64| match n {
+            n if n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+            n => format!("{n}"),
+        };
+        let mut samples = Vec::new();
+        let sampled = |round: &'static str| {
+            let (measure, url) = (&measure, &skew.database_url);
+            async move {
+                let sampler = support::Sampler::start(url).await;
+                let figures = measure(round).await;
+                (figures, sampler.stop().await)
+            }
+        };
         fill_skewed(&skew.database_url, "whale", 1_000, 1_000).await;
-        let small = measure("small").await;
+        let (small, s) = sampled("small").await;
+        samples.push(("small".to_string(), s));
         fill_skewed(&skew.database_url, "whale", whale_count, 100_000).await;
-        let large = measure("large").await;
+        let (large, s) = sampled("large").await;
+        samples.push((millions(whale_count), s));
         // Target 2's own data set: the same 100,000 users with addresses, and the whale grown to
         // 10 million domains. The user search reads no domain, so this shows whether the table
         // beside it (its pages in the cache, its size in the planner's statistics) moves it.
         let huge_count: i64 = support::env_or("BENCH_SEARCH_DOMAINS", 10_000_000);
         fill_skewed(&skew.database_url, "whale", huge_count, 100_000).await;
-        let huge = measure("huge").await;
-        let millions = |n: i64| match n {
-            n if n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
-            n => format!("{n}"),
-        };
+        let (huge, s) = sampled("huge").await;
+        samples.push((millions(huge_count), s));
+        for (size, s) in &samples {
+            info_row(
+                &mut rows,
+                &format!("scenario 7's calls at {size}: PostgreSQL and the machine, every 10 ms"),
+                s.summary(),
+            );
+        }
         for (((name, small), (_, large)), (_, huge)) in small.iter().zip(&large).zip(&huge) {
             info_row(
                 &mut rows,

@@ -55,8 +55,15 @@ impl Server {
         let sep = if base.contains('?') { '&' } else { '?' };
         let database_url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
         let addr = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(binary());
-        cmd.arg("serve")
+        // In a session of its own (util-linux's setsid execs the server in place), as a service
+        // manager starts a service: Linux shares the CPU between sessions (autogroups) before
+        // their threads, so an instance in the bench's session would share one group with wrk
+        // and the other instances, and PostgreSQL (whose pg_ctl gives it a session of its own)
+        // would get half the CPU against all of them. That is not how it runs in production,
+        // and it spread the readers' p99 from run to run (bench/README.md, issue 19).
+        let mut cmd = Command::new("setsid");
+        cmd.arg(binary())
+            .arg("serve")
             .env("DATABASE_URL", &database_url)
             .env("HOSTPLANE_LISTEN", &addr)
             .env("HOSTPLANE_LOG", "warn")
@@ -87,6 +94,13 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // setsid forks only when it leads its process group, which a spawned child does not:
+        // the process measured (CPU, memory) is the server itself.
+        let exe = std::fs::read_link(format!("/proc/{}/exe", server.process.id()));
+        assert!(
+            exe.as_ref().is_ok_and(|e| e.ends_with(binary())),
+            "the process started is the server: {exe:?}"
+        );
         server
     }
 
@@ -298,8 +312,8 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// What PostgreSQL's client backends and the machine were doing, sampled every 10 ms while a
-/// load runs: where a latency tail's time goes.
+/// What PostgreSQL's client backends (and autovacuum workers) and the machine were doing,
+/// sampled every 10 ms while a load runs: where a latency tail's time goes.
 pub struct Sampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<Samples>,
@@ -317,6 +331,25 @@ pub struct Samples {
     pub runnable: std::collections::BTreeMap<u64, u64>,
     /// Checkpoints PostgreSQL began meanwhile (timed and requested).
     pub checkpoints: i64,
+    /// The share of the machine's CPU time the hypervisor gave to others meanwhile (steal).
+    pub steal_pct: f64,
+}
+
+/// The machine's CPU time in all and stolen by the hypervisor, in ticks (the `cpu` line of
+/// /proc/stat).
+fn cpu_times() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = (stat.lines())
+        .find_map(|l| l.strip_prefix("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already).
+    let total = fields.iter().take(8).sum();
+    (total, fields.get(7).copied().unwrap_or(0))
 }
 
 impl Samples {
@@ -336,13 +369,14 @@ impl Samples {
             runnable.extend(std::iter::repeat_n(*k, *n as usize));
         }
         format!(
-            "{} samples; active backends per sample: {}; runnable threads p50 {} / p99 {} / max {}; checkpoints {}",
+            "{} samples; active backends per sample: {}; runnable threads p50 {} / p99 {} / max {}; checkpoints {}; steal {:.1}%",
             self.taken,
             if top.is_empty() { "none".into() } else { top.join(", ") },
             percentile(&runnable, 50.0),
             percentile(&runnable, 99.0),
             percentile(&runnable, 100.0),
-            self.checkpoints
+            self.checkpoints,
+            self.steal_pct
         )
     }
 }
@@ -360,11 +394,15 @@ impl Sampler {
         let task = tokio::spawn(async move {
             let mut s = Samples::default();
             let before: i64 = db.query_one(checkpoints, &[]).await.unwrap().get(0);
+            let cpu_before = cpu_times();
             let waits = db
                 .prepare(
-                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*)
+                    "SELECT CASE WHEN backend_type = 'autovacuum worker' THEN 'autovacuum'
+                                 ELSE coalesce(wait_event_type || ':' || wait_event, 'CPU') END,
+                            count(*)
                        FROM pg_stat_activity
-                      WHERE state = 'active' AND backend_type = 'client backend'
+                      WHERE state = 'active'
+                        AND backend_type IN ('client backend', 'autovacuum worker')
                         AND pid <> pg_backend_pid()
                       GROUP BY 1",
                 )
@@ -390,6 +428,9 @@ impl Sampler {
             }
             let after: i64 = db.query_one(checkpoints, &[]).await.unwrap().get(0);
             s.checkpoints = after - before;
+            let (total, steal) = cpu_times();
+            let total = total.saturating_sub(cpu_before.0).max(1);
+            s.steal_pct = steal.saturating_sub(cpu_before.1) as f64 * 100.0 / total as f64;
             s
         });
         Sampler { stop, task }

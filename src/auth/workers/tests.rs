@@ -41,7 +41,7 @@ pub(crate) fn is_busy<T>(answer: &Result<T, ApiError>) -> bool {
 /// Lets lanes 1 to `last` spend their quiet credit, as a storm does with its first logins.
 async fn spend_credits(workers: &Workers, last: u8) {
     for n in 1..=last {
-        for _ in 0..QUIET_CREDITS as usize {
+        for _ in 0..QUIET_CREDITS {
             workers.run_in(lane(n), || ()).await.unwrap();
         }
     }
@@ -177,4 +177,34 @@ async fn the_services_own_work_has_no_share_to_keep_to() {
         }
     })
     .await;
+}
+
+/// A storm's address keeps sending, one login every few seconds: once its credit is spent it
+/// never goes ahead again while it goes on (with credit earned back by time alone, every
+/// address of a storm jumped the queue together every 20 s). An address silent for
+/// `QUIET_REFILL` has all its credit again.
+#[test]
+fn credit_comes_back_only_after_a_silence() {
+    let mut w = Waiting::default();
+    let start = std::time::Instant::now();
+    let at = |secs: u64| start + std::time::Duration::from_secs(secs);
+    let (storm, person) = (lane(1), lane(2));
+    let ahead: Vec<bool> = (0..40).map(|i| w.sent(storm, true, at(i * 3))).collect();
+    assert_eq!(
+        ahead.iter().filter(|a| **a).count(),
+        QUIET_CREDITS as usize,
+        "{ahead:?}"
+    );
+    assert!(ahead[..QUIET_CREDITS as usize].iter().all(|a| *a));
+    // Jobs sent while others of the lane wait spend nothing and keep the lane from being silent.
+    assert!(!w.sent(storm, false, at(130)));
+    assert!(!w.sent(storm, true, at(145)));
+    // Silent since 145 s.
+    let back = at(145) + QUIET_REFILL;
+    let again: Vec<bool> = (0..4).map(|_| w.sent(storm, true, back)).collect();
+    assert_eq!(again, [true, true, true, false]);
+    // A person never seen has all their credit; mistyping twice spends two of it.
+    assert!(w.sent(person, true, at(10)));
+    assert!(w.sent(person, true, at(11)));
+    assert!(w.sent(person, true, at(12)));
 }
