@@ -145,7 +145,7 @@ pub fn root_subject(config: &Config, caller: &Caller) -> Option<(Subject, u64)> 
 }
 
 /// An IPv4 address, or the /64 of an IPv6 one (one host easily holds a whole /64).
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -3,13 +3,14 @@
 //! Logins (and `change_password`'s old password) count attempts on three counters: per login
 //! from one client address (`HOSTPLANE_LOGIN_LIMIT`), per login from anywhere at a higher limit
 //! (`HOSTPLANE_LOGIN_GLOBAL_LIMIT`, so one hostile address cannot lock the user out everywhere),
-//! and per client address (`HOSTPLANE_ADDR_LIMIT`). Anonymous actions that cost mail or bcrypt
+//! and per client address (`HOSTPLANE_ADDR_LIMIT`); an IPv6 address counts by its /64. Anonymous actions that cost mail or bcrypt
 //! work count per client address and action (`HOSTPLANE_ANON_LIMIT`).
 
 use std::net::IpAddr;
 
 use deadpool_postgres::Pool;
 
+use crate::auth::ratelimit::address_key;
 use crate::config::Config;
 use crate::db::{self, throttle::Count};
 use crate::error::{ApiError, Reason};
@@ -26,7 +27,9 @@ impl Throttle<'_> {
     /// (scope, key, limit) of each counter.
     fn counters(&self) -> [(&'static str, String, i32); 3] {
         let c = self.config;
-        let addr = self.addr.to_string();
+        // An IPv6 address by its /64, as the request limit and the bcrypt queue count it: one
+        // host holds a whole /64, and hopping inside it must not buy more guesses.
+        let addr = address_key(self.addr).to_string();
         [
             (
                 "login_addr",
@@ -86,7 +89,7 @@ pub async fn count_anonymous(
     addr: IpAddr,
 ) -> Result<(), ApiError> {
     let scope = format!("anon:{action}");
-    let addr = addr.to_string();
+    let addr = address_key(addr).to_string();
     let client = pool.get().await?;
     let counts = db::throttle::count_attempts(
         &client,

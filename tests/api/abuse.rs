@@ -47,6 +47,28 @@ async fn a_hostile_address_locks_out_only_itself() {
         .ok();
 }
 
+/// One host easily holds a whole IPv6 /64: the login limits count it as one address (as the
+/// request limit and the bcrypt queue do), so hopping between its addresses gains no guesses.
+#[tokio::test]
+async fn an_ipv6_64_is_one_address_to_the_login_limits() {
+    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    app.signup("alice").await;
+    for i in 0..10 {
+        authorize_from(&app, "2001:db8:1:2::1", "alice", &format!("guess-{i}-xx"))
+            .await
+            .assert_error("bad_password", 400);
+    }
+    for other in ["2001:db8:1:2::2", "2001:DB8:1:2:ffff::9"] {
+        authorize_from(&app, other, "alice", "password-alice")
+            .await
+            .assert_error("too_many_attempts", 429);
+    }
+    // The next /64 is someone else.
+    authorize_from(&app, "2001:db8:1:3::1", "alice", "password-alice")
+        .await
+        .ok();
+}
+
 #[tokio::test]
 async fn forwarded_for_is_ignored_from_peers_that_are_not_trusted_proxies() {
     let app = TestApp::spawn().await;
