@@ -3,8 +3,9 @@
 //! Logins (and `change_password`'s old password) count attempts on three counters: per login
 //! from one client address (`HOSTPLANE_LOGIN_LIMIT`), per login from anywhere at a higher limit
 //! (`HOSTPLANE_LOGIN_GLOBAL_LIMIT`, so one hostile address cannot lock the user out everywhere),
-//! and per client address (`HOSTPLANE_ADDR_LIMIT`); an IPv6 address counts by its /64. Anonymous actions that cost mail or bcrypt
-//! work count per client address and action (`HOSTPLANE_ANON_LIMIT`).
+//! and per client address (`HOSTPLANE_ADDR_LIMIT`). Anonymous actions that cost mail or bcrypt
+//! work count per client address and action (`HOSTPLANE_ANON_LIMIT`). An IPv6 address counts by
+//! its /64 everywhere here.
 
 use std::net::IpAddr;
 

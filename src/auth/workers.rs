@@ -40,14 +40,12 @@ impl Lane {
     /// Work no client asked for (the dummy hash, the command line).
     pub const SERVICE: Lane = Lane(0);
 
-    /// The lane of a client's address.
+    /// The lane of a client's address, keyed as the rate limits key it
+    /// ([`address_key`](crate::auth::ratelimit::address_key): an IPv6 address by its /64).
     pub fn of(ip: std::net::IpAddr) -> Lane {
-        match ip {
+        match crate::auth::ratelimit::address_key(ip) {
             std::net::IpAddr::V4(v4) => Lane(1 << 64 | u128::from(u32::from(v4))),
-            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Lane::of(v4.into()),
-                None => Lane(2 << 64 | u128::from(v6) >> 64),
-            },
+            std::net::IpAddr::V6(v6) => Lane(2 << 64 | u128::from(v6) >> 64),
         }
     }
 }
