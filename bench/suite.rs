@@ -58,6 +58,19 @@ fn wrk(url: &str, body: &Value, connections: u32, secs: u64) -> Load {
 
 /// Runs wrk with a Lua script and its environment (requests may wait up to 30 s).
 fn wrk_script(url: &str, script: &str, env: &[(&str, &str)], connections: u32, secs: u64) -> Load {
+    wrk_script_answering(url, script, env, connections, secs, false)
+}
+
+/// [`wrk_script`], letting answers other than 2xx through when `non_2xx` (a storm answered
+/// `busy`, 503).
+fn wrk_script_answering(
+    url: &str,
+    script: &str,
+    env: &[(&str, &str)],
+    connections: u32,
+    secs: u64,
+    non_2xx: bool,
+) -> Load {
     let out = Command::new("wrk")
         .args([
             "-t1",
@@ -83,7 +96,7 @@ fn wrk_script(url: &str, script: &str, env: &[(&str, &str)], connections: u32, s
     };
     let errors = text
         .lines()
-        .any(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+        .any(|l| (l.contains("Non-2xx") && !non_2xx) || l.contains("Socket errors"));
     assert!(!errors, "wrk saw errors:\n{text}");
     Load {
         rps: field("Requests/sec:")
@@ -517,7 +530,7 @@ async fn main() {
             r <= 3.0,
         );
         // People signing in, each from an address of their own, while the storm goes on.
-        let (logins, storm) = login_under_storm(&url, secs).await;
+        let (logins, slowest, storm) = login_under_storm(&url, secs).await;
         load_row(
             &mut rows,
             "the storm while people sign in: authorization, 16 connections",
@@ -527,13 +540,108 @@ async fn main() {
         let p99 = percentile(&logins, 99.0);
         rows.push(Row {
             figure: format!(
-                "3c. people's sign-ins under the storm (16 hostile clients, 16 addresses), {} sign-ins: p50 / p99",
+                "3c. people's sign-ins under the storm (16 hostile clients, 16 networks), {} sign-ins: p50 / p99",
                 logins.len()
             ),
             measured: format!("{:.0} / {:.0} ms", ms(p50), ms(p99)),
             target: "p99 < 2000 ms".into(),
             pass: Some(p99 < Duration::from_secs(2)),
         });
+        info_row(
+            &mut rows,
+            "3c. the slowest three sign-ins (their place in the run, 250 ms apart)",
+            slowest,
+        );
+
+        // A botnet's storm, every request from a network never seen: fairness cannot tell a
+        // stranger's first sign-in from it, but people signing in from a network they signed in
+        // from before go first. Each person signed in once from 10.200.<n>.1; during the storm
+        // sign-ins alternate between such a known network (another address of it) and a network
+        // never seen (10.201.<i>.1).
+        for n in 0..PEOPLE {
+            let (status, answer) = api
+                .post_with(
+                    &json!({"action": "authorization",
+                        "params": {"login": format!("person{n}"), "password": "person-password", "session": "no"}}),
+                    &[("x-forwarded-for", &format!("10.200.{n}.1"))],
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+        }
+        let storm = start_fresh_storm(&url, secs.max(20));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let got = sign_ins(&url, secs, |i| {
+            let n = (i / 2) % PEOPLE;
+            let from = if i % 2 == 0 {
+                format!("10.200.{n}.{}", 2 + i / 2 / PEOPLE)
+            } else {
+                format!("10.201.{i}.1")
+            };
+            (format!("person{n}"), from)
+        })
+        .await;
+        let storm = tokio::task::spawn_blocking(move || storm.join().expect("the storm's wrk"))
+            .await
+            .unwrap();
+        load_row(
+            &mut rows,
+            "the botnet's storm (64 connections, every request from a new /48): authorization",
+            &storm,
+        );
+        let of = |known: usize| -> (Vec<Duration>, usize) {
+            let mine: Vec<&SignIn> = got.iter().skip(known).step_by(2).collect();
+            let mut ok: Vec<Duration> = mine.iter().filter_map(|t| **t).collect();
+            ok.sort();
+            let busy = mine.len() - ok.len();
+            (ok, busy)
+        };
+        let slowest_known = {
+            let mut k: Vec<(usize, Duration)> = (got.iter().enumerate().step_by(2))
+                .filter_map(|(i, t)| Some((i, (*t)?)))
+                .collect();
+            k.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+            (k.iter().take(3))
+                .map(|(i, t)| format!("#{}: {:.0} ms", i + 1, ms(*t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (known, known_busy) = of(0);
+        let (strangers, strangers_busy) = of(1);
+        let p99 = (!known.is_empty()).then(|| percentile(&known, 99.0));
+        rows.push(Row {
+            figure: format!(
+                "3d. sign-ins from a known network under the botnet's storm, {} sign-ins: busy / p50 / p99",
+                known.len() + known_busy
+            ),
+            measured: match p99 {
+                Some(p99) => format!(
+                    "{known_busy} / {:.0} / {:.0} ms",
+                    ms(percentile(&known, 50.0)),
+                    ms(p99)
+                ),
+                None => format!("{known_busy} busy, none ok"),
+            },
+            target: "none busy, p99 < 2000 ms".into(),
+            pass: Some(known_busy == 0 && p99.is_some_and(|p| p < Duration::from_secs(2))),
+        });
+        info_row(
+            &mut rows,
+            "3d. the slowest three from a known network (their place in the run, 250 ms apart)",
+            slowest_known,
+        );
+        info_row(
+            &mut rows,
+            "3d. sign-ins from networks never seen, under the botnet's storm: ok / busy, p50 of ok",
+            format!(
+                "{} / {strangers_busy}, {}",
+                strangers.len(),
+                if strangers.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.0} ms", ms(percentile(&strangers, 50.0)))
+                }
+            ),
+        );
     }
 
     // 4. Lists at scale (issue 11, target 2): pages read with the list cache off, first with
@@ -984,6 +1092,24 @@ fn start_storm(url: &str, secs: u64) -> std::thread::JoinHandle<Load> {
     })
 }
 
+/// A storm from a botnet: 64 connections logging in the storm's accounts as in [`start_storm`],
+/// every request from an IPv6 /48 never used before, so each comes from a network with its
+/// credit to go ahead of busy lanes. It keeps the bcrypt queue (32) full; most of its requests
+/// answer `busy`.
+fn start_fresh_storm(url: &str, secs: u64) -> std::thread::JoinHandle<Load> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        wrk_script_answering(
+            &url,
+            "bench/storm.lua",
+            &[("BENCH_USERS", &STORMERS.to_string()), ("BENCH_FRESH", "1")],
+            64,
+            secs + 2,
+            true,
+        )
+    })
+}
+
 /// Readers (8 connections on `read_url`) while the storm of [`start_storm`] hits `storm_url`.
 /// Returns what the readers and the storm measured.
 fn read_under_storm(storm_url: &str, read_url: &str, body: &Value, secs: u64) -> (Load, Load) {
@@ -993,32 +1119,59 @@ fn read_under_storm(storm_url: &str, read_url: &str, body: &Value, secs: u64) ->
     (readers, storm.join().expect("the storm's wrk"))
 }
 
-/// People signing in during the storm of [`start_storm`], one after another with a pause of
-/// 250 ms, for `secs` (at least 20 s): each sign-in from an address of its own (192.0.2.1, ...),
-/// as people do, who sign in once, not in a loop. Each sign-in's time, and what the storm measured.
-async fn login_under_storm(url: &str, secs: u64) -> (Vec<Duration>, Load) {
-    let secs = secs.max(20);
-    let storm = start_storm(url, secs);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+/// What one sign-in of [`sign_ins`] got: its time when it was answered ok, `None` when `busy`.
+type SignIn = Option<Duration>;
+
+/// People signing in one after another with a pause of 250 ms, for `secs` (at least 20 s) and at
+/// most 250 sign-ins: the `i`-th as `who(i)` = (login, client address). People sign in once, not
+/// in a loop. Each sign-in's outcome, in order.
+async fn sign_ins(url: &str, secs: u64, who: impl Fn(usize) -> (String, String)) -> Vec<SignIn> {
     let api = Api::new(url);
-    let mut took = Vec::new();
-    let until = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < until && took.len() < 250 {
-        let login = format!("person{}", took.len() % PEOPLE);
-        let from = format!("192.0.2.{}", took.len() + 1);
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_secs(secs.max(20));
+    while Instant::now() < until && got.len() < 250 {
+        let (login, from) = who(got.len());
         let envelope = json!({"action": "authorization",
             "params": {"login": login, "password": "person-password", "session": "no"}});
         let started = Instant::now();
         let (status, answer) = api
             .post_with(&envelope, &[("x-forwarded-for", &from)])
             .await;
-        assert_eq!(status, 200, "{login}'s sign-in: {answer}");
-        took.push(started.elapsed());
+        got.push(match status {
+            200 => Some(started.elapsed()),
+            503 if answer["reason"] == "busy" => None,
+            _ => panic!("{login}'s sign-in from {from}: {status} {answer}"),
+        });
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    got
+}
+
+/// People signing in during the storm of [`start_storm`], each from a network of its own
+/// (10.0.0.1, 10.0.1.1, ...) never seen before. Each sign-in's time, sorted; the three slowest
+/// with their place in the run ("#n: ms"); and what the storm measured.
+async fn login_under_storm(url: &str, secs: u64) -> (Vec<Duration>, String, Load) {
+    let storm = start_storm(url, secs.max(20));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = sign_ins(url, secs, |i| {
+        (format!("person{}", i % PEOPLE), format!("10.0.{i}.1"))
+    })
+    .await;
+    let took: Vec<Duration> = got
+        .into_iter()
+        .map(|t| t.expect("a person's sign-in under 16 hostile clients is not refused"))
+        .collect();
+    let mut slowest: Vec<(usize, Duration)> = took.iter().copied().enumerate().collect();
+    slowest.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+    let slowest = (slowest.iter().take(3))
+        .map(|(i, t)| format!("#{}: {:.0} ms", i + 1, ms(*t)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut took = took;
     took.sort();
     (
         took,
+        slowest,
         tokio::task::spawn_blocking(move || storm.join().expect("the storm's wrk"))
             .await
             .unwrap(),

@@ -14,9 +14,10 @@ pg_log() { printf '[pg] %s\n' "$*" >&2; }
 
 pg_find_bin() {
     local d best=""
-    for d in /usr/lib/postgresql/*/bin; do
-        [ -x "$d/initdb" ] && best=$d
-    done
+    # The newest version installed, sorted as versions (9.6 before 15).
+    while read -r d; do
+        if [ -x "$d/initdb" ]; then best=$d; fi
+    done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V)
     printf '%s' "$best"
 }
 
@@ -137,6 +138,17 @@ pg_psql() {
 # Stops the cluster (used by tests that restart the database).
 pg_stop() {
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null
+}
+
+# Stops the local cluster when it runs; starts and creates nothing.
+pg_shutdown() {
+    PGBIN=$(pg_find_bin)
+    [ -n "$PGBIN" ] || return 0
+    pg_choose_dir
+    [ -f "$PGDATA_DIR/PG_VERSION" ] || return 0
+    if as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
+        pg_stop
+    fi
 }
 
 # Makes sure the cluster runs; sets PGBIN, PG_DIR, PG_OWNER and friends.

@@ -30,6 +30,11 @@ impl PasswordHasher {
         self.workers.run_in(lane, f).await
     }
 
+    /// `busy` now when a check in `lane` would be refused ([`Workers::room_for`]).
+    pub fn room_for(&self, lane: Lane) -> Result<(), ApiError> {
+        self.workers.room_for(lane)
+    }
+
     /// Jobs waiting for a bcrypt thread now.
     pub fn queued(&self) -> usize {
         self.workers.queued()

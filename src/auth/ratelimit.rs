@@ -158,6 +158,24 @@ pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The network a client's address is from, the block a subscriber's addresses move around in:
+/// an IPv4 /24 or an IPv6 /48, in CIDR form (`203.0.113.0/24`, `2001:db8:1::/48`).
+pub(crate) fn network_key(ip: IpAddr) -> String {
+    match address_key(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{}/24", std::net::Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!(
+                "{}/48",
+                std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0)
+            )
+        }
+    }
+}
+
 impl RateLimiter {
     /// Counts `cost` requests of `subject` (a batch costs one per entry); `too_many_attempts`
     /// (with `Retry-After` until the window ends) when they do not fit in its window. Either way,

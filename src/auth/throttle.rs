@@ -3,7 +3,10 @@
 //! Logins (and `change_password`'s old password) count attempts on three counters: per login
 //! from one client address (`HOSTPLANE_LOGIN_LIMIT`), per login from anywhere at a higher limit
 //! (`HOSTPLANE_LOGIN_GLOBAL_LIMIT`, so one hostile address cannot lock the user out everywhere),
-//! and per client address (`HOSTPLANE_ADDR_LIMIT`). Anonymous actions that cost mail or bcrypt
+//! and per client address (`HOSTPLANE_ADDR_LIMIT`). A sign-in from a network where the account
+//! signed in before (an IPv4 /24 or IPv6 /48, within 90 days) counts on a login-wide counter of
+//! that network's own at the same higher limit: a storm from elsewhere that fills the login's
+//! counter does not lock its owner out at home. Anonymous actions that cost mail or bcrypt
 //! work count per client address and action (`HOSTPLANE_ANON_LIMIT`). An IPv6 address counts by
 //! its /64 everywhere here.
 
@@ -11,7 +14,7 @@ use std::net::IpAddr;
 
 use deadpool_postgres::Pool;
 
-use crate::auth::ratelimit::address_key;
+use crate::auth::ratelimit::{address_key, network_key};
 use crate::config::Config;
 use crate::db::{self, throttle::Count};
 use crate::error::{ApiError, Reason};
@@ -22,6 +25,9 @@ pub struct Throttle<'a> {
     pub config: &'a Config,
     pub login: String,
     pub addr: IpAddr,
+    /// The account signed in from the address's network before
+    /// ([`db::users::credentials_for_sign_in`]).
+    pub known: bool,
 }
 
 impl Throttle<'_> {
@@ -31,13 +37,19 @@ impl Throttle<'_> {
         // An IPv6 address by its /64, as the request limit and the bcrypt queue count it: one
         // host holds a whole /64, and hopping inside it must not buy more guesses.
         let addr = address_key(self.addr).to_string();
+        let everywhere = if self.known {
+            let network = network_key(self.addr);
+            ("login_net", format!("{} {network}", self.login))
+        } else {
+            ("login", self.login.clone())
+        };
         [
             (
                 "login_addr",
                 format!("{} {addr}", self.login),
                 c.login_limit,
             ),
-            ("login", self.login.clone(), c.login_global_limit),
+            (everywhere.0, everywhere.1, c.login_global_limit),
             ("addr", addr, c.addr_limit),
         ]
     }

@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 
+mod lane;
+pub use lane::Lane;
+
 /// Puts the calling thread at the lowest CPU priority: SCHED_IDLE on Linux (it runs on CPU no
 /// normal thread wants; readers and the database preempt it at once), else nice 19. Lowering
 /// one's own priority needs no privilege; should it fail, the thread runs at normal priority.
@@ -28,35 +31,13 @@ fn lower_priority() {
     let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
 }
 
-/// Whose a job is: a client's address (an IPv6 one by its /64, what one subscriber holds). Jobs
-/// of one lane wait behind each other; lanes take turns, so one address's flood of logins delays
-/// another's login by at most one job per address waiting, not by the whole flood. A lane that
-/// had been quiet goes before the busy ones for its first few jobs, so a person signing in waits
-/// for the jobs running, not for a turn behind every address of a storm.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Lane(u128);
-
-impl Lane {
-    /// Work no client asked for (the dummy hash, the command line).
-    pub const SERVICE: Lane = Lane(0);
-
-    /// The lane of a client's address, keyed as the rate limits key it
-    /// ([`address_key`](crate::auth::ratelimit::address_key): an IPv6 address by its /64).
-    pub fn of(ip: std::net::IpAddr) -> Lane {
-        match crate::auth::ratelimit::address_key(ip) {
-            std::net::IpAddr::V4(v4) => Lane(1 << 64 | u128::from(u32::from(v4))),
-            std::net::IpAddr::V6(v6) => Lane(2 << 64 | u128::from(v6) >> 64),
-        }
-    }
-}
-
 /// Slow, CPU-bound work (bcrypt, RSA key generation) on a few dedicated threads that run at the
 /// lowest CPU priority: a wave of such requests queues here and gets whatever CPU the rest of the
 /// service leaves, instead of taking cores from the reactor and the database. The queue holds at
 /// most `queue` jobs, and one client's lane at most a quarter of them; past that a request
-/// answers `busy` at once instead of waiting behind work nobody can bound (a quiet lane's job
-/// takes the place of the longest lane's newest). Lanes take turns (see [`Lane`]).
-/// Callers never hold a transaction while they wait here.
+/// answers `busy` at once instead of waiting behind work nobody can bound (a job that goes ahead
+/// takes the place of the newest job of the longest lane ranked below it). Lanes take turns (see
+/// [`Lane`]). Callers never hold a transaction while they wait here.
 pub struct Workers {
     /// Names the threads and the `busy` message ("password checks", "key generations").
     what: &'static str,
@@ -73,51 +54,73 @@ struct Queue {
     per_lane: usize,
 }
 
+/// How far ahead a lane's next job goes: a known lane's first jobs ([`Lane::known`]) before a
+/// quiet lane's first jobs, and those before the turns of busy lanes. Each lane's first job
+/// waiting is ranked when it is put in (with its network's credit); after it, the lane waits in
+/// turn.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Rank {
+    Turn = 0,
+    Quiet = 1,
+    Known = 2,
+}
+
+/// Where a job goes when it is put in ([`Queue::entry`]).
+enum Entry {
+    /// Behind its lane's jobs waiting.
+    Behind,
+    /// First of its lane, at `rank`, pushing out a job ranked below when the queue is full.
+    First { rank: Rank, evict: bool },
+}
+
 #[derive(Default)]
 struct Waiting {
-    lanes: std::collections::HashMap<Lane, std::collections::VecDeque<Job>>,
-    /// Each lane with jobs waiting is once in one of these, in the order they take their turns:
-    /// `quiet` (a lane that had been quiet: its job was put in with a credit) before `turns`.
-    quiet: std::collections::VecDeque<Lane>,
-    turns: std::collections::VecDeque<Lane>,
-    /// What each lane seen lately may still put ahead of busy lanes.
+    /// Each lane with jobs waiting: its rank and its jobs.
+    lanes: std::collections::HashMap<Lane, (Rank, std::collections::VecDeque<Job>)>,
+    /// Each lane with jobs waiting is once in the deque of its rank (indexed by `Rank`); lanes
+    /// take their turns from the highest rank's front.
+    ranks: [std::collections::VecDeque<Lane>; 3],
+    /// What each network seen lately ([`Lane::network`]) may still put ahead of busy lanes.
     credits: std::collections::HashMap<Lane, Credit>,
     len: usize,
     closed: bool,
 }
 
-/// A lane's credit for jobs served ahead of busy lanes: `QUIET_CREDITS` at most, all of them
-/// again once the lane has sent nothing for `QUIET_REFILL`. A person signing in (and mistyping
-/// twice) spends them; a flood spends them in its first second and then waits its turns for as
-/// long as it goes on. (Earning credit back with time alone let every address of a storm that
-/// began together jump the queue together each time its credit came back: a person arriving
-/// then waited behind all of them, 2.3 s in one bench run.)
+/// A network's credit for jobs served ahead of busy lanes: `QUIET_CREDITS` at most, all of them
+/// again once the network has sent nothing for `QUIET_REFILL`. A person signing in (and
+/// mistyping twice) spends them; a flood spends them in its first second and then waits its
+/// turns for as long as it goes on. (Earning credit back with time alone let every address of a
+/// storm that began together jump the queue together each time its credit came back: a person
+/// arriving then waited behind all of them, 2.3 s in one bench run.) The credit is the network's,
+/// not the address's: a storm from many addresses of one network (an IPv6 /48 holds 65,536 /64s)
+/// has the credit of one.
 #[derive(Clone, Copy)]
 struct Credit {
     left: u32,
-    /// When the lane last sent a job.
+    /// When the network last sent a job.
     at: std::time::Instant,
 }
 
 const QUIET_CREDITS: u32 = 3;
 const QUIET_REFILL: std::time::Duration = std::time::Duration::from_secs(20);
-/// Lanes remembered for their credit; past this those silent long enough to have their full
+/// Networks remembered for their credit; past this those silent long enough to have their full
 /// credit again are forgotten (which changes nothing), and if that is not enough, all (a
-/// forgotten lane has its full credit again, which only lets a few jobs ahead).
+/// forgotten network has its full credit again, which only lets a few jobs ahead).
 const CREDIT_LANES: usize = 16_384;
 
 impl Waiting {
-    /// Notes a job sent by `lane` at `now` and, when no job of the lane waits (`first`), spends
-    /// one of its credits if it has one left: whether the job goes before the busy lanes.
-    fn sent(&mut self, lane: Lane, first: bool, now: std::time::Instant) -> bool {
-        if self.credits.len() >= CREDIT_LANES && !self.credits.contains_key(&lane) {
+    /// Notes a job sent by `lane` at `now` (refused or not: a lane that keeps sending is not
+    /// silent) and answers whether its network has credit left to go ahead of busy lanes.
+    fn sent(&mut self, lane: Lane, now: std::time::Instant) -> bool {
+        let network = lane.network();
+        if self.credits.len() >= CREDIT_LANES && !self.credits.contains_key(&network) {
             self.credits
                 .retain(|_, c| now.saturating_duration_since(c.at) < QUIET_REFILL);
             if self.credits.len() >= CREDIT_LANES {
                 self.credits.clear();
             }
         }
-        let c = self.credits.entry(lane).or_insert(Credit {
+        let c = self.credits.entry(network).or_insert(Credit {
             left: QUIET_CREDITS,
             at: now,
         });
@@ -125,41 +128,46 @@ impl Waiting {
             c.left = QUIET_CREDITS;
         }
         c.at = now;
-        if first && c.left > 0 {
-            c.left -= 1;
-            true
-        } else {
-            false
+        c.left > 0
+    }
+
+    /// Spends one of the credit of `lane`'s network: a job of it was let ahead.
+    fn spend(&mut self, lane: Lane) {
+        if let Some(c) = self.credits.get_mut(&lane.network()) {
+            c.left = c.left.saturating_sub(1);
         }
     }
 
-    /// Takes out the newest job of the lane with the most waiting, to be dropped unrun (its
-    /// caller hears `busy`); `None` when nothing waits.
-    fn evict_longest(&mut self) -> Option<Job> {
-        let longest = (self.lanes.iter())
-            .max_by_key(|(_, jobs)| jobs.len())
-            .map(|(lane, _)| *lane)?;
-        let jobs = self.lanes.get_mut(&longest)?;
+    /// Takes out the newest job of the longest lane ranked below `rank`, to be dropped unrun (its
+    /// caller hears `busy`); `None` when no lane ranks below. A job never pushes out one that
+    /// goes ahead as far as itself: a storm from fresh addresses would push out the person who
+    /// came before them.
+    fn evict_below(&mut self, rank: Rank) -> Option<Job> {
+        let (longest, lower) = (self.lanes.iter())
+            .filter(|(_, (r, _))| *r < rank)
+            .max_by_key(|(_, (_, jobs))| jobs.len())
+            .map(|(lane, (r, _))| (*lane, *r))?;
+        let (_, jobs) = self.lanes.get_mut(&longest)?;
         let job = jobs.pop_back();
         if jobs.is_empty() {
             self.lanes.remove(&longest);
-            self.quiet.retain(|l| *l != longest);
-            self.turns.retain(|l| *l != longest);
+            self.ranks[lower as usize].retain(|l| *l != longest);
         }
         self.len -= 1;
         job
     }
 
-    /// The first job of the lane whose turn it is (a quiet lane's first); the lane goes to the
-    /// back of the turns.
+    /// The first job of the lane whose turn it is (the front of the highest rank waiting); the
+    /// lane goes to the back of the turns.
     fn next(&mut self) -> Option<Job> {
-        let lane = self.quiet.pop_front().or_else(|| self.turns.pop_front())?;
-        let jobs = self.lanes.get_mut(&lane)?;
+        let lane = self.ranks.iter_mut().rev().find_map(|r| r.pop_front())?;
+        let (rank, jobs) = self.lanes.get_mut(&lane)?;
         let job = jobs.pop_front();
         if jobs.is_empty() {
             self.lanes.remove(&lane);
         } else {
-            self.turns.push_back(lane);
+            *rank = Rank::Turn;
+            self.ranks[Rank::Turn as usize].push_back(lane);
         }
         self.len -= 1;
         job
@@ -215,12 +223,29 @@ impl Workers {
                 let _ = tx.send(f());
             }
         });
-        let busy = || ApiError::busy(&format!("too many {} are waiting; try again", self.what));
         if !self.queue.put(lane, job) {
-            return Err(busy());
+            return Err(self.busy());
         }
         // A job dropped unrun gave its place to a quiet address's (or the workers stopped).
-        rx.await.map_err(|_| busy())
+        rx.await.map_err(|_| self.busy())
+    }
+
+    /// `busy` now when a job of `lane` sent now would be refused (noting that the lane sent one,
+    /// as [`run_in`](Self::run_in) does). A caller with work to do before its job (a login
+    /// counts its attempt in the database) asks first, so a storm that the queue refuses costs
+    /// no more than this; the job may still be refused when it comes.
+    pub fn room_for(&self, lane: Lane) -> Result<(), ApiError> {
+        let Ok(mut w) = self.queue.waiting.lock() else {
+            return Err(self.busy());
+        };
+        match self.queue.entry(&mut w, lane) {
+            Some(_) => Ok(()),
+            None => Err(self.busy()),
+        }
+    }
+
+    fn busy(&self) -> ApiError {
+        ApiError::busy(&format!("too many {} are waiting; try again", self.what))
     }
 
     /// Jobs waiting for a thread now.
@@ -230,43 +255,64 @@ impl Workers {
 }
 
 impl Queue {
-    /// Queues `job` in `lane`, unless the lane is full, or the queue is full and the lane is not
-    /// a quiet one: a quiet lane's job then takes the place of the newest job of the longest lane
-    /// (whose caller hears `busy`), so a few busy addresses filling the queue cannot shut out a
-    /// person signing in.
-    fn put(&self, lane: Lane, job: Job) -> bool {
-        let Ok(mut w) = self.waiting.lock() else {
-            return false;
-        };
-        let waiting_here = w.lanes.get(&lane).map_or(0, |j| j.len());
+    /// Where a job of `lane` sent now goes, noting that the lane sent one (refused or not: a
+    /// lane that keeps sending is not silent): `None` when it is refused, because the lane is
+    /// full, or the queue is full and the job does not go ahead of a job it may push out (see
+    /// [`Rank`]).
+    fn entry(&self, w: &mut Waiting, lane: Lane) -> Option<Entry> {
+        let waiting_here = w.lanes.get(&lane).map_or(0, |(_, j)| j.len());
         // The service's own work is no client's: it has no share to keep to.
         let share = if lane == Lane::SERVICE {
             self.limit
         } else {
             self.per_lane
         };
-        // (A job refused below was sent all the same: the lane is not silent.)
-        let quiet = w.sent(lane, waiting_here == 0, std::time::Instant::now());
+        let credit = w.sent(lane, std::time::Instant::now());
         if waiting_here >= share || (w.len >= self.limit && waiting_here > 0) {
-            return false;
+            return None;
         }
-        // A lane is in the map while it has jobs waiting, and then once in the turns: before
-        // the busy lanes when it had been quiet (it has credit left), else behind them.
+        if waiting_here > 0 {
+            return Some(Entry::Behind);
+        }
+        let rank = match (credit, lane.is_known()) {
+            (false, _) => Rank::Turn,
+            (true, false) => Rank::Quiet,
+            (true, true) => Rank::Known,
+        };
+        let evict = w.len >= self.limit;
+        if evict && !w.lanes.values().any(|(r, _)| *r < rank) {
+            return None;
+        }
+        Some(Entry::First { rank, evict })
+    }
+
+    /// Queues `job` in `lane` as [`entry`](Self::entry) says; false when it is refused. A job
+    /// that goes ahead into a full queue takes the place of the newest job of the longest lane
+    /// ranked below it (whose caller hears `busy`), so busy addresses filling the queue cannot
+    /// shut out a person signing in.
+    fn put(&self, lane: Lane, job: Job) -> bool {
+        let Ok(mut w) = self.waiting.lock() else {
+            return false;
+        };
         let mut evicted = None;
-        if waiting_here == 0 {
-            if w.len >= self.limit {
-                evicted = if quiet { w.evict_longest() } else { None };
-                if evicted.is_none() {
-                    return false;
+        match self.entry(&mut w, lane) {
+            None => return false,
+            Some(Entry::Behind) => {
+                if let Some((_, jobs)) = w.lanes.get_mut(&lane) {
+                    jobs.push_back(job);
                 }
             }
-            if quiet {
-                w.quiet.push_back(lane);
-            } else {
-                w.turns.push_back(lane);
+            Some(Entry::First { rank, evict }) => {
+                if evict {
+                    evicted = w.evict_below(rank);
+                }
+                if rank > Rank::Turn {
+                    w.spend(lane);
+                }
+                w.ranks[rank as usize].push_back(lane);
+                w.lanes.insert(lane, (rank, std::iter::once(job).collect()));
             }
         }
-        w.lanes.entry(lane).or_default().push_back(job);
         w.len += 1;
         drop(w);
         // Dropped outside the lock: it wakes its caller.

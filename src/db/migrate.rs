@@ -157,6 +157,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0042_stamp_by_key",
         include_str!("../../sql/0042_stamp_by_key.sql"),
     ),
+    (
+        "0043_known_networks",
+        include_str!("../../sql/0043_known_networks.sql"),
+    ),
 ];
 
 /// Applies pending migrations; returns the names applied now.

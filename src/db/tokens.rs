@@ -15,6 +15,8 @@ pub struct NewReset<'a> {
     pub user_id: Uuid,
     /// The address it goes to, as requested.
     pub recipient: &'a str,
+    /// The client that asked, keyed as the limits count it
+    /// ([`address_key`](crate::auth::ratelimit::address_key): an IPv6 address by its /64).
     pub requested_from: IpAddr,
     pub ttl: Duration,
 }

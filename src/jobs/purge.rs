@@ -32,10 +32,11 @@ pub enum Purge {
     Deliveries,
     DkimKeys,
     SiteTombstones,
+    KnownNetworks,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 11] = [
+    pub const ALL: [Purge; 12] = [
         Purge::Sessions,
         Purge::Counters,
         Purge::Resets,
@@ -47,6 +48,7 @@ impl Purge {
         Purge::Deliveries,
         Purge::DkimKeys,
         Purge::SiteTombstones,
+        Purge::KnownNetworks,
     ];
 
     /// Deletes one batch of at most `limit` rows; returns how many went.
@@ -78,6 +80,7 @@ impl Purge {
             }
             Purge::DkimKeys => db::dkim::purge_retired(c, limit).await,
             Purge::SiteTombstones => db::node_deltas::purge_tombstones(c, limit).await,
+            Purge::KnownNetworks => db::users::purge_old_networks(c, limit).await,
         }
     }
 }
@@ -98,6 +101,8 @@ pub struct Purged {
     pub dkim_keys: u64,
     /// Tombstones of removed sites older than 7 days (node deltas).
     pub site_tombstones: u64,
+    /// Networks accounts have not signed in from for 90 days.
+    pub known_networks: u64,
     pub failed: Vec<Purge>,
 }
 
@@ -114,6 +119,7 @@ impl Purged {
             Purge::Deliveries => &mut self.deliveries,
             Purge::DkimKeys => &mut self.dkim_keys,
             Purge::SiteTombstones => &mut self.site_tombstones,
+            Purge::KnownNetworks => &mut self.known_networks,
         };
         *field += n;
     }
@@ -123,7 +129,8 @@ impl Purged {
 /// long over, expired or used reset tokens and invites, audit rows past their retention, request
 /// ids older than a day, changes and finished webhook deliveries past theirs, and DKIM keys
 /// retired more than 7 days ago (their DNS record goes with them, and the zone's serial moves),
-/// and tombstones of sites removed more than 7 days ago (raising their node's delta floor).
+/// tombstones of sites removed more than 7 days ago (raising their node's delta floor), and the
+/// networks accounts have not signed in from for 90 days.
 /// Each delete goes by an index (see sql/0007_bounded_storage.sql and sql/0015_integration.sql;
 /// the DKIM purge reads the primary key of mail_dkim whole, about 70 ms for 100,000 keys).
 pub async fn purge_once(state: &AppState) -> Purged {

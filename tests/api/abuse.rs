@@ -25,6 +25,16 @@ async fn authorize_from(
     .await
 }
 
+/// `n` wrong guesses at `login`'s password, the `i`-th from `from(i)`, each answered
+/// `bad_password`.
+async fn guess_wrong(app: &TestApp, login: &str, n: usize, from: impl Fn(usize) -> String) {
+    for i in 0..n {
+        authorize_from(app, &from(i), login, "wrong-password")
+            .await
+            .assert_error("bad_password", 400);
+    }
+}
+
 #[tokio::test]
 async fn a_hostile_address_locks_out_only_itself() {
     let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
@@ -92,19 +102,69 @@ async fn one_login_across_many_addresses_has_a_limit_too() {
     })
     .await;
     app.signup("alice").await;
-    for i in 0..15 {
-        authorize_from(
-            &app,
-            &format!("203.0.113.{}", i % 5),
-            "alice",
-            "wrong-password",
-        )
-        .await
-        .assert_error("bad_password", 400);
-    }
+    guess_wrong(&app, "alice", 15, |i| format!("203.0.113.{}", i % 5)).await;
     authorize_from(&app, "192.0.2.1", "alice", "password-alice")
         .await
         .assert_error("too_many_attempts", 429);
+}
+
+/// A storm from many addresses that fills a login's limit over all addresses locks out only the
+/// networks the account never signed in from: its owner still signs in from a network (an IPv4
+/// /24) where they signed in before, from any address of it. That network's attempts count on a
+/// counter of its own at the same limit, and failures alone never make a network known.
+#[tokio::test]
+async fn a_storm_elsewhere_does_not_lock_an_account_out_where_it_signed_in_before() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.login_global_limit = 15;
+    })
+    .await;
+    app.signup("alice").await;
+    authorize_from(&app, "198.51.100.7", "alice", "password-alice")
+        .await
+        .ok();
+    // Failures from a network do not make it known (and count on the login's limit).
+    authorize_from(&app, "192.0.2.9", "alice", "wrong-password")
+        .await
+        .assert_error("bad_password", 400);
+    guess_wrong(&app, "alice", 14, |i| format!("203.0.113.{}", i % 5)).await;
+    authorize_from(&app, "192.0.2.1", "alice", "password-alice")
+        .await
+        .assert_error("too_many_attempts", 429);
+    authorize_from(&app, "198.51.100.200", "alice", "password-alice")
+        .await
+        .ok();
+    // The known network's own counter has the same limit.
+    guess_wrong(&app, "alice", 15, |i| format!("198.51.100.{}", 10 + i % 5)).await;
+    authorize_from(&app, "198.51.100.7", "alice", "password-alice")
+        .await
+        .assert_error("too_many_attempts", 429);
+}
+
+/// An account keeps its 8 latest networks: signing in from a ninth forgets the oldest, so what a
+/// user can make the service store stays bounded.
+#[tokio::test]
+async fn an_account_keeps_its_eight_latest_networks() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.login_global_limit = 5;
+    })
+    .await;
+    app.signup("alice").await;
+    for n in 1..=9 {
+        authorize_from(&app, &format!("10.0.{n}.1"), "alice", "password-alice")
+            .await
+            .ok();
+    }
+    let kept = "login_networks WHERE user_id = (SELECT id FROM users WHERE login = 'alice')";
+    assert_eq!(app.count(kept).await, 8);
+    guess_wrong(&app, "alice", 5, |i| format!("203.0.113.{i}")).await;
+    authorize_from(&app, "10.0.1.2", "alice", "password-alice")
+        .await
+        .assert_error("too_many_attempts", 429);
+    authorize_from(&app, "10.0.2.2", "alice", "password-alice")
+        .await
+        .ok();
 }
 
 /// Attempts refused at an address's own limit test no password, so they do not fill the login's
@@ -390,7 +450,10 @@ async fn the_janitor_purges_what_expired_and_keeps_what_lives() {
               SELECT '\\x01'::bytea, id, now() - interval '3 hours' FROM users WHERE login = 'alice'
               UNION ALL SELECT '\\x02'::bytea, id, now() + interval '1 hour' FROM users WHERE login = 'alice';
          INSERT INTO invites (code_hash, expires_at) VALUES ('\\x03'::bytea, now() - interval '3 hours'), ('\\x04'::bytea, now() + interval '1 day');
-         INSERT INTO audit_log (at, action) VALUES (now() - interval '400 days', 'old'), (now(), 'new');",
+         INSERT INTO audit_log (at, action) VALUES (now() - interval '400 days', 'old'), (now(), 'new');
+         INSERT INTO login_networks (user_id, network, last_success)
+              SELECT id, '10.9.9.0/24'::cidr, now() - interval '91 days' FROM users WHERE login = 'alice'
+              UNION ALL SELECT id, '10.9.8.0/24', now() - interval '89 days' FROM users WHERE login = 'alice';",
     )
     .await
     .unwrap();
@@ -400,6 +463,13 @@ async fn the_janitor_purges_what_expired_and_keeps_what_lives() {
     assert_eq!(purged.counters, 1, "{purged:?}");
     assert_eq!(purged.tokens, 2, "{purged:?}");
     assert_eq!(purged.audit, 1, "{purged:?}");
+    assert_eq!(purged.known_networks, 1, "{purged:?}");
+    assert_eq!(
+        w.app
+            .count("login_networks WHERE network = '10.9.8.0/24'")
+            .await,
+        1
+    );
     assert_eq!(w.app.count("auth_throttle WHERE key = 'new'").await, 1);
     assert_eq!(w.app.count("password_resets").await, 1);
     assert_eq!(w.app.count("invites").await, 1);

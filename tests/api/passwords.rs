@@ -366,6 +366,31 @@ async fn reset_mail_one_client_may_cause_is_capped() {
     assert_eq!(settled_mail_count(&app).await, 10);
 }
 
+/// One host holds a whole IPv6 /64: reset mails it causes are capped by its /64, as the login
+/// limits count it, so hopping between its addresses buys no more mail.
+#[tokio::test]
+async fn reset_mail_one_ipv6_64_may_cause_is_capped() {
+    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    for i in 0..12 {
+        let login = format!("user{i}");
+        app.signup(&login).await;
+        let body = json!({"action": "restore_password", "params": {"email": format!("{login}@example.com")}});
+        let client = format!("2001:db8:5:6::{:x}", i + 1);
+        app.raw(
+            "POST",
+            "/api",
+            &[
+                ("content-type", "application/json"),
+                ("x-forwarded-for", &client),
+            ],
+            body.to_string(),
+        )
+        .await
+        .ok();
+    }
+    assert_eq!(settled_mail_count(&app).await, 10);
+}
+
 #[tokio::test]
 async fn guessing_the_old_password_with_a_stolen_cookie_is_rate_limited() {
     let app = TestApp::spawn().await;

@@ -69,6 +69,7 @@ pub async fn change_password(ctx: Ctx, p: ChangePasswordParams) -> Result<UserRe
                 config: &ctx.state.config,
                 login: target.login.clone(),
                 addr: ctx.client_ip,
+                known: false,
             };
             throttle.begin().await?;
             if !ctx
@@ -115,6 +116,7 @@ async fn change_mailbox_password(ctx: &Ctx, p: ChangePasswordParams) -> Result<U
         config: &ctx.state.config,
         login: caller.login.clone(),
         addr: ctx.client_ip,
+        known: false,
     };
     throttle.begin().await?;
     if !ctx
@@ -173,6 +175,8 @@ async fn send_reset_links(
     client_ip: IpAddr,
 ) -> Result<(), ApiError> {
     let mut client = state.db().await?;
+    // The client as the login limits count it: an IPv6 address by its /64.
+    let client_ip = auth::ratelimit::address_key(client_ip);
     for owner in db::users::by_email(&client, email).await? {
         let token = auth::random_secret(32)?;
         let reset = db::tokens::NewReset {

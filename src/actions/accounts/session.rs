@@ -56,26 +56,44 @@ pub async fn authorization(
     let state = &ctx.state;
     // A name that cannot be a login cannot exist; it still costs a bcrypt and an attempt.
     let login = validate::login(&p.login).ok();
+    // Whether the account signed in from this network before: its check then goes before a
+    // storm's, and a storm elsewhere that fills the login's limit does not lock it out here.
+    let network = auth::ratelimit::network_key(ctx.client_ip);
+    let found = match &login {
+        Some(login) => {
+            db::users::credentials_for_sign_in(&state.db().await?, login, &network).await?
+        }
+        None => None,
+    };
+    let known = matches!(found, Some((_, true)));
+    let found = found.map(|(user, _)| user);
+    let lane = if known {
+        ctx.lane().known()
+    } else {
+        ctx.lane()
+    };
+    // A check the bcrypt queue would refuse answers `busy` before the attempt is counted: a
+    // storm the queue turns away then costs one read, not three statements.
+    if p.password.is_some() {
+        state.hasher.room_for(lane)?;
+    }
     let throttle = Throttle {
         pool: &state.pool,
         config: &state.config,
         login: login.clone().unwrap_or_else(|| "(invalid)".into()),
         addr: ctx.client_ip,
+        known,
     };
     throttle.begin().await?;
-    let found = match &login {
-        Some(login) => db::users::credentials_by_login(&state.db().await?, login).await?,
-        None => None,
-    };
     let valid = match (&p.password, &p.uniqcode, &found) {
         (Some(pw), _, Some(user)) => {
             let check = (state.hasher)
-                .verify(ctx.lane(), pw.clone(), user.password_hash.clone())
+                .verify(lane, pw.clone(), user.password_hash.clone())
                 .await;
             throttle.ran(check).await?
         }
         (Some(pw), _, None) => {
-            let check = state.hasher.verify_dummy(ctx.lane(), pw.clone()).await;
+            let check = state.hasher.verify_dummy(lane, pw.clone()).await;
             throttle.ran(check).await?;
             false
         }
@@ -95,8 +113,9 @@ pub async fn authorization(
     // Only now, with the password right, may the answer tell of a second factor.
     super::second_factor::second_factor(&ctx, &user, p.otp.as_deref()).await?;
     throttle.succeeded().await?;
+    let client = state.db().await?;
+    db::users::remember_network(&client, user.user_id, &network).await?;
     let cookie = if p.session.unwrap_or(YesNo(true)).0 {
-        let client = state.db().await?;
         let cookie = auth::open_session(&client, user.user_id).await?;
         ctx.set_cookie(CookieChange::Set(cookie.clone()));
         Some(cookie)
@@ -126,7 +145,11 @@ async fn mailbox_authorization(
         config: &state.config,
         login: address.clone().unwrap_or_else(|| "(invalid)".into()),
         addr: ctx.client_ip,
+        known: false,
     };
+    if p.password.is_some() {
+        state.hasher.room_for(ctx.lane())?;
+    }
     throttle.begin().await?;
     let password = p
         .password

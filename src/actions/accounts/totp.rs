@@ -65,6 +65,7 @@ fn throttle<'a>(ctx: &'a Ctx, login: &str) -> Throttle<'a> {
         config: &ctx.state.config,
         login: login.to_string(),
         addr: ctx.client_ip,
+        known: false,
     }
 }
 

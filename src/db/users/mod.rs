@@ -99,14 +99,80 @@ pub async fn credentials_by_login(
         &[&login],
     )
     .await?;
-    Ok(row.map(|r| Credentials {
+    Ok(row.as_ref().map(credentials))
+}
+
+/// How long a network an account signed in from counts as known (sql/0043_known_networks.sql).
+pub const KNOWN_NETWORK_DAYS: i32 = 90;
+
+/// An account's credentials by login, and whether it signed in from `network` (CIDR text,
+/// [`network_key`](crate::auth::ratelimit::network_key)) within [`KNOWN_NETWORK_DAYS`].
+pub async fn credentials_for_sign_in(
+    c: &impl GenericClient,
+    login: &str,
+    network: &str,
+) -> Result<Option<(Credentials, bool)>, ApiError> {
+    let row = query_opt(
+        c,
+        "SELECT u.id, u.login, u.role, u.password_hash, u.uniqcode_hash, u.disabled,
+                EXISTS (SELECT 1 FROM login_networks n
+                         WHERE n.user_id = u.id AND n.network = $2::text::cidr
+                           AND n.last_success > now() - make_interval(days => $3))
+           FROM users u WHERE u.login = $1",
+        &[&login, &network, &KNOWN_NETWORK_DAYS],
+    )
+    .await?;
+    Ok(row.map(|r| (credentials(&r), r.get(6))))
+}
+
+fn credentials(r: &tokio_postgres::Row) -> Credentials {
+    Credentials {
         user_id: r.get(0),
         login: r.get(1),
         role: Role::parse(r.get(2)).unwrap_or(Role::User),
         password_hash: r.get(3),
         uniqcode_hash: r.get(4),
         disabled: r.get(5),
-    }))
+    }
+}
+
+/// Notes that the account signed in from `network` now, keeping its 8 latest networks. The
+/// networks past them are deleted skipping rows another sign-in holds (that one trims them),
+/// so two sign-ins of one account never wait on each other.
+pub async fn remember_network(
+    c: &impl GenericClient,
+    user_id: Uuid,
+    network: &str,
+) -> Result<(), ApiError> {
+    execute(
+        c,
+        "INSERT INTO login_networks (user_id, network) VALUES ($1, $2::text::cidr)
+         ON CONFLICT (user_id, network) DO UPDATE SET last_success = now()",
+        &[&user_id, &network],
+    )
+    .await?;
+    execute(
+        c,
+        "DELETE FROM login_networks WHERE (user_id, network) IN (
+             SELECT user_id, network FROM login_networks
+              WHERE user_id = $1 AND network <> $2::text::cidr
+              ORDER BY last_success DESC OFFSET 7 FOR UPDATE SKIP LOCKED)",
+        &[&user_id, &network],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Drops at most `limit` networks not signed in from for [`KNOWN_NETWORK_DAYS`] (by their time's index).
+pub async fn purge_old_networks(c: &impl GenericClient, limit: i64) -> Result<u64, ApiError> {
+    execute(
+        c,
+        "DELETE FROM login_networks WHERE ctid = ANY (ARRAY (
+             SELECT ctid FROM login_networks
+              WHERE last_success < now() - make_interval(days => $2) LIMIT $1))",
+        &[&limit, &KNOWN_NETWORK_DAYS],
+    )
+    .await
 }
 
 /// An account that lists an address, with the address as stored.
