@@ -34,7 +34,7 @@ fn lower_priority() {
 /// Slow, CPU-bound work (bcrypt, RSA key generation) on a few dedicated threads that run at the
 /// lowest CPU priority: a wave of such requests queues here and gets whatever CPU the rest of the
 /// service leaves, instead of taking cores from the reactor and the database. The queue holds at
-/// most `queue` jobs, and one client's lane at most a quarter of them; past that a request
+/// most `queue` jobs, and one client's network at most a quarter of them ([`Lane::group`]); past that a request
 /// answers `busy` at once instead of waiting behind work nobody can bound (a job that goes ahead
 /// takes the place of the newest job of the longest lane ranked below it). Lanes take turns (see
 /// [`Lane`]). Callers never hold a transaction while they wait here.
@@ -49,9 +49,9 @@ type Job = Box<dyn FnOnce() + Send>;
 struct Queue {
     waiting: std::sync::Mutex<Waiting>,
     ready: std::sync::Condvar,
-    /// Jobs waiting in all, and in one lane.
+    /// Jobs waiting in all, and in one group of lanes ([`Lane::group`]).
     limit: usize,
-    per_lane: usize,
+    per_group: usize,
 }
 
 /// How far ahead a lane's next job goes: a known lane's first jobs ([`Lane::known`]) before a
@@ -82,12 +82,20 @@ struct Waiting {
     ranks: [std::collections::VecDeque<Lane>; 3],
     /// What each network seen lately ([`Lane::network`]) may still put ahead of busy lanes.
     credits: std::collections::HashMap<Lane, Credit>,
+    /// Jobs waiting per [`Lane::group`] (a network's known sign-ins apart from its other jobs),
+    /// each group holding at most a share of the queue: a storm from the 65,536 /64s of one /48
+    /// holds what one address would.
+    groups: std::collections::HashMap<Lane, usize>,
     len: usize,
     closed: bool,
 }
 
-/// A network's credit for jobs served ahead of busy lanes: `QUIET_CREDITS` at most, all of them
-/// again once the network has sent nothing for `QUIET_REFILL`. A person signing in (and
+/// A network's credit for jobs served ahead of busy lanes: `QUIET_CREDITS` at most for its known
+/// sign-ins and as many for its other jobs, all of them again once the network has sent nothing
+/// (of either kind) for `QUIET_REFILL`. The two kinds are apart so that anyone in a network (an
+/// office, a carrier's NAT) cannot spend, with three logins of nonexistent accounts, what a
+/// person signing in from a network known to their account has; their silence is one, so that a
+/// storm whose logins became known does not find its other credit full again. A person signing in (and
 /// mistyping twice) spends them; a flood spends them in its first second and then waits its
 /// turns for as long as it goes on. (Earning credit back with time alone let every address of a
 /// storm that began together jump the queue together each time its credit came back: a person
@@ -96,7 +104,8 @@ struct Waiting {
 /// has the credit of one.
 #[derive(Clone, Copy)]
 struct Credit {
-    left: u32,
+    quiet: u32,
+    known: u32,
     /// When the network last sent a job.
     at: std::time::Instant,
 }
@@ -121,20 +130,40 @@ impl Waiting {
             }
         }
         let c = self.credits.entry(network).or_insert(Credit {
-            left: QUIET_CREDITS,
+            quiet: QUIET_CREDITS,
+            known: QUIET_CREDITS,
             at: now,
         });
         if now.saturating_duration_since(c.at) >= QUIET_REFILL {
-            c.left = QUIET_CREDITS;
+            (c.quiet, c.known) = (QUIET_CREDITS, QUIET_CREDITS);
         }
         c.at = now;
-        c.left > 0
+        if lane.is_known() {
+            c.known > 0
+        } else {
+            c.quiet > 0
+        }
     }
 
-    /// Spends one of the credit of `lane`'s network: a job of it was let ahead.
+    /// Spends one of the credit of `lane`'s network (of its kind): a job of it was let ahead.
     fn spend(&mut self, lane: Lane) {
         if let Some(c) = self.credits.get_mut(&lane.network()) {
-            c.left = c.left.saturating_sub(1);
+            let left = if lane.is_known() {
+                &mut c.known
+            } else {
+                &mut c.quiet
+            };
+            *left = left.saturating_sub(1);
+        }
+    }
+
+    /// Counts a job of `lane` put in (`+1`) or taken out (`-1`) in its group.
+    fn count(&mut self, lane: Lane, change: isize) {
+        let group = lane.group();
+        let n = self.groups.entry(group).or_default();
+        *n = n.saturating_add_signed(change);
+        if *n == 0 {
+            self.groups.remove(&group);
         }
     }
 
@@ -154,6 +183,7 @@ impl Waiting {
             self.ranks[lower as usize].retain(|l| *l != longest);
         }
         self.len -= 1;
+        self.count(longest, -1);
         job
     }
 
@@ -170,6 +200,7 @@ impl Waiting {
             self.ranks[Rank::Turn as usize].push_back(lane);
         }
         self.len -= 1;
+        self.count(lane, -1);
         job
     }
 }
@@ -181,7 +212,7 @@ impl Workers {
             waiting: std::sync::Mutex::default(),
             ready: std::sync::Condvar::new(),
             limit,
-            per_lane: (limit / 4).max(1),
+            per_group: (limit / 4).max(1),
         });
         let short: String = what.chars().take(8).collect();
         for i in 0..threads.max(1) {
@@ -261,14 +292,15 @@ impl Queue {
     /// [`Rank`]).
     fn entry(&self, w: &mut Waiting, lane: Lane) -> Option<Entry> {
         let waiting_here = w.lanes.get(&lane).map_or(0, |(_, j)| j.len());
+        let in_group = w.groups.get(&lane.group()).copied().unwrap_or(0);
         // The service's own work is no client's: it has no share to keep to.
         let share = if lane == Lane::SERVICE {
             self.limit
         } else {
-            self.per_lane
+            self.per_group
         };
         let credit = w.sent(lane, std::time::Instant::now());
-        if waiting_here >= share || (w.len >= self.limit && waiting_here > 0) {
+        if in_group >= share || (w.len >= self.limit && waiting_here > 0) {
             return None;
         }
         if waiting_here > 0 {
@@ -314,6 +346,7 @@ impl Queue {
             }
         }
         w.len += 1;
+        w.count(lane, 1);
         drop(w);
         // Dropped outside the lock: it wakes its caller.
         drop(evicted);

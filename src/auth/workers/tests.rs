@@ -228,8 +228,8 @@ fn credit_comes_back_only_after_a_silence() {
     assert!(goes_ahead(&mut w, person, at(12)));
 }
 
-/// Many addresses of one network (an IPv4 /24, an IPv6 /48), known lanes or not, share one
-/// credit.
+/// Many addresses of one network (an IPv4 /24, an IPv6 /48) share one credit of each kind
+/// (known sign-ins, the rest) and one silence.
 #[test]
 fn one_network_has_the_credit_of_one_address() {
     let mut w = Waiting::default();
@@ -240,11 +240,10 @@ fn one_network_has_the_credit_of_one_address() {
     let v6 = |n: u16| Lane::of(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, n, 0, 0, 0, 1).into());
     let ahead = (1..=9).filter(|n| goes_ahead(&mut w, v6(*n), now)).count();
     assert_eq!(ahead, QUIET_CREDITS as usize);
-    // Its known lanes share its credit (spent here); the next /24 and /48 have their own.
-    assert!(!goes_ahead(&mut w, v4(1).known(), now));
+    // The next /24 and /48 have credit of their own.
     assert!(goes_ahead(
         &mut w,
-        Lane::of("203.0.114.1".parse().unwrap()).known(),
+        Lane::of("203.0.114.1".parse().unwrap()),
         now
     ));
     assert!(goes_ahead(
@@ -252,6 +251,18 @@ fn one_network_has_the_credit_of_one_address() {
         Lane::of("2001:db8:8::1".parse().unwrap()),
         now
     ));
+    // Its known sign-ins have a credit of their own kind, which logins of anyone else in the
+    // network cannot spend...
+    let known = (1..=9)
+        .filter(|n| goes_ahead(&mut w, v4(*n).known(), now))
+        .count();
+    assert_eq!(known, QUIET_CREDITS as usize);
+    // ...and one silence with the rest: sending either kind keeps both from coming back.
+    let later = |secs: u64| now + std::time::Duration::from_secs(secs);
+    assert!(!goes_ahead(&mut w, v4(1), later(15)));
+    assert!(!goes_ahead(&mut w, v4(1).known(), later(30)));
+    assert!(goes_ahead(&mut w, v4(1).known(), later(50)));
+    assert!(goes_ahead(&mut w, v4(1), later(50)));
     assert_eq!(Lane::SERVICE.known(), Lane::SERVICE);
 }
 
@@ -333,6 +344,35 @@ async fn a_known_lane_goes_before_quiet_ones() {
         workers.run_in(lane(100).known(), || ()).await.unwrap();
     }
     let w = workers.queue.waiting.lock().unwrap();
-    let credit = w.credits.get(&lane(100).known().network()).map(|c| c.left);
+    let credit = w.credits.get(&lane(100).known().network()).map(|c| c.known);
     assert_eq!(credit, Some(0));
+}
+
+/// One network holds at most a quarter of the queue however many addresses it sends from (one
+/// IPv6 /48 holds 65,536 /64s); its known sign-ins have a quarter of their own, so a storm from
+/// the network of someone's home does not shut them out.
+#[tokio::test]
+async fn one_network_holds_a_quarter_of_the_queue_whatever_its_addresses() {
+    fn noop() {}
+    let workers = Workers::new("tests", 1, 32);
+    let from = |n: u16| Lane::of(std::net::Ipv6Addr::new(0x2001, 0xdb8, 9, n, 0, 0, 0, 1).into());
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    behind(workers.run(move || hold.recv().ok()), async {
+        let mut storm: Vec<_> = (0..8)
+            .map(|n| Box::pin(workers.run_in(from(n), noop)))
+            .collect();
+        enqueue(&mut storm).await;
+        refused(workers.run_in(from(8), noop)).await;
+        let mut others = vec![
+            Box::pin(workers.run_in(from(9).known(), noop)),
+            Box::pin(workers.run_in(lane(1), noop)),
+        ];
+        enqueue(&mut others).await;
+        assert_eq!(workers.queued(), 10);
+        release.send(()).unwrap();
+        for q in futures_util::future::join_all(storm.into_iter().chain(others)).await {
+            q.unwrap();
+        }
+    })
+    .await;
 }
