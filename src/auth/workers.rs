@@ -90,12 +90,12 @@ struct Waiting {
     closed: bool,
 }
 
-/// A network's credit for jobs served ahead of busy lanes: `QUIET_CREDITS` at most for its known
-/// sign-ins and as many for its other jobs, all of them again once the network has sent nothing
-/// (of either kind) for `QUIET_REFILL`. The two kinds are apart so that anyone in a network (an
-/// office, a carrier's NAT) cannot spend, with three logins of nonexistent accounts, what a
-/// person signing in from a network known to their account has; their silence is one, so that a
-/// storm whose logins became known does not find its other credit full again. A person signing in (and
+/// A network's credit for jobs served ahead of busy lanes: `QUIET_CREDITS` at most, known
+/// sign-ins or not, all of them again once the network has sent nothing for `QUIET_REFILL`.
+/// (With a credit of each kind, a storm on accounts of its own, whose logins become known, had
+/// twice the jobs ahead of strangers: a person signing in as it began waited 3.8 s behind them.
+/// Someone in a network who spends its credit makes a known sign-in from it wait in turn, which
+/// the network's share of the queue bounds; it is not refused.) A person signing in (and
 /// mistyping twice) spends them; a flood spends them in its first second and then waits its
 /// turns for as long as it goes on. (Earning credit back with time alone let every address of a
 /// storm that began together jump the queue together each time its credit came back: a person
@@ -104,8 +104,7 @@ struct Waiting {
 /// has the credit of one.
 #[derive(Clone, Copy)]
 struct Credit {
-    quiet: u32,
-    known: u32,
+    left: u32,
     /// When the network last sent a job.
     at: std::time::Instant,
 }
@@ -130,30 +129,20 @@ impl Waiting {
             }
         }
         let c = self.credits.entry(network).or_insert(Credit {
-            quiet: QUIET_CREDITS,
-            known: QUIET_CREDITS,
+            left: QUIET_CREDITS,
             at: now,
         });
         if now.saturating_duration_since(c.at) >= QUIET_REFILL {
-            (c.quiet, c.known) = (QUIET_CREDITS, QUIET_CREDITS);
+            c.left = QUIET_CREDITS;
         }
         c.at = now;
-        if lane.is_known() {
-            c.known > 0
-        } else {
-            c.quiet > 0
-        }
+        c.left > 0
     }
 
-    /// Spends one of the credit of `lane`'s network (of its kind): a job of it was let ahead.
+    /// Spends one of the credit of `lane`'s network: a job of it was let ahead.
     fn spend(&mut self, lane: Lane) {
         if let Some(c) = self.credits.get_mut(&lane.network()) {
-            let left = if lane.is_known() {
-                &mut c.known
-            } else {
-                &mut c.quiet
-            };
-            *left = left.saturating_sub(1);
+            c.left = c.left.saturating_sub(1);
         }
     }
 

@@ -43,10 +43,9 @@ impl Lane {
 
     /// What the lane's credit is kept by: its network (an IPv4 /24, an IPv6 /48,
     /// [`network_key`](crate::auth::ratelimit::network_key)), known or not, so that the many
-    /// addresses of one network share one credit of each kind and one silence. (With a silence
-    /// for each kind, a storm whose logins had become known left its network's other credit
-    /// silent, full again 20 s later for the storm's next login not known: 16 of them went
-    /// before a person.)
+    /// addresses of one network share one credit and one silence. (With known sign-ins apart, a
+    /// storm whose logins had become known left its network's other credit silent, full again
+    /// 20 s later for the storm's next login not known: 16 of them went before a person.)
     /// Whose share of the queue a job counts in: its network's ([`network`](Self::network)),
     /// a network's known sign-ins apart from its other jobs, so that a storm from the network
     /// of someone's home does not take their share.
